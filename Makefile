@@ -1,0 +1,64 @@
+# OpenTransit — every set-up step is here and idempotent. The README's two commands: `make demo`, `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+NODE_BIN := node_modules/.bin
+BUILD := build
+BPF_SRC := $(wildcard bpf/*.c)
+BPF_OBJ := $(patsubst bpf/%.c,$(BUILD)/bpf/%.o,$(BPF_SRC))
+BPF_HDR := $(wildcard bpf/*.h bpf/lib/*.h)
+
+.PHONY: setup system-packages deps build ts bpf addon generate test test-unit test-privileged typecheck demo bench clean
+
+setup: system-packages deps
+
+system-packages:
+	@scripts/setup-system.sh
+
+# npm ci only when the lock file changed since the last install (npm ci always wipes node_modules).
+deps: node_modules/.ot-installed
+node_modules/.ot-installed: package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: setup generate bpf addon ts
+
+ts: deps
+	$(NODE_BIN)/tsc -p tsconfig.json
+
+# --- eBPF: objects built against the running kernel's BTF (never committed) ---
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.o: bpf/%.c $(BPF_HDR) $(BUILD)/vmlinux.h
+	@mkdir -p $(BUILD)/bpf
+	clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(BUILD) -Ibpf -c $< -o $@
+
+bpf: $(BPF_OBJ)
+
+# The libbpf N-API addon and the TS twin of the C ABI header are added by the data-plane work.
+addon:
+generate:
+
+typecheck: deps
+	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+
+# Unit tests need no root; privileged tests (netns, BPF, nft, BIRD, etcd) run for real and fail, never skip,
+# when a kernel feature is missing.
+test: build
+	scripts/run-tests.sh all
+
+test-unit: build
+	scripts/run-tests.sh unit
+
+test-privileged: build
+	scripts/run-tests.sh privileged
+
+demo: build
+	bin/opentransit demo
+
+bench: build
+	bin/opentransit bench
+
+clean:
+	rm -rf dist $(BUILD)

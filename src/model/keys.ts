@@ -1,0 +1,40 @@
+/**
+ * Key layout of the store — the same for LMDB and etcd, so either backend is a drop-in.
+ *
+ * Why one document per account: an account's prefixes, tunnels, routes and firewall are validated together
+ * (a route's prefix lies in the account's prefixes, a nexthop in one of its tunnels' subnets), so storing them
+ * as one JSON document makes every API write — and `PUT /config` — a single compare-and-swap on one key, and
+ * gives every agent a consistent snapshot of an account in one watch event (never a route without its tunnel).
+ * Cross-account invariants (unique names, no prefix overlap between tenants) live in one small `registry`
+ * document that every write touching names or prefixes compares too. Secrets (token hashes) live apart from the
+ * documents agents watch, so an edge server never holds a tenant's credentials.
+ */
+
+export const ROOT = '/opentransit/v1/';
+
+export const keys = {
+  /** Operator settings: anycast endpoints, BGP peers, global blocklist. */
+  settings: `${ROOT}settings`,
+  /** Names and prefixes of every account: the cross-tenant uniqueness/overlap index. */
+  registry: `${ROOT}registry`,
+  /** Prefix under which every account document lives (agents watch this). */
+  accountsPrefix: `${ROOT}accounts/`,
+  account: (id: string) => `${ROOT}accounts/${id}`,
+  /** Account tokens, by the SHA-256 of the token (hex); value names the account. */
+  tokensPrefix: `${ROOT}tokens/`,
+  token: (sha256hex: string) => `${ROOT}tokens/${sha256hex}`,
+  /** Per-node state reported by agents (status) and set by operators (drain). */
+  nodesPrefix: `${ROOT}nodes/`,
+  nodeStatus: (nodeId: string) => `${ROOT}nodes/${nodeId}/status`,
+  nodeDrain: (nodeId: string) => `${ROOT}nodes/${nodeId}/drain`,
+  /** Operator-wide DoS mitigation rules (XDP), one key each so rules expire independently. */
+  mitigationsPrefix: `${ROOT}mitigations/`,
+  mitigation: (id: string) => `${ROOT}mitigations/${id}`,
+} as const;
+
+/** The account id of an account document key, or undefined for any other key. */
+export function accountIdOfKey(key: string): string | undefined {
+  if (!key.startsWith(keys.accountsPrefix)) return undefined;
+  const id = key.slice(keys.accountsPrefix.length);
+  return id.length > 0 && !id.includes('/') ? id : undefined;
+}
