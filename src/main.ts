@@ -1,3 +1,51 @@
-// Composition root of the `opentransit` command; replaced by the CLI work (client verbs in src/cli,
-// daemon verbs — api, agent, lab — loaded lazily from their own folders so src/cli never imports them).
-process.stdout.write('opentransit\n');
+/**
+ * Composition root of the `opentransit` command (bin/opentransit imports the compiled dist/src/main.js).
+ *
+ * Two kinds of verbs:
+ *  - client verbs (apply, get, delete, account, status) come from src/cli and talk to the HTTP API only;
+ *  - daemon verbs (api; later agent, plan, lab, demo, bench) are registered below, but each one's
+ *    implementation lives in its own folder and is imported only when that verb runs. So `opentransit get`
+ *    never loads fastify, lmdb or the kernel layer, and src/cli never depends on them.
+ */
+import { Command } from 'commander';
+import { processIo, registerClientCommands, runProgram, type CliIo } from './cli/index.js';
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('opentransit')
+    .description('OpenTransit: self-hosted anycast DoS protection, customer firewalls and GRE delivery')
+    .showHelpAfterError('(run with --help for usage)');
+  registerClientCommands(program, io);
+  registerDaemonCommands(program);
+  return program;
+}
+
+/**
+ * Daemon verbs. The pattern for adding one (agent, plan, lab, demo, bench): declare its options here and, in
+ * the action, `await import('./<folder>/<module>.js')` and call its start function with the parsed options.
+ * Keep the import inside the action: that is what keeps the other verbs fast and free of its dependencies.
+ */
+function registerDaemonCommands(program: Command): void {
+  program
+    .command('api')
+    .description('run the HTTP API server (operator token from OPENTRANSIT_OPERATOR_TOKEN)')
+    .option('--listen <host:port>', 'address and port to listen on (port 0 picks a free one)', '127.0.0.1:8080')
+    .option('--data-dir <dir>', 'directory of the embedded store', '/var/lib/opentransit')
+    .action(async (opts: { listen: string; dataDir: string }) => {
+      const { startApiServer } = (await importLazily('./api/server.js')) as ApiServerModule;
+      await startApiServer({ listen: opts.listen, dataDir: opts.dataDir });
+    });
+}
+
+/** The part of src/api/server.ts this command uses. */
+interface ApiServerModule {
+  startApiServer(opts: { listen: string; dataDir: string }): Promise<unknown>;
+}
+
+/** A dynamic import whose target tsc does not resolve at build time (the module may land later). */
+function importLazily(specifier: string): Promise<unknown> {
+  return import(new URL(specifier, import.meta.url).href);
+}
+
+const io = processIo();
+// exitCode, not exit(): a daemon verb's server keeps the process alive after its action returns.
+process.exitCode = await runProgram(buildProgram(io), process.argv, io);

@@ -1,0 +1,181 @@
+// Pure formatting of the CLI's human output: tables, diffs, the firewall listing, status, apply reports, errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderTable, renderObjects, cellText } from '../../src/cli/table.js';
+import { formatChanges, formatChange, changedFields, summarizeChanges } from '../../src/cli/diff.js';
+import { formatFirewall } from '../../src/cli/get.js';
+import { formatStatus, formatAge } from '../../src/cli/status.js';
+import { formatApplyResult, previewCreates } from '../../src/cli/apply.js';
+import { ApiError, ConnectionError, UsageError, formatError } from '../../src/cli/errors.js';
+
+test('renderTable aligns columns on the widest cell and leaves no trailing blanks', () => {
+  const out = renderTable(['id', 'cidr', 'advertised'], [
+    ['p1', '203.0.113.0/24', 'true'],
+    ['prefix-22', '198.18.0.0/15', 'false'],
+  ]);
+  assert.equal(out, [
+    'ID         CIDR            ADVERTISED',
+    'p1         203.0.113.0/24  true',
+    'prefix-22  198.18.0.0/15   false',
+    '',
+  ].join('\n'));
+  for (const line of out.split('\n')) assert.equal(line, line.trimEnd());
+});
+
+test('renderTable: a short last column does not pad, a missing cell is blank', () => {
+  const out = renderTable(['a', 'b'], [['x'], ['long-value', 'y']]);
+  assert.equal(out, 'A           B\nx\nlong-value  y\n');
+});
+
+test('cellText shows absent values as "-", objects as compact JSON, never a line break', () => {
+  assert.equal(cellText(undefined), '-');
+  assert.equal(cellText(null), '-');
+  assert.equal(cellText(''), '-');
+  assert.equal(cellText(false), 'false');
+  assert.equal(cellText(0), '0');
+  assert.equal(cellText({ enabled: true }), '{"enabled":true}');
+  assert.equal(cellText('a\n  b'), 'a b');
+});
+
+test('renderObjects maps accessors to cells', () => {
+  const out = renderObjects([{ header: 'name', value: (r: { n?: string }) => r.n }], [{ n: 'acme' }, {}]);
+  assert.equal(out, 'NAME\nacme\n-\n');
+});
+
+test('formatChanges prints +, ~ and - lines, and "no changes" for an empty diff', () => {
+  assert.equal(formatChanges([]), 'no changes\n');
+  const out = formatChanges([
+    { op: 'create', kind: 'prefix', key: '203.0.113.0/24', after: { cidr: '203.0.113.0/24', advertised: true } },
+    {
+      op: 'update', kind: 'route', key: '203.0.113.0/24 via 10.200.0.1',
+      before: { id: 'r1', prefix: '203.0.113.0/24', priority: 100 }, after: { id: 'r1', prefix: '203.0.113.0/24', priority: 200 },
+    },
+    { op: 'delete', kind: 'gre_tunnel', key: 'acme-chi', before: { name: 'acme-chi' } },
+  ]);
+  assert.equal(out, [
+    '+ prefix 203.0.113.0/24',
+    '~ route 203.0.113.0/24 via 10.200.0.1 (priority: 100 → 200)',
+    '- gre_tunnel acme-chi',
+    '',
+  ].join('\n'));
+});
+
+test('changedFields ignores ids and shows added, removed and nested fields', () => {
+  assert.deepEqual(changedFields({ id: 'a', x: 1 }, { id: 'b', x: 1 }), []);
+  assert.deepEqual(changedFields({ a: 1 }, { a: 1, b: 'on' }), ['b: (none) → on']);
+  assert.deepEqual(changedFields({ hc: { enabled: false } }, { hc: { enabled: true } }), [
+    'hc: {"enabled":false} → {"enabled":true}',
+  ]);
+  assert.deepEqual(changedFields('allow', 'block'), ['allow → block']);
+  assert.equal(formatChange({ op: 'update', kind: 'firewall', key: 'default_action', before: 'allow', after: 'block' }),
+    '~ firewall default_action (allow → block)');
+});
+
+test('summarizeChanges counts each kind of change, planned or done', () => {
+  const changes = [
+    { op: 'create' as const, kind: 'prefix', key: 'a' },
+    { op: 'create' as const, kind: 'route', key: 'b' },
+    { op: 'delete' as const, kind: 'route', key: 'c' },
+  ];
+  assert.equal(summarizeChanges(changes), '2 to create, 0 to update, 1 to delete');
+  assert.equal(summarizeChanges(changes, true), '2 created, 0 updated, 1 deleted');
+});
+
+test('formatFirewall lists the default action, then the rules in order', () => {
+  const out = formatFirewall({
+    default_action: 'block',
+    rules: [
+      { action: 'allow', expression: 'ip.dst == 203.0.113.100 and tcp.dstport in {20..21}' },
+      { action: 'block', expression: 'udp' },
+    ],
+  });
+  assert.equal(out, [
+    'default action: block',
+    '#  ACTION  EXPRESSION',
+    '1  allow   ip.dst == 203.0.113.100 and tcp.dstport in {20..21}',
+    '2  block   udp',
+    '',
+  ].join('\n'));
+  assert.equal(formatFirewall({ default_action: 'allow', rules: [] }), 'default action: allow\nno rules\n');
+});
+
+test('formatStatus shows each node and each account state on it, with names for ids', () => {
+  const now = Date.parse('2026-11-22T19:00:10Z');
+  const out = formatStatus([
+    {
+      id: 'edge-1', applied_revision: 42,
+      last_reconcile: { at: '2026-11-22T19:00:00Z', ok: true },
+      accounts: { a1: { state: 'applied', revision: 42 } },
+    },
+    {
+      id: 'edge-2', applied_revision: 40,
+      last_reconcile: { at: '2026-11-22T18:00:10Z', error: 'nft: syntax error' },
+      accounts: [{ account: 'a1', state: 'failed', error: 'nft: syntax error' }],
+    },
+  ], [{ id: 'a1', name: 'acme' }], now);
+  assert.equal(out, [
+    'NODE    APPLIED_REVISION  LAST_RECONCILE                      RESULT',
+    'edge-1  42                2026-11-22T19:00:00.000Z (10s ago)  ok',
+    'edge-2  40                2026-11-22T18:00:10.000Z (1h ago)   error: nft: syntax error',
+    '',
+    'NODE    ACCOUNT  STATE    REVISION  MESSAGE',
+    'edge-1  acme     applied  42        -',
+    'edge-2  acme     failed   -         nft: syntax error',
+    '',
+  ].join('\n'));
+});
+
+test('formatAge reads like a person would say it', () => {
+  assert.equal(formatAge(0), '0s ago');
+  assert.equal(formatAge(59_999), '59s ago');
+  assert.equal(formatAge(60_000), '1m ago');
+  assert.equal(formatAge(3 * 86_400_000), '3d ago');
+  assert.equal(formatAge(-1), 'in the future');
+});
+
+test('formatApplyResult: created account shows its token once, then the diff and the tally', () => {
+  const out = formatApplyResult({
+    account: { id: 'a1', name: 'acme' }, token: 'tok-123', dryRun: false, revision: 7,
+    changes: [{ op: 'create', kind: 'prefix', key: '203.0.113.0/24' }],
+  });
+  assert.equal(out, [
+    'account acme (created, id a1):',
+    '  token (shown only this once): tok-123',
+    '+ prefix 203.0.113.0/24',
+    '1 created, 0 updated, 0 deleted at revision 7',
+    '',
+  ].join('\n'));
+  assert.equal(formatApplyResult({ account: { id: 'a1', name: 'acme' }, dryRun: false, changes: [], revision: 7 }),
+    'account acme:\nno changes\n');
+  assert.match(formatApplyResult({ account: { id: 'a1', name: 'acme' }, dryRun: true, changes: [] }),
+    /^account acme:\nno changes\n0 to create, 0 to update, 0 to delete \(dry run: nothing stored\)\n$/);
+});
+
+test('a dry run for a missing account previews the document as creations', () => {
+  const changes = previewCreates({
+    account: 'acme',
+    prefixes: [{ cidr: '203.0.113.0/24' }],
+    gre_tunnels: [{ name: 'acme-chi' }],
+    routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1' }],
+    firewall: { default_action: 'block', rules: [] },
+  });
+  assert.deepEqual(changes.map((c) => `${c.op} ${c.kind} ${c.key}`), [
+    'create prefix 203.0.113.0/24',
+    'create gre_tunnel acme-chi',
+    'create route 203.0.113.0/24 via 10.200.0.1',
+    'create firewall firewall',
+  ]);
+  const out = formatApplyResult({ account: { id: '', name: 'acme' }, dryRun: true, accountMissing: true, changes });
+  assert.match(out, /^account acme does not exist yet; apply would create it with:\n\+ prefix 203\.0\.113\.0\/24\n/);
+  assert.match(out, /dry run: nothing stored/);
+});
+
+test('formatError: API errors name their field; connection errors name the URL', () => {
+  assert.equal(formatError(new ApiError(400, 'invalid', 'must be a CIDR', 'prefixes[0].cidr')),
+    'error: must be a CIDR (field: prefixes[0].cidr)');
+  assert.equal(formatError(new ApiError(404, 'not_found', 'no such account')), 'error: no such account');
+  assert.equal(formatError(new UsageError('bad', 'kind')), 'error: bad (field: kind)');
+  assert.match(formatError(new ConnectionError('http://127.0.0.1:8080', 'connection refused')),
+    /^error: cannot reach the OpenTransit API at http:\/\/127\.0\.0\.1:8080 \(connection refused\)/);
+  assert.equal(formatError('boom'), 'error: boom');
+});
