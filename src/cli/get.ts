@@ -22,7 +22,11 @@ interface Listing {
 const LISTINGS: Record<string, Listing> = {
   accounts: {
     plural: 'accounts',
-    columns: [{ header: 'id', value: (a) => a.id }, { header: 'name', value: (a) => a.name }],
+    columns: [
+      { header: 'id', value: (a) => a.id },
+      { header: 'name', value: (a) => a.name },
+      { header: 'created', value: (a) => a.created_at, optional: true },
+    ],
   },
   prefixes: {
     path: 'prefixes',
@@ -31,6 +35,7 @@ const LISTINGS: Record<string, Listing> = {
       { header: 'id', value: (p) => p.id },
       { header: 'cidr', value: (p) => p.cidr },
       { header: 'advertised', value: (p) => p.advertised },
+      { header: 'description', value: (p) => p.description, optional: true },
     ],
   },
   tunnels: {
@@ -44,6 +49,8 @@ const LISTINGS: Record<string, Listing> = {
       { header: 'interface', value: (t) => t.interface_address },
       { header: 'ttl', value: (t) => t.ttl },
       { header: 'mtu', value: (t) => t.mtu },
+      { header: 'health_check', value: (t) => healthCheckText(t.health_check), optional: true },
+      { header: 'description', value: (t) => t.description, optional: true },
     ],
   },
   routes: {
@@ -55,6 +62,7 @@ const LISTINGS: Record<string, Listing> = {
       { header: 'nexthop', value: (r) => r.nexthop },
       { header: 'priority', value: (r) => r.priority },
       { header: 'weight', value: (r) => r.weight },
+      { header: 'description', value: (r) => r.description, optional: true },
     ],
   },
 };
@@ -116,10 +124,18 @@ export function formatFirewall(firewall: Item): string {
   const columns: Column<Item & { '#': number }>[] = [
     { header: '#', value: (r) => r['#'] },
     { header: 'action', value: (r) => r.action },
+    // Shown only when some rule is switched off: "enabled: true" on every line is noise.
+    { header: 'enabled', value: (r) => (rules.some((x) => x.enabled === false) ? r.enabled : undefined), optional: true },
+    { header: 'description', value: (r) => r.description, optional: true },
     { header: 'expression', value: (r) => r.expression },
   ];
-  if (rules.some((r) => r.description !== undefined)) {
-    columns.splice(2, 0, { header: 'description', value: (r) => r.description });
-  }
   return head + renderObjects(columns, rules.map((r, i) => ({ ...r, '#': i + 1 })));
+}
+
+/** "reply/mid" when on, "off" when off, absent when the API did not say. */
+function healthCheckText(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const hc = value as { enabled?: unknown; type?: unknown; rate?: unknown };
+  if (hc.enabled === false) return 'off';
+  return [hc.type, hc.rate].filter((v) => typeof v === 'string').join('/') || 'on';
 }

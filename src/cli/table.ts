@@ -7,6 +7,8 @@
 export interface Column<T> {
   header: string;
   value: (row: T) => unknown;
+  /** Left out of the table when no row has a value for it (e.g. descriptions nobody wrote). */
+  optional?: boolean;
 }
 
 /** Renders rows under upper-case headers; returns the text with a final newline. */
@@ -24,7 +26,8 @@ export function renderTable(headers: readonly string[], rows: readonly (readonly
 }
 
 /** A table from objects and column accessors. */
-export function renderObjects<T>(columns: readonly Column<T>[], items: readonly T[]): string {
+export function renderObjects<T>(allColumns: readonly Column<T>[], items: readonly T[]): string {
+  const columns = allColumns.filter((c) => !c.optional || items.some((item) => cellText(c.value(item)) !== '-'));
   return renderTable(
     columns.map((c) => c.header),
     items.map((item) => columns.map((c) => cellText(c.value(item)))),

@@ -81,6 +81,15 @@ test('summarizeChanges counts each kind of change, planned or done', () => {
   assert.equal(summarizeChanges(changes, true), '2 created, 0 updated, 1 deleted');
 });
 
+test('optional columns appear only when some row has a value', () => {
+  const columns = [
+    { header: 'name', value: (r: { n: string; d?: string }) => r.n },
+    { header: 'description', value: (r: { n: string; d?: string }) => r.d, optional: true },
+  ];
+  assert.equal(renderObjects(columns, [{ n: 'a', d: '' }, { n: 'b' }]), 'NAME\na\nb\n');
+  assert.equal(renderObjects(columns, [{ n: 'a', d: 'ftp' }, { n: 'b' }]), 'NAME  DESCRIPTION\na     ftp\nb     -\n');
+});
+
 test('formatFirewall lists the default action, then the rules in order', () => {
   const out = formatFirewall({
     default_action: 'block',
@@ -97,6 +106,21 @@ test('formatFirewall lists the default action, then the rules in order', () => {
     '',
   ].join('\n'));
   assert.equal(formatFirewall({ default_action: 'allow', rules: [] }), 'default action: allow\nno rules\n');
+  // Stored rules carry every field; empty descriptions and all-enabled rules add no columns.
+  const stored = formatFirewall({
+    default_action: 'block',
+    rules: [
+      { id: 'r1', action: 'allow', expression: 'tcp', description: '', enabled: true },
+      { id: 'r2', action: 'block', expression: 'udp', description: 'no udp', enabled: false },
+    ],
+  });
+  assert.equal(stored, [
+    'default action: block',
+    '#  ACTION  ENABLED  DESCRIPTION  EXPRESSION',
+    '1  allow   true     -            tcp',
+    '2  block   false    no udp       udp',
+    '',
+  ].join('\n'));
 });
 
 test('formatStatus shows each node and each account state on it, with names for ids', () => {
