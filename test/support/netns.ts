@@ -1,0 +1,99 @@
+/**
+ * Test harness for privileged tests that build network namespaces.
+ *
+ * Every harness gets a unique prefix `ott-<pid>-<n>-`; every namespace it creates is registered BEFORE it is
+ * created, so `cleanup()` removes it even when creation or the test failed half-way. Namespaces left by a test
+ * process that died (killed, timed out) are swept the next time a harness is made: their pid no longer exists.
+ *
+ *   const ns = netnsHarness();
+ *   after(() => ns.cleanup());            // deletes, then asserts no leftovers
+ *   const a = await ns.create('a');       // 'ott-1234-1-a'
+ */
+import assert from 'node:assert/strict';
+import { listLinks } from '../../src/kernel/links.js';
+import { createNetns, deleteNetnsIfPresent, listNetns } from '../../src/kernel/netns.js';
+import { listNftTables } from '../../src/kernel/nft.js';
+
+/** Root of every test namespace name; distinct from the agent's `ot-` names. */
+export const TEST_NETNS_ROOT = 'ott-';
+
+let harnessCount = 0;
+
+export interface NetnsHarness {
+  /** `ott-<pid>-<n>-`: every name this harness makes starts with it. */
+  readonly prefix: string;
+  /** The namespace name for `label` (not created). */
+  name(label: string): string;
+  /** Registers, then creates the namespace (idempotent); returns its name. */
+  create(label: string): Promise<string>;
+  /** Names registered so far. */
+  readonly created: ReadonlySet<string>;
+  /** Deletes every registered namespace and anything else with the prefix, then asserts no leftovers. */
+  cleanup(): Promise<void>;
+}
+
+export function netnsHarness(): NetnsHarness {
+  harnessCount += 1;
+  const prefix = `${TEST_NETNS_ROOT}${process.pid}-${harnessCount}-`;
+  const created = new Set<string>();
+  let swept: Promise<unknown> | undefined;
+  const name = (label: string) => {
+    if (!/^[a-z0-9_-]{1,20}$/.test(label)) throw new Error(`netns label ${JSON.stringify(label)}: use 1–20 of [a-z0-9_-]`);
+    return prefix + label;
+  };
+  return {
+    prefix,
+    created,
+    name,
+    async create(label) {
+      swept ??= sweepStaleTestNamespaces();
+      await swept;
+      const n = name(label);
+      created.add(n);
+      await createNetns(n);
+      return n;
+    },
+    async cleanup() {
+      const names = new Set([...created, ...(await listNetns(prefix))]);
+      const results = await Promise.allSettled([...names].map((n) => deleteNetnsIfPresent(n)));
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      created.clear();
+      if (failed.length) throw new AggregateError(failed.map((f) => f.reason), `cleanup of ${prefix}* failed`);
+      await assertNoLeftovers(prefix);
+    },
+  };
+}
+
+/**
+ * Asserts that nothing named with `prefix` is left: no namespace, no nft table in this process's namespace, no
+ * link here whose name or alias mentions it. (Links, routes and nft tables inside a deleted namespace go with it.)
+ */
+export async function assertNoLeftovers(prefix: string): Promise<void> {
+  assert.ok(prefix.length >= 4, 'refusing a prefix this short');
+  const [netns, tables, links] = await Promise.all([listNetns(prefix), listNftTables(null, prefix), listLinks(null)]);
+  assert.deepEqual(netns, [], `namespaces left with prefix ${prefix}`);
+  assert.deepEqual(tables, [], `nft tables left with prefix ${prefix}`);
+  const ours = links.filter((l) => l.name.startsWith(prefix) || (l.alias ?? '').includes(prefix));
+  assert.deepEqual(ours.map((l) => l.name), [], `links left mentioning ${prefix}`);
+}
+
+/** Deletes `ott-<pid>-…` namespaces whose test process no longer exists. Returns what it deleted. */
+export async function sweepStaleTestNamespaces(): Promise<string[]> {
+  const stale: string[] = [];
+  for (const n of await listNetns(TEST_NETNS_ROOT)) {
+    const pid = Number(/^ott-(\d+)-/.exec(n)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processAlive(pid)) continue;
+    await deleteNetnsIfPresent(n);
+    stale.push(n);
+  }
+  return stale;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
