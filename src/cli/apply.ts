@@ -108,19 +108,26 @@ async function createAccount(client: ApiClient, name: string): Promise<{ id: str
   }
 }
 
-/** What a document would create in an empty account, keyed the way people name these objects. */
+/**
+ * What a document would change in a new, empty account (whose firewall allows everything), with the same kinds
+ * and keys as the API's diff.
+ */
 export function previewCreates(body: Record<string, unknown>): Change[] {
-  const list = (field: string): Record<string, unknown>[] =>
-    Array.isArray(body[field]) ? (body[field] as Record<string, unknown>[]) : [];
+  const list = (value: unknown): Record<string, unknown>[] =>
+    Array.isArray(value) ? (value as Record<string, unknown>[]) : [];
   const changes: Change[] = [];
-  for (const p of list('prefixes')) changes.push({ op: 'create', kind: 'prefix', key: String(p.cidr), after: p });
-  for (const t of list('gre_tunnels')) changes.push({ op: 'create', kind: 'gre_tunnel', key: String(t.name), after: t });
-  for (const r of list('routes')) {
+  for (const p of list(body.prefixes)) changes.push({ op: 'create', kind: 'prefix', key: String(p.cidr), after: p });
+  for (const t of list(body.gre_tunnels)) changes.push({ op: 'create', kind: 'gre_tunnel', key: String(t.name), after: t });
+  for (const r of list(body.routes)) {
     changes.push({ op: 'create', kind: 'route', key: `${String(r.prefix)} via ${String(r.nexthop)}`, after: r });
   }
-  const firewall = body.firewall as { rules?: unknown } | undefined;
-  if (firewall && typeof firewall === 'object') {
-    changes.push({ op: 'create', kind: 'firewall', key: 'firewall', after: firewall });
+  const firewall = (body.firewall ?? {}) as Record<string, unknown>;
+  list(firewall.rules).forEach((rule, i) => changes.push({ op: 'create', kind: 'firewall_rule', key: `rules[${i}]`, after: rule }));
+  if (firewall.default_action !== undefined && firewall.default_action !== 'allow') {
+    changes.push({
+      op: 'update', kind: 'firewall', key: 'firewall',
+      before: { default_action: 'allow' }, after: { default_action: firewall.default_action },
+    });
   }
   return changes;
 }

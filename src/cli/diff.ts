@@ -25,8 +25,13 @@ export function formatChanges(changes: readonly Change[]): string {
 
 export function formatChange(change: Change): string {
   const symbol = SYMBOL[change.op] ?? '?';
-  const head = `${symbol} ${change.kind} ${change.key}`;
-  if (change.op !== 'update') return head;
+  // The firewall itself is keyed "firewall": "~ firewall firewall" would say it twice.
+  const head = change.key === change.kind ? `${symbol} ${change.kind}` : `${symbol} ${change.kind} ${change.key}`;
+  if (change.op !== 'update') {
+    // A rule's key is only its position: show what the rule does.
+    const rule = change.kind === 'firewall_rule' ? ruleText(change.op === 'create' ? change.after : change.before) : '';
+    return rule ? `${head}: ${rule}` : head;
+  }
   const fields = changedFields(change.before, change.after);
   return fields.length > 0 ? `${head} (${fields.join(', ')})` : head;
 }
@@ -50,6 +55,11 @@ export function changedFields(before: unknown, after: unknown): string[] {
   return names
     .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
     .map((k) => `${k}: ${show(before[k])} → ${show(after[k])}`);
+}
+
+function ruleText(rule: unknown): string {
+  if (!isRecord(rule) || typeof rule.action !== 'string' || typeof rule.expression !== 'string') return '';
+  return `${rule.action} ${rule.expression}`;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -67,8 +67,20 @@ test('changedFields ignores ids and shows added, removed and nested fields', () 
     'hc: {"enabled":false} → {"enabled":true}',
   ]);
   assert.deepEqual(changedFields('allow', 'block'), ['allow → block']);
-  assert.equal(formatChange({ op: 'update', kind: 'firewall', key: 'default_action', before: 'allow', after: 'block' }),
-    '~ firewall default_action (allow → block)');
+  assert.equal(formatChange({ op: 'update', kind: 'x', key: 'k', before: 'allow', after: 'block' }), '~ x k (allow → block)');
+});
+
+test('firewall changes read as what they do, not as their position alone', () => {
+  const rule = { id: 'r1', action: 'allow', expression: 'tcp.dstport in {20..21}', description: '', enabled: true };
+  assert.equal(formatChange({ op: 'create', kind: 'firewall_rule', key: 'rules[0]', after: rule }),
+    '+ firewall_rule rules[0]: allow tcp.dstport in {20..21}');
+  assert.equal(formatChange({ op: 'delete', kind: 'firewall_rule', key: 'rules[2]', before: rule }),
+    '- firewall_rule rules[2]: allow tcp.dstport in {20..21}');
+  assert.equal(formatChange({ op: 'update', kind: 'firewall_rule', key: 'rules[0]', before: rule, after: { ...rule, action: 'block' } }),
+    '~ firewall_rule rules[0] (action: allow → block)');
+  assert.equal(formatChange({
+    op: 'update', kind: 'firewall', key: 'firewall', before: { default_action: 'allow' }, after: { default_action: 'block' },
+  }), '~ firewall (default_action: allow → block)');
 });
 
 test('summarizeChanges counts each kind of change, planned or done', () => {
@@ -181,14 +193,18 @@ test('a dry run for a missing account previews the document as creations', () =>
     prefixes: [{ cidr: '203.0.113.0/24' }],
     gre_tunnels: [{ name: 'acme-chi' }],
     routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1' }],
-    firewall: { default_action: 'block', rules: [] },
+    firewall: { default_action: 'block', rules: [{ action: 'allow', expression: 'tcp' }] },
   });
-  assert.deepEqual(changes.map((c) => `${c.op} ${c.kind} ${c.key}`), [
-    'create prefix 203.0.113.0/24',
-    'create gre_tunnel acme-chi',
-    'create route 203.0.113.0/24 via 10.200.0.1',
-    'create firewall firewall',
-  ]);
+  assert.equal(formatChanges(changes), [
+    '+ prefix 203.0.113.0/24',
+    '+ gre_tunnel acme-chi',
+    '+ route 203.0.113.0/24 via 10.200.0.1',
+    '+ firewall_rule rules[0]: allow tcp',
+    '~ firewall (default_action: allow → block)',
+    '',
+  ].join('\n'));
+  // An allow-all firewall is what a new account has already: nothing to show.
+  assert.deepEqual(previewCreates({ account: 'a', firewall: { default_action: 'allow' } }), []);
   const out = formatApplyResult({ account: { id: '', name: 'acme' }, dryRun: true, accountMissing: true, changes });
   assert.match(out, /^account acme does not exist yet; apply would create it with:\n\+ prefix 203\.0\.113\.0\/24\n/);
   assert.match(out, /dry run: nothing stored/);
