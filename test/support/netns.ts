@@ -10,8 +10,9 @@
  *   const a = await ns.create('a');       // 'ott-1234-1-a'
  */
 import assert from 'node:assert/strict';
+import { run } from '../../src/kernel/exec.js';
 import { listLinks } from '../../src/kernel/links.js';
-import { createNetns, deleteNetnsIfPresent, listNetns } from '../../src/kernel/netns.js';
+import { createNetns, deleteNetnsIfPresent, inNetns, listNetns } from '../../src/kernel/netns.js';
 import { listNftTables } from '../../src/kernel/nft.js';
 
 /** Root of every test namespace name; distinct from the agent's `ot-` names. */
@@ -96,4 +97,59 @@ function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+// --- ICMP echo ---------------------------------------------------------------------------------------------------
+
+/**
+ * Python (stdlib only) ICMP echo client: iputils ping is not installed on these machines, and we need SO_MARK
+ * (`ping -m`) to exercise fwmark rules. argv: dst count mark timeout_s. Prints one JSON line.
+ */
+const ICMP_ECHO_PY = `
+import json, os, socket, struct, sys, time
+dst, n, mark, to = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+if mark:
+    s.setsockopt(socket.SOL_SOCKET, 36, mark)  # SO_MARK
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff); t += t >> 16
+    return ~t & 0xffff
+ident, got, err = os.getpid() & 0xffff, 0, ''
+for seq in range(n):
+    p = struct.pack('!BBHHH', 8, 0, 0, ident, seq) + b'opentransit-test'
+    p = p[:2] + struct.pack('!H', csum(p)) + p[4:]
+    try:
+        s.sendto(p, (dst, 0))
+    except OSError as e:
+        err = e.strerror; continue
+    end = time.time() + to
+    while True:
+        left = end - time.time()
+        if left <= 0: err = err or 'timeout'; break
+        s.settimeout(left)
+        try:
+            d, _ = s.recvfrom(4096)
+        except socket.timeout:
+            err = err or 'timeout'; break
+        ihl = (d[0] & 15) * 4
+        t, c, _, i, sq = struct.unpack('!BBHHH', d[ihl:ihl + 8])
+        if t == 0 and i == ident and sq == seq: got += 1; break
+        if t == 3: err = 'destination unreachable (code %d)' % c; break
+print(json.dumps({'sent': n, 'received': got, 'error': err}))
+`;
+
+export interface EchoResult {
+  sent: number;
+  received: number;
+  /** strerror of a failed send (e.g. "No route to host"), an ICMP unreachable, or 'timeout'; '' when all came back. */
+  error: string;
+}
+
+/** Sends `count` ICMP echo requests from namespace `ns` to `dst` (optionally with SO_MARK `mark`). */
+export async function icmpEcho(ns: string, dst: string, opts: { count?: number; mark?: number; timeoutS?: number } = {}): Promise<EchoResult> {
+  const argv = ['python3', '-c', ICMP_ECHO_PY, dst, String(opts.count ?? 3), String(opts.mark ?? 0), String(opts.timeoutS ?? 1)];
+  const { stdout } = await run(inNetns(ns, argv));
+  return JSON.parse(stdout) as EchoResult;
 }

@@ -1,0 +1,137 @@
+/**
+ * iproute2 runner: a list of idempotent operations for ONE namespace runs as one process (`ip -n NS -force -batch -`),
+ * because spawns dominate the cost (DESIGN.md §2). Every object module (links, addresses, routes, rules,
+ * neighbours) builds `IpOp`s; callers either run one op (`runIpOps(ns, [op])`) or gather many.
+ *
+ * Contract of an IpOp: running it twice has the same effect as once (replace, set, delete-if-present,
+ * add-if-missing). That is what makes the batch fallback below safe.
+ */
+import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, runJson, type BatchFailure, type KernelErrorCode } from './exec.js';
+import { ipArgv, type NetnsRef } from './netns.js';
+
+export interface IpOp {
+  /** Arguments after `ip [-n NS]`, e.g. ['route', 'replace', '203.0.113.0/24', …]. */
+  readonly args: readonly string[];
+  /**
+   * Errors that mean "already as wanted": ENOENT for delete-if-present, EEXIST for add-if-missing. Such an op
+   * ends as 'unchanged' instead of failing.
+   */
+  readonly tolerate?: readonly KernelErrorCode[];
+}
+
+/** Per op: 'done' (the command succeeded) or 'unchanged' (it failed with a tolerated error, e.g. already absent). */
+export type IpOpOutcome = 'done' | 'unchanged';
+
+/** A batch line is tokenised by iproute2: whitespace, quotes, backslashes and '#' would change the command. */
+const BATCH_SAFE_RE = /^[A-Za-z0-9_.:\/@+=,%-]+$/;
+
+function checkOp(op: IpOp, i: number): void {
+  if (op.args.length === 0) throw new KernelInputError(`ops[${i}]`, 'has no arguments');
+  for (const a of op.args) {
+    if (!BATCH_SAFE_RE.test(a)) throw new KernelInputError(`ops[${i}]`, `argument ${JSON.stringify(a)} is not batch-safe`);
+  }
+}
+
+/**
+ * Twin: `ip -n NS -force -batch -` with one line per op (a single op runs as plain argv). Every op is attempted
+ * (-force); tolerated errors are swallowed; the rest are thrown together as one KernelError whose `failures`
+ * name each failed line and the kernel's message.
+ *
+ * Some iproute2 commands (`ip neigh del` of a missing entry, parse errors) exit the whole batch instead of
+ * reporting the line. Then we cannot tell which ops ran, so every op is re-run on its own — correct because ops
+ * are idempotent, and only paid on that rare path.
+ */
+export async function runIpOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
+  ops.forEach(checkOp);
+  if (ops.length === 0) return [];
+  if (ops.length === 1) return [await runOne(ns, ops[0]!)];
+
+  const argv = [...ipArgv(ns), '-force', '-batch', '-'];
+  const stdin = ops.map((op) => op.args.join(' ')).join('\n') + '\n';
+  const res = await run(argv, { stdin, okExitCodes: [1, 2, 255] });
+  if (res.exitCode === 0) return ops.map(() => 'done');
+
+  const { byLine, unattributed } = parseBatchStderr(res.stderr);
+  if (unattributed.length > 0 || res.exitCode !== 1) return runEachAlone(ns, ops);
+
+  const outcomes: IpOpOutcome[] = ops.map(() => 'done');
+  const failures: BatchFailure[] = [];
+  for (const [line, message] of byLine) {
+    const op = ops[line - 1];
+    if (!op) return runEachAlone(ns, ops); // a line number we did not send: do not guess
+    const code = classifyKernelMessage(message);
+    if (op.tolerate?.includes(code)) outcomes[line - 1] = 'unchanged';
+    else failures.push({ line, command: op.args, message, code });
+  }
+  if (failures.length > 0) throw batchError(argv, res.exitCode, res.stderr, failures);
+  return outcomes;
+}
+
+async function runOne(ns: NetnsRef, op: IpOp): Promise<IpOpOutcome> {
+  try {
+    await run([...ipArgv(ns), ...op.args]);
+    return 'done';
+  } catch (e) {
+    if (e instanceof KernelError && !e.timedOut && op.tolerate?.includes(e.code)) return 'unchanged';
+    throw e;
+  }
+}
+
+async function runEachAlone(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
+  const outcomes: IpOpOutcome[] = [];
+  const failures: BatchFailure[] = [];
+  for (const [i, op] of ops.entries()) {
+    try {
+      outcomes.push(await runOne(ns, op));
+    } catch (e) {
+      if (!(e instanceof KernelError) || e.timedOut) throw e;
+      outcomes.push('done');
+      failures.push({ line: i + 1, command: op.args, message: e.kernelMessage, code: e.code });
+    }
+  }
+  if (failures.length > 0) throw batchError([...ipArgv(ns), '-batch', '-'], 1, '', failures);
+  return outcomes;
+}
+
+function batchError(argv: readonly string[], exitCode: number | null, stderr: string, failures: BatchFailure[]): KernelError {
+  const kernelMessage = failures.map((f) => `line ${f.line} (${f.command.join(' ')}): ${f.message}`).join('; ');
+  return new KernelError({ argv, exitCode, stderr, failures, kernelMessage, code: failures.length === 1 ? failures[0]!.code : 'OTHER' });
+}
+
+/** iproute2 prints the kernel's message, then `Command failed -:N` for the line it belonged to. */
+export function parseBatchStderr(stderr: string): { byLine: Map<number, string>; unattributed: string[] } {
+  const byLine = new Map<number, string>();
+  let pending: string[] = [];
+  for (const line of stderr.split('\n')) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m) {
+      byLine.set(Number(m[1]), pending.join('\n').trim() || 'failed');
+      pending = [];
+    } else if (line.trim()) pending.push(line.trim());
+  }
+  return { byLine, unattributed: pending };
+}
+
+// --- reading ---------------------------------------------------------------------------------------------------
+
+/**
+ * Twin: `ip -N -j [-d] -n NS <args…>`. -N (numeric) makes tables, protocols, scopes and route types numbers, so
+ * no name files (/etc/iproute2/rt_*) influence what we compare.
+ */
+export async function ipJson<T = unknown>(ns: NetnsRef, args: readonly string[], opts: { details?: boolean } = {}): Promise<T> {
+  return runJson<T>([...ipArgv(ns), '-N', '-j', ...(opts.details ? ['-d'] : []), ...args]);
+}
+
+/**
+ * Twin: `ip -N -j -d -n NS -batch -` with several show commands: one spawn, one parsed JSON document per command.
+ * Read commands must not filter by device (a missing device aborts a batch); filter the result instead.
+ */
+export async function ipJsonBatch(ns: NetnsRef, commands: readonly (readonly string[])[]): Promise<unknown[]> {
+  commands.forEach((args, i) => checkOp({ args }, i));
+  const argv = [...ipArgv(ns), '-N', '-j', '-d', '-batch', '-'];
+  const { stdout } = await run(argv, { stdin: commands.map((c) => c.join(' ')).join('\n') + '\n' });
+  const docs = parseJsonSequence(stdout);
+  if (docs.length !== commands.length)
+    throw new KernelError({ argv, exitCode: 0, stderr: '', kernelMessage: `expected ${commands.length} JSON documents, got ${docs.length}` });
+  return docs;
+}

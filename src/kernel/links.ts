@@ -1,0 +1,255 @@
+/**
+ * Links: veth pairs across namespaces, up/down, MTU, MAC, alias, offload features; listing with what we need to
+ * recognise our own objects.
+ *
+ * Ownership: a link we create carries the alias `opentransit:<owner>` (owner = account id, or another tag the agent
+ * chooses). Prune only touches links whose alias parses with `ownerOfAlias`.
+ */
+import { createHash } from 'node:crypto';
+import { KernelError, KernelInputError, run } from './exec.js';
+import { ipJson, runIpOps, type IpOp } from './ip.js';
+import { inNetns, type NetnsRef } from './netns.js';
+import { checkIfname, checkInt, checkMac, checkNetnsName, checkToken } from './validate.js';
+
+export const OWNER_ALIAS_PREFIX = 'opentransit:';
+
+/** The alias that marks a link as ours: `opentransit:<owner>`. */
+export function ownerAlias(owner: string): string {
+  checkToken('owner', owner, 64);
+  return `${OWNER_ALIAS_PREFIX}${owner}`;
+}
+
+/** The owner tag of an alias made by `ownerAlias`, or undefined for a link that is not ours. */
+export function ownerOfAlias(alias: string | undefined): string | undefined {
+  return alias?.startsWith(OWNER_ALIAS_PREFIX) && alias.length > OWNER_ALIAS_PREFIX.length
+    ? alias.slice(OWNER_ALIAS_PREFIX.length)
+    : undefined;
+}
+
+/**
+ * A deterministic, locally administered, unicast MAC derived from `key` (SHA-256), so a re-created veth gets the
+ * same address and neighbour entries / BPF maps keyed on it stay valid across agent restarts.
+ */
+export function macFromKey(key: string): string {
+  const b = createHash('sha256').update(key).digest();
+  b[0] = (b[0]! & 0xfc) | 0x02; // locally administered, unicast
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A link as the kernel reports it (`ip -d -j link show`). */
+export interface Link {
+  ifindex: number;
+  name: string;
+  /** linkinfo kind: 'veth', 'bridge'…; undefined for physical devices and loopback. */
+  kind?: string;
+  mac: string;
+  mtu: number;
+  /** Administratively up (IFF_UP). */
+  up: boolean;
+  /** operstate as the kernel says (UP, DOWN, LOWERLAYERDOWN, UNKNOWN…). */
+  operstate: string;
+  alias?: string;
+  /** The owner tag when the alias marks the link as ours. */
+  owner?: string;
+  /** For a veth: the peer's ifindex (in the peer's namespace). */
+  peerIfindex?: number;
+  /** For a veth whose peer is in another namespace: that namespace's id as seen from this one. */
+  linkNetnsId?: number;
+}
+
+interface RawLink {
+  ifindex: number;
+  ifname: string;
+  link_index?: number;
+  link_netnsid?: number;
+  flags?: string[];
+  mtu: number;
+  operstate?: string;
+  address?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+export function parseLinks(raw: unknown): Link[] {
+  return (raw as RawLink[]).map((r) => {
+    const link: Link = {
+      ifindex: r.ifindex,
+      name: r.ifname,
+      mac: r.address ?? '',
+      mtu: r.mtu,
+      up: r.flags?.includes('UP') ?? false,
+      operstate: r.operstate ?? 'UNKNOWN',
+    };
+    if (r.linkinfo?.info_kind) link.kind = r.linkinfo.info_kind;
+    if (r.ifalias) {
+      link.alias = r.ifalias;
+      const owner = ownerOfAlias(r.ifalias);
+      if (owner !== undefined) link.owner = owner;
+    }
+    // For a veth, link_index is the peer's ifindex — it may equal our own (ifindexes are per namespace).
+    if (r.link_index !== undefined && link.kind === 'veth') link.peerIfindex = r.link_index;
+    if (r.link_netnsid !== undefined) link.linkNetnsId = r.link_netnsid;
+    return link;
+  });
+}
+
+/** Twin: `ip -n NS -d -j link show`. */
+export async function listLinks(ns: NetnsRef): Promise<Link[]> {
+  return parseLinks(await ipJson(ns, ['link', 'show'], { details: true }));
+}
+
+/** Twin: `ip -n NS -d -j link show dev NAME`; undefined when there is no such link. */
+export async function getLink(ns: NetnsRef, name: string): Promise<Link | undefined> {
+  checkIfname('name', name);
+  try {
+    return parseLinks(await ipJson(ns, ['link', 'show', 'dev', name], { details: true }))[0];
+  } catch (e) {
+    if (e instanceof KernelError && e.code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** What `ip link set` changes on an existing link; fields left out are left as they are. */
+export interface LinkSettings {
+  name: string;
+  up?: boolean;
+  mtu?: number;
+  mac?: string;
+  /** Use `ownerAlias(owner)` to mark the link as ours. */
+  alias?: string;
+}
+
+/** Twin: `ip link set dev NAME [address MAC] [mtu N] [alias A] [up|down]` (idempotent). */
+export function linkSetOp(s: LinkSettings): IpOp {
+  const args = ['link', 'set', 'dev', checkIfname('name', s.name)];
+  if (s.mac !== undefined) args.push('address', checkMac('mac', s.mac));
+  if (s.mtu !== undefined) args.push('mtu', String(checkInt('mtu', s.mtu, 68, 65535)));
+  if (s.alias !== undefined) args.push('alias', checkToken('alias', s.alias, 128));
+  if (s.up !== undefined) args.push(s.up ? 'up' : 'down');
+  if (args.length === 4) throw new KernelInputError('link settings', `nothing to set on ${s.name}`);
+  return { args };
+}
+
+/** Twin: `ip -n NS link set dev NAME …`. */
+export async function setLink(ns: NetnsRef, s: LinkSettings): Promise<void> {
+  await runIpOps(ns, [linkSetOp(s)]);
+}
+
+/** Twin: `ip link delete dev NAME`, succeeding when it is absent. Deleting one end of a veth deletes both. */
+export function linkDeleteOp(name: string): IpOp {
+  return { args: ['link', 'delete', 'dev', checkIfname('name', name)], tolerate: ['ENOENT'] };
+}
+
+/** Twin: `ip -n NS link delete dev NAME` (delete-if-present). */
+export async function deleteLinkIfPresent(ns: NetnsRef, name: string): Promise<void> {
+  await runIpOps(ns, [linkDeleteOp(name)]);
+}
+
+/** A veth pair: `name` in namespace `ns` (the host side), `peerName` in `peerNs` (the customer side). */
+export interface VethSpec {
+  ns: NetnsRef;
+  name: string;
+  mac: string;
+  peerNs: string;
+  peerName: string;
+  peerMac: string;
+  /** Both ends (default 1500). */
+  mtu?: number;
+  /** Alias for both ends; use `ownerAlias(owner)`. */
+  alias?: string;
+  /** Bring both ends up (default true). */
+  up?: boolean;
+}
+
+/**
+ * The ops that make a veth pair as specified, split by namespace (run `host` in spec.ns BEFORE `peer` in
+ * spec.peerNs: the peer end only exists once the host batch created it). Fold them into larger batches for the
+ * same namespaces to save spawns.
+ *
+ * Twin: `ip -n NS link add NAME address MAC mtu M up type veth peer name PEER address PMAC mtu M netns PEERNS`
+ * (tolerating "exists"), then `ip link set … alias A up` on each end: the kernel ignores an alias given at
+ * creation and iproute2 cannot set the peer up from the creating namespace.
+ */
+export function vethOps(spec: VethSpec): { host: IpOp[]; peer: IpOp[] } {
+  const name = checkIfname('name', spec.name);
+  const peerName = checkIfname('peerName', spec.peerName);
+  const peerNs = checkNetnsName('peerNs', spec.peerNs);
+  if (spec.ns === peerNs) throw new KernelInputError('peerNs', 'must differ from ns (both ends would share one namespace)');
+  const mac = checkMac('mac', spec.mac);
+  const peerMac = checkMac('peerMac', spec.peerMac);
+  const mtu = String(checkInt('mtu', spec.mtu ?? 1500, 68, 65535));
+  const up = spec.up ?? true;
+  const add: IpOp = {
+    args: ['link', 'add', name, 'address', mac, 'mtu', mtu, ...(up ? ['up'] : []), 'type', 'veth',
+      'peer', 'name', peerName, 'address', peerMac, 'mtu', mtu, 'netns', peerNs],
+    tolerate: ['EEXIST'],
+  };
+  // The set ops converge an existing pair (after a tolerated EEXIST) to the spec.
+  const set = (n: string, m: string) => linkSetOp({ name: n, mac: m, mtu: Number(mtu), up, ...(spec.alias !== undefined ? { alias: spec.alias } : {}) });
+  return { host: [add, set(name, mac)], peer: [set(peerName, peerMac)] };
+}
+
+/**
+ * Creates the veth pair, or converges an existing one (MAC, MTU, alias, up). Throws (code EEXIST) when a link of
+ * that name exists but is not a veth whose peer is `peerName` in `peerNs`. 2 spawns when created, 4 when it existed.
+ */
+export async function ensureVeth(spec: VethSpec): Promise<'created' | 'existing'> {
+  const { host, peer } = vethOps(spec);
+  const [added] = await runIpOps(spec.ns, host);
+  if (added === 'unchanged') await checkVethPair(spec);
+  await runIpOps(spec.peerNs, peer);
+  return added === 'done' ? 'created' : 'existing';
+}
+
+async function checkVethPair(spec: VethSpec): Promise<void> {
+  const [a, b] = await Promise.all([getLink(spec.ns, spec.name), getLink(spec.peerNs, spec.peerName)]);
+  const ok = a?.kind === 'veth' && b?.kind === 'veth' && a.peerIfindex === b.ifindex && b.peerIfindex === a.ifindex;
+  if (!ok)
+    throw new KernelError({
+      argv: ['ip', 'link', 'add', spec.name, 'type', 'veth', 'peer', 'name', spec.peerName],
+      exitCode: 2,
+      stderr: '',
+      code: 'EEXIST',
+      kernelMessage: `${spec.name} exists but is not a veth paired with ${spec.peerName} in netns ${spec.peerNs}`,
+    });
+}
+
+// --- offload features (ethtool) ----------------------------------------------------------------------------------
+
+/** Feature short names accepted by `ethtool -K` and the long names `ethtool -k` reports. */
+export const LINK_FEATURES = {
+  gro: 'generic-receive-offload',
+  gso: 'generic-segmentation-offload',
+  tso: 'tcp-segmentation-offload',
+  rx: 'rx-checksumming',
+  tx: 'tx-checksumming',
+  'rx-gro-list': 'rx-gro-list',
+  'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
+} as const;
+export type LinkFeature = keyof typeof LINK_FEATURES;
+
+/**
+ * Twin: `ip netns exec NS ethtool -K DEV gro on …` (one spawn, via nsenter). Idempotent. DESIGN.md §2: the customer
+ * end of the veth needs GRO on, or XDP-redirected frames vanish.
+ */
+export async function setLinkFeatures(ns: NetnsRef, dev: string, features: Partial<Record<LinkFeature, boolean>>): Promise<void> {
+  checkIfname('dev', dev);
+  const args: string[] = [];
+  for (const [k, v] of Object.entries(features)) {
+    if (!(k in LINK_FEATURES)) throw new KernelInputError(`features.${k}`, `unknown; known: ${Object.keys(LINK_FEATURES).join(', ')}`);
+    if (typeof v !== 'boolean') throw new KernelInputError(`features.${k}`, 'must be a boolean');
+    args.push(k, v ? 'on' : 'off');
+  }
+  if (args.length === 0) return;
+  await run(inNetns(ns, ['ethtool', '-K', dev, ...args]));
+}
+
+/** Twin: `ip netns exec NS ethtool --json -k DEV`: the active state of the features we know. */
+export async function readLinkFeatures(ns: NetnsRef, dev: string): Promise<Record<LinkFeature, boolean>> {
+  checkIfname('dev', dev);
+  const { stdout } = await run(inNetns(ns, ['ethtool', '--json', '-k', dev]));
+  const doc = (JSON.parse(stdout) as Record<string, { active?: boolean }>[])[0] ?? {};
+  const out = {} as Record<LinkFeature, boolean>;
+  for (const [short, long] of Object.entries(LINK_FEATURES) as [LinkFeature, string][]) out[short] = doc[long]?.active === true;
+  return out;
+}
