@@ -42,7 +42,15 @@ generate: $(ABI_TS)
 $(ABI_TS): bpf/opentransit_abi.h src/kernel/bpf/abigen.ts | deps
 	$(NODE_BIN)/tsx src/kernel/bpf/abigen.ts bpf/opentransit_abi.h $@
 
-addon:
+# The libbpf N-API addon, rebuilt only when its sources change. `configure` + `build` rather than `rebuild`:
+# rebuild starts with `clean`, which deletes all of build/ (vmlinux.h and the BPF objects live there too).
+# --nodedir=/usr: node-gyp uses the installed headers (/usr/include/node) and never downloads any.
+ADDON := $(BUILD)/Release/opentransit_bpf.node
+ADDON_SRC := binding.gyp $(wildcard src/kernel/bpf/native/*.cc src/kernel/bpf/native/*.h)
+addon: $(ADDON)
+$(ADDON): $(ADDON_SRC) | deps
+	$(NODE_BIN)/node-gyp configure --nodedir=/usr --loglevel=warn
+	$(NODE_BIN)/node-gyp build --nodedir=/usr --loglevel=warn -j 2
 
 typecheck: deps
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit

@@ -1,0 +1,281 @@
+// Everything that happens inside a network namespace: XDP and tc attach/detach/query, ifindex, netns cookie.
+//
+// setns(CLONE_NEWNET) switches only the calling thread. These calls are synchronous and short (DESIGN.md §2:
+// in-process setns + bpf_tc_hook_create/bpf_tc_attach took 32–35 µs), so they run on the JS thread: NetnsScope
+// enters the target netns and always switches back before the call returns, so no JS code ever runs in another
+// netns. If switching back fails the process aborts: continuing with the JS thread in a customer's netns would
+// silently put every later socket and netlink call in the wrong place.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "common.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace ot {
+
+namespace {
+
+class NetnsScope {
+ public:
+  // netns: a path to a netns file (/run/netns/NAME, /proc/PID/ns/net) or empty for the current one.
+  NetnsScope(Napi::Env env, const std::string& netns) {
+    if (netns.empty()) return;
+    int target = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0) ThrowErrno(env, "open netns " + netns, errno);
+    saved_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved_ < 0) {
+      int e = errno;
+      close(target);
+      ThrowErrno(env, "open /proc/thread-self/ns/net", e);
+    }
+    struct stat a, b;
+    if (fstat(target, &a) == 0 && fstat(saved_, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+      close(target);  // already there: nothing to switch
+      close(saved_);
+      saved_ = -1;
+      return;
+    }
+    if (setns(target, CLONE_NEWNET)) {
+      int e = errno;
+      close(target);
+      close(saved_);
+      saved_ = -1;
+      ThrowErrno(env, "setns " + netns, e);
+    }
+    close(target);
+  }
+  ~NetnsScope() {
+    if (saved_ < 0) return;
+    if (setns(saved_, CLONE_NEWNET)) {
+      perror("opentransit_bpf: cannot return to the original network namespace");
+      abort();
+    }
+    close(saved_);
+  }
+  NetnsScope(const NetnsScope&) = delete;
+  NetnsScope& operator=(const NetnsScope&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+
+std::string NetnsArg(const Napi::CallbackInfo& info, size_t i) {
+  std::string s;
+  ArgOptString(info, i, "netns", &s);
+  return s;
+}
+
+// ifIndex(netns, name) → ifindex of the device in that netns.
+Napi::Value IfIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  std::string name = ArgString(info, 1, "name");
+  unsigned idx;
+  {
+    NetnsScope scope(env, ns);
+    idx = if_nametoindex(name.c_str());
+  }
+  if (idx == 0) ThrowErrno(env, "no device " + name + (ns.empty() ? "" : " in " + ns), errno ? errno : ENODEV);
+  return Napi::Number::New(env, idx);
+}
+
+// netnsCookie(netns) → bigint: the cookie BPF programs see (bpf_get_netns_cookie, net->net_cookie).
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  int s;
+  {
+    NetnsScope scope(env, ns);
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);  // a socket belongs to the netns it was created in
+  }
+  if (s < 0) ThrowErrno(env, "socket", errno);
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  int err = getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+  int e = errno;
+  close(s);
+  if (err) ThrowErrno(env, "getsockopt(SO_NETNS_COOKIE)", e);
+  return Napi::BigInt::New(env, cookie);
+}
+
+// xdpAttach(netns, ifindex, progFd, flags, oldProgFd): bpf_xdp_attach. progFd -1 detaches. With oldProgFd >= 0
+// the kernel replaces atomically only if that program is the one attached (XDP_FLAGS_REPLACE), else EEXIST.
+Napi::Value XdpAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  int ifindex = ArgInt(info, 1, "ifindex");
+  int progFd = ArgInt(info, 2, "progFd");
+  uint32_t flags = ArgU32(info, 3, "flags");
+  int oldFd = ArgInt(info, 4, "oldProgFd");
+  auto opts = Opts<bpf_xdp_attach_opts>();
+  if (oldFd >= 0) {
+    opts.old_prog_fd = oldFd;
+    flags |= XDP_FLAGS_REPLACE;
+  }
+  ClearLog();
+  int err;
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_xdp_attach(ifindex, progFd, flags, &opts);
+  }
+  if (err) ThrowErrno(env, progFd < 0 ? "detach XDP" : "attach XDP", err);
+  return env.Undefined();
+}
+
+// xdpQuery(netns, ifindex) → {progId, drvProgId, skbProgId, hwProgId, attachMode}
+Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  int ifindex = ArgInt(info, 1, "ifindex");
+  auto opts = Opts<bpf_xdp_query_opts>();
+  ClearLog();
+  int err;
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_xdp_query(ifindex, 0, &opts);
+  }
+  if (err) ThrowErrno(env, "query XDP", err);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("progId", opts.prog_id);
+  r.Set("drvProgId", opts.drv_prog_id);
+  r.Set("skbProgId", opts.skb_prog_id);
+  r.Set("hwProgId", opts.hw_prog_id);
+  r.Set("attachMode", opts.attach_mode);
+  return r;
+}
+
+bpf_tc_hook Hook(int ifindex, uint32_t point) {
+  auto hook = Opts<bpf_tc_hook>();
+  hook.ifindex = ifindex;
+  hook.attach_point = static_cast<bpf_tc_attach_point>(point);
+  return hook;
+}
+
+// tcAttach(netns, ifindex, point, progFd, handle, priority, replace) → {handle, priority, progId}.
+// Creates the clsact qdisc if missing (EEXIST is fine), then a direct-action bpf filter.
+Napi::Value TcAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  int ifindex = ArgInt(info, 1, "ifindex");
+  uint32_t point = ArgU32(info, 2, "point");
+  int progFd = ArgInt(info, 3, "progFd");
+  uint32_t handle = ArgU32(info, 4, "handle");
+  uint32_t priority = ArgU32(info, 5, "priority");
+  bool replace = info[6].ToBoolean();
+  bpf_tc_hook hook = Hook(ifindex, point);
+  auto opts = Opts<bpf_tc_opts>();
+  opts.prog_fd = progFd;
+  opts.handle = handle;
+  opts.priority = priority;
+  opts.flags = replace ? BPF_TC_F_REPLACE : 0;
+  ClearLog();
+  int err;
+  const char* what = "create clsact";
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_tc_hook_create(&hook);
+    if (err == -EEXIST) err = 0;
+    if (!err) {
+      what = "attach tc";
+      err = bpf_tc_attach(&hook, &opts);
+    }
+  }
+  if (err) ThrowErrno(env, what, err);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("handle", opts.handle);
+  r.Set("priority", opts.priority);
+  r.Set("progId", opts.prog_id);
+  return r;
+}
+
+// tcDetach(netns, ifindex, point, handle, priority) → whether a filter was removed.
+Napi::Value TcDetach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
+  auto opts = Opts<bpf_tc_opts>();
+  opts.handle = ArgU32(info, 3, "handle");
+  opts.priority = ArgU32(info, 4, "priority");
+  ClearLog();
+  int err;
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_tc_detach(&hook, &opts);
+  }
+  if (err == -ENOENT || err == -EINVAL) {
+    // EINVAL: no clsact qdisc at all on the device, so nothing to remove either.
+    TakeLog();
+    return Napi::Boolean::New(env, false);
+  }
+  if (err) ThrowErrno(env, "detach tc", err);
+  return Napi::Boolean::New(env, true);
+}
+
+// tcQuery(netns, ifindex, point, handle, priority) → the attached program's id, 0 when none.
+Napi::Value TcQuery(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
+  auto opts = Opts<bpf_tc_opts>();
+  opts.handle = ArgU32(info, 3, "handle");
+  opts.priority = ArgU32(info, 4, "priority");
+  ClearLog();
+  int err;
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_tc_query(&hook, &opts);
+  }
+  if (err == -ENOENT || err == -EINVAL) {
+    TakeLog();
+    return Napi::Number::New(env, 0);
+  }
+  if (err) ThrowErrno(env, "query tc", err);
+  return Napi::Number::New(env, opts.prog_id);
+}
+
+// tcHookDestroy(netns, ifindex): removes the clsact qdisc (and every filter on it). → whether it existed.
+Napi::Value TcHookDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), BPF_TC_INGRESS | BPF_TC_EGRESS);
+  ClearLog();
+  int err;
+  {
+    NetnsScope scope(env, ns);
+    err = bpf_tc_hook_destroy(&hook);
+  }
+  if (err == -ENOENT || err == -EINVAL) {
+    TakeLog();
+    return Napi::Boolean::New(env, false);
+  }
+  if (err) ThrowErrno(env, "destroy clsact", err);
+  return Napi::Boolean::New(env, true);
+}
+
+}  // namespace
+
+void InitNetns(Napi::Env env, Napi::Object exports) {
+  exports.Set("ifIndex", Napi::Function::New(env, IfIndex, "ifIndex"));
+  exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
+  exports.Set("xdpAttach", Napi::Function::New(env, XdpAttach, "xdpAttach"));
+  exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery, "xdpQuery"));
+  exports.Set("tcAttach", Napi::Function::New(env, TcAttach, "tcAttach"));
+  exports.Set("tcDetach", Napi::Function::New(env, TcDetach, "tcDetach"));
+  exports.Set("tcQuery", Napi::Function::New(env, TcQuery, "tcQuery"));
+  exports.Set("tcHookDestroy", Napi::Function::New(env, TcHookDestroy, "tcHookDestroy"));
+}
+
+}  // namespace ot
