@@ -103,11 +103,11 @@ function processAlive(pid: number): boolean {
 
 /**
  * Python (stdlib only) ICMP echo client: iputils ping is not installed on these machines, and we need SO_MARK
- * (`ping -m`) to exercise fwmark rules. argv: dst count mark timeout_s. Prints one JSON line.
+ * (`ping -m`) to exercise fwmark rules. argv: dst count mark timeout_s gap_s. Prints one JSON line.
  */
 const ICMP_ECHO_PY = `
 import json, os, socket, struct, sys, time
-dst, n, mark, to = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+dst, n, mark, to, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 if mark:
     s.setsockopt(socket.SOL_SOCKET, 36, mark)  # SO_MARK
@@ -118,6 +118,7 @@ def csum(b):
     return ~t & 0xffff
 ident, got, err = os.getpid() & 0xffff, 0, ''
 for seq in range(n):
+    if seq and gap: time.sleep(gap)
     p = struct.pack('!BBHHH', 8, 0, 0, ident, seq) + b'opentransit-test'
     p = p[:2] + struct.pack('!H', csum(p)) + p[4:]
     try:
@@ -147,9 +148,12 @@ export interface EchoResult {
   error: string;
 }
 
-/** Sends `count` ICMP echo requests from namespace `ns` to `dst` (optionally with SO_MARK `mark`). */
-export async function icmpEcho(ns: string, dst: string, opts: { count?: number; mark?: number; timeoutS?: number } = {}): Promise<EchoResult> {
-  const argv = ['python3', '-c', ICMP_ECHO_PY, dst, String(opts.count ?? 3), String(opts.mark ?? 0), String(opts.timeoutS ?? 1)];
+/**
+ * Sends `count` ICMP echo requests (one at a time, `gapS` apart, each waiting up to `timeoutS` for its reply) from
+ * namespace `ns` to `dst`, optionally with SO_MARK `mark`.
+ */
+export async function icmpEcho(ns: string, dst: string, opts: { count?: number; mark?: number; timeoutS?: number; gapS?: number } = {}): Promise<EchoResult> {
+  const argv = ['python3', '-c', ICMP_ECHO_PY, dst, String(opts.count ?? 3), String(opts.mark ?? 0), String(opts.timeoutS ?? 1), String(opts.gapS ?? 0)];
   const { stdout } = await run(inNetns(ns, argv));
   return JSON.parse(stdout) as EchoResult;
 }

@@ -1,0 +1,148 @@
+// nftables through JSON on the real kernel: atomic whole-table replace, read-back, counters, delete-if-present.
+//
+//   ns "cl" va 10.250.1.0/31 ─── veth ─── vb 10.250.1.1/31 ns "fw" (table inet ot_fw: input policy drop)
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { addressReplaceOp } from '../../src/kernel/addresses.js';
+import { KernelError, KernelInputError } from '../../src/kernel/exec.js';
+import { runIpOps } from '../../src/kernel/ip.js';
+import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
+import {
+  deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
+  type NftTableSpec,
+} from '../../src/kernel/nft.js';
+import { icmpEcho, netnsHarness } from '../support/netns.js';
+
+const h = netnsHarness();
+after(() => h.cleanup());
+
+let cl = '';
+let fw = '';
+const CLIENT = '10.250.1.0';
+const SERVER = '10.250.1.1';
+
+/** A customer-style firewall: allow from a set (counted, commented with the rule id), drop the rest by policy. */
+function firewall(version: string, allowed: string[], extraRule = false, allowIcmp = true): NftTableSpec {
+  return {
+    family: 'inet',
+    name: 'ot_fw',
+    version,
+    sets: [{ name: 'allowed', type: 'ipv4_addr', flags: ['interval'], autoMerge: true, elements: allowed.map((a) => (a.includes('/') ? x.prefix(a.split('/')[0]!, Number(a.split('/')[1])) : a)) }],
+    chains: [
+      {
+        name: 'input',
+        base: { type: 'filter', hook: 'input', prio: 0, policy: 'drop' },
+        rules: [
+          ...(allowIcmp ? [{ comment: 'rule:allow-icmp', expr: [x.match(x.payload('ip', 'saddr'), '==', x.setRef('allowed')), x.match(x.meta('l4proto'), '==', 'icmp'), x.counter(), x.accept()] }] : []),
+          ...(extraRule ? [{ comment: 'rule:tcp-web', expr: [x.match(x.payload('tcp', 'dport'), '==', x.set([80, 443])), x.counter(), x.jump('web')] }] : []),
+        ],
+      },
+      { name: 'web', rules: [{ comment: 'rule:web-accept', expr: [x.counter(), x.accept()] }] },
+    ],
+  };
+}
+
+before(async () => {
+  cl = await h.create('cl');
+  fw = await h.create('fw');
+  await ensureVeth({ ns: cl, name: 'va', mac: macFromKey(`${h.prefix}va`), peerNs: fw, peerName: 'vb', peerMac: macFromKey(`${h.prefix}vb`) });
+  await runIpOps(cl, [addressReplaceOp({ dev: 'va', cidr: `${CLIENT}/31` })]);
+  await runIpOps(fw, [linkSetOp({ name: 'lo', up: true }), addressReplaceOp({ dev: 'vb', cidr: `${SERVER}/31` })]);
+});
+
+test('replace builds the table; a second replace with other contents swaps it whole; both read back via nft -j', async () => {
+  await replaceNftTable(fw, firewall('v1', ['198.51.100.7', '203.0.113.0/25']));
+  let t = await readNftTable(fw, 'inet', 'ot_fw');
+  assert.ok(t);
+  assert.equal(t.version, 'v1');
+  assert.deepEqual(t.sets.map((s) => [s.name, s.type, s.flags]), [['allowed', 'ipv4_addr', ['interval']]]);
+  assert.deepEqual(t.sets[0]!.elements, ['198.51.100.7', { prefix: { addr: '203.0.113.0', len: 25 } }]);
+  assert.deepEqual(t.chains.map((c) => [c.name, c.base?.hook, c.base?.policy]), [['input', 'input', 'drop'], ['web', undefined, undefined]]);
+  assert.deepEqual(t.rules.map((r) => [r.chain, r.comment, r.counter]), [
+    ['input', 'rule:allow-icmp', { packets: 0, bytes: 0 }],
+    ['web', 'rule:web-accept', { packets: 0, bytes: 0 }],
+  ]);
+
+  await replaceNftTable(fw, firewall('v2', [CLIENT, '192.0.2.0/24'], true));
+  t = await readNftTable(fw, 'inet', 'ot_fw');
+  assert.ok(t);
+  assert.equal(t.version, 'v2');
+  assert.deepEqual(t.sets[0]!.elements, [CLIENT, { prefix: { addr: '192.0.2.0', len: 24 } }]);
+  assert.deepEqual(t.rules.map((r) => r.comment), ['rule:allow-icmp', 'rule:tcp-web', 'rule:web-accept']);
+  const jump = t.rules.find((r) => r.comment === 'rule:tcp-web')!;
+  assert.deepEqual(jump.expr.at(-1), { jump: { target: 'web' } });
+  // Exactly one table of that name: replace never duplicates.
+  assert.deepEqual((await listNftTables(fw)).map((r) => `${r.family} ${r.name}`), ['inet ot_fw']);
+});
+
+test('counters count the traffic a rule accepted, mapped back by comment', async () => {
+  await replaceNftTable(fw, firewall('v3', [CLIENT]));
+  assert.deepEqual(await icmpEcho(cl, SERVER, { count: 4 }), { sent: 4, received: 4, error: '' });
+  const counters = await readRuleCounters(fw, 'inet', 'ot_fw');
+  const icmp = counters.find((c) => c.comment === 'rule:allow-icmp');
+  assert.ok(icmp, JSON.stringify(counters));
+  assert.equal(icmp.chain, 'input');
+  assert.ok(icmp.packets >= 4, `packets ${icmp.packets}`);
+  assert.ok(icmp.bytes >= icmp.packets * 28, `bytes ${icmp.bytes}`); // IPv4 + ICMP headers at least
+});
+
+test('the firewall filters: without the allow rule, the policy drops the echo', async () => {
+  await replaceNftTable(fw, firewall('v4', [CLIENT], false, false));
+  const r = await icmpEcho(cl, SERVER, { count: 2, timeoutS: 0.3 });
+  assert.equal(r.received, 0);
+  await replaceNftTable(fw, firewall('v5', [CLIENT]));
+  assert.equal((await icmpEcho(cl, SERVER, { count: 2 })).received, 2);
+});
+
+test('replacing the table while traffic flows through a policy-drop chain loses no packet', async () => {
+  const echo = icmpEcho(cl, SERVER, { count: 400, gapS: 0.002, timeoutS: 1 });
+  let done = false;
+  echo.then(() => (done = true), () => (done = true));
+  let replaced = 0;
+  while (!done) {
+    await replaceNftTable(fw, firewall(`r${replaced}`, [CLIENT, `198.51.100.${replaced % 250}`], replaced % 2 === 0));
+    replaced++;
+  }
+  const r = await echo;
+  console.log(`# ${replaced} atomic replaces during ${r.sent} echoes; received ${r.received}`);
+  assert.ok(replaced >= 2, 'the echoes ended before the replaces overlapped them');
+  assert.deepEqual(r, { sent: 400, received: 400, error: '' });
+});
+
+test('delete-if-present: deletes, then succeeds when absent; read of a missing table is null', async () => {
+  await deleteNftTableIfPresent(fw, 'inet', 'ot_fw');
+  await deleteNftTableIfPresent(fw, 'inet', 'ot_fw');
+  await deleteNftTableIfPresent(fw, 'ip', 'never_made');
+  assert.equal(await readNftTable(fw, 'inet', 'ot_fw'), null);
+  assert.deepEqual(await readRuleCounters(fw, 'inet', 'ot_fw'), []);
+  assert.deepEqual(await listNftTables(fw), []);
+  // With the table gone, nothing filters: echo passes.
+  assert.equal((await icmpEcho(cl, SERVER, { count: 1 })).received, 1);
+});
+
+test('JSON carries any comment text verbatim: structure, not string concatenation', async () => {
+  const tricky = `x" } ] } ; flush ruleset ; '$v @allowed \\`;
+  const spec = firewall('v6', [CLIENT]);
+  spec.chains = [{ ...spec.chains[0]!, rules: [{ comment: tricky, expr: [x.counter(), x.accept()] }] }];
+  await replaceNftTable(fw, spec);
+  const t = await readNftTable(fw, 'inet', 'ot_fw');
+  assert.equal(t?.rules[0]?.comment, tricky);
+  await deleteNftTableIfPresent(fw, 'inet', 'ot_fw');
+});
+
+test('bad input is refused before nft runs, naming the field; kernel refusals carry nft\'s message', async () => {
+  const base = firewall('v7', [CLIENT]);
+  assert.throws(() => nftReplaceTableDocument({ ...base, name: 'bad name' }), (e: unknown) => e instanceof KernelInputError && e.field === 'name');
+  assert.throws(
+    () => nftReplaceTableDocument({ ...base, chains: [{ name: 'c', rules: [{ expr: [x.match(x.payload('ip', 'saddr'), '==', '@nosuch'), x.accept()] }] }] }),
+    (e: unknown) => e instanceof KernelInputError && /references set nosuch/.test(e.message),
+  );
+  assert.throws(() => nftReplaceTableDocument({ ...base, chains: [{ name: 'c', rules: [{ comment: 'a\nb', expr: [x.accept()] }] }] }), /comment/);
+  assert.throws(() => nftReplaceTableDocument({ ...base, chains: [{ name: 'ot_version', rules: [] }] }), /reserved/);
+  await assert.rejects(
+    replaceNftTable(fw, { ...base, sets: [{ name: 'allowed', type: 'no_such_type' }] }),
+    (e: unknown) => e instanceof KernelError && /Invalid datatype|set type/i.test(e.kernelMessage),
+  );
+  // A failed transaction changes nothing.
+  assert.deepEqual(await listNftTables(fw), []);
+});
