@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseExpression, PROTOCOLS, type Expr, type IpSetMember } from '../../src/model/expression/index.js';
+import { parseExpression, PROTOCOLS, type Expr, type IntRange, type IpSetMember } from '../../src/model/expression/index.js';
 import {
   compileExpression,
   FirewallCompileError,
@@ -119,7 +119,7 @@ function evalExpr(e: Expr, p: Packet): boolean {
         return cmp(e.op, e.field === 'ip.src' ? p.src : p.dst, ipToBig(e.value.address));
       } else {
         const v = intField(e.field, p);
-        return v !== undefined && cmp(e.op, v, e.value);
+        return v !== undefined && cmp(e.op, v, e.value as number);
       }
     case 'in':
       if (e.field === 'ip.proto') return e.set.some((n) => PROTOCOLS[n] === p.proto);
@@ -128,7 +128,8 @@ function evalExpr(e: Expr, p: Packet): boolean {
         return e.set.some((m) => memberContains(m, p.family, v));
       } else {
         const v = intField(e.field, p);
-        return v !== undefined && e.set.some((r) => r.from <= v && v <= r.to);
+        const set = e.set as IntRange[];
+        return v !== undefined && set.some((r) => r.from <= v && v <= r.to);
       }
   }
 }

@@ -248,13 +248,16 @@ function compile(e: Expr, negated: boolean): Dnf {
         // Every packet is exactly one family, so both the positive and the negated form are a disjunction.
         return or(...parts);
       }
-      if (e.set.length === 0) return negated ? ALWAYS : NEVER;
-      return overSources(
-        e.field,
-        negated,
-        (l) => match(l, '==', intSet(e.set)),
-        (l) => match(l, '!=', intSet(e.set)),
-      );
+      {
+        const members = intSet(e.set as IntRange[]); // the IP and protocol sets returned above
+        if (e.set.length === 0) return negated ? ALWAYS : NEVER;
+        return overSources(
+          e.field,
+          negated,
+          (l) => match(l, '==', members),
+          (l) => match(l, '!=', members),
+        );
+      }
   }
 }
 
