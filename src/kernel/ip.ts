@@ -7,7 +7,15 @@
  * add-if-missing). That is what makes the batch fallback below safe.
  */
 import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, runJson, type BatchFailure, type KernelErrorCode } from './exec.js';
-import { ipArgv, type NetnsRef } from './netns.js';
+import { checkNetnsName } from './validate.js';
+
+/** A named network namespace, or null for the namespace of this process (see netns.ts). */
+export type NetnsRef = string | null;
+
+/** `ip [-n NS]` — the iproute2 prefix for a namespace. */
+export function ipArgv(ns: NetnsRef): string[] {
+  return ns === null ? ['ip'] : ['ip', '-n', checkNetnsName('netns', ns)];
+}
 
 export interface IpOp {
   /** Arguments after `ip [-n NS]`, e.g. ['route', 'replace', '203.0.113.0/24', …]. */

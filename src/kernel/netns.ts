@@ -8,10 +8,10 @@
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { KernelError, KernelInputError, run, type BatchFailure } from './exec.js';
+import { runIpOps, type IpOp, type NetnsRef } from './ip.js';
 import { checkNetnsName } from './validate.js';
 
-/** A named network namespace, or null for the namespace of this process. */
-export type NetnsRef = string | null;
+export type { NetnsRef } from './ip.js';
 
 /** Where iproute2 keeps the bind mounts of named namespaces. */
 export const NETNS_RUN_DIR = '/run/netns';
@@ -28,31 +28,27 @@ export function inNetns(ns: NetnsRef, argv: readonly string[]): string[] {
   return ns === null ? [...argv] : ['nsenter', `--net=${netnsPath(ns)}`, '--', ...argv];
 }
 
-/** `ip [-n NS]` — the iproute2 prefix for a namespace. */
-export function ipArgv(ns: NetnsRef): string[] {
-  return ns === null ? ['ip'] : ['ip', '-n', checkNetnsName('netns', ns)];
+/**
+ * Twin: `ip netns add NAME`, tolerating an existing one. Run with `runIpOps(null, ops)`: many namespaces are
+ * created by one `ip -batch` spawn.
+ */
+export function netnsAddOp(name: string): IpOp {
+  return { args: ['netns', 'add', checkNetnsName('netns', name)], tolerate: ['EEXIST'] };
+}
+
+/** Twin: `ip netns delete NAME`, tolerating a missing one. Batchable like netnsAddOp. */
+export function netnsDeleteOp(name: string): IpOp {
+  return { args: ['netns', 'delete', checkNetnsName('netns', name)], tolerate: ['ENOENT'] };
 }
 
 /** Twin: `ip netns add NAME`. Idempotent: an existing namespace of that name is left as it is. */
 export async function createNetns(name: string): Promise<void> {
-  checkNetnsName('netns', name);
-  try {
-    await run(['ip', 'netns', 'add', name]);
-  } catch (e) {
-    if (e instanceof KernelError && e.code === 'EEXIST' && (await netnsExists(name))) return;
-    throw e;
-  }
+  await runIpOps(null, [netnsAddOp(name)]);
 }
 
 /** Twin: `ip netns delete NAME`. Succeeds when the namespace does not exist. Its links, routes and nft tables go with it. */
 export async function deleteNetnsIfPresent(name: string): Promise<void> {
-  checkNetnsName('netns', name);
-  try {
-    await run(['ip', 'netns', 'delete', name]);
-  } catch (e) {
-    if (e instanceof KernelError && e.code === 'ENOENT') return;
-    throw e;
-  }
+  await runIpOps(null, [netnsDeleteOp(name)]);
 }
 
 /**

@@ -33,7 +33,11 @@ export interface Nexthop {
   dev: string;
   /** 1..256; only meaningful with several nexthops (default 1). */
   weight?: number;
-  /** Gateway need not be in a connected subnet (required for our tunnel peers, DESIGN.md §2). */
+  /**
+   * Gateway need not be in a connected subnet (required for our tunnel peers, DESIGN.md §2). Gotcha: the kernel
+   * checks an onlink gateway against the local table, which does not exist in a namespace without any address —
+   * there the route fails with "Nexthop has invalid gateway" until e.g. `lo` is up.
+   */
   onlink?: boolean;
 }
 
