@@ -11,25 +11,35 @@
  */
 
 export const ROOT = '/opentransit/v1/';
+/**
+ * Everything an edge agent needs, and nothing else, lives under DESIRED: an agent lists-and-watches exactly this
+ * prefix into its local replica. API-only data (the registry, token hashes) and what agents report (status) live
+ * beside it, so an edge server never receives another tenant's credentials.
+ */
+export const DESIRED = `${ROOT}desired/`;
 
 export const keys = {
+  /** What agents watch (one prefix, one replica). */
+  desiredPrefix: DESIRED,
   /** Operator settings: anycast endpoints, BGP peers, global blocklist. */
-  settings: `${ROOT}settings`,
-  /** Names and prefixes of every account: the cross-tenant uniqueness/overlap index. */
+  settings: `${DESIRED}settings`,
+  /** Prefix under which every account document lives. */
+  accountsPrefix: `${DESIRED}accounts/`,
+  account: (id: string) => `${DESIRED}accounts/${id}`,
+  /** Operator-wide DoS mitigation rules (XDP), one key each so rules expire independently. */
+  mitigationsPrefix: `${DESIRED}mitigations/`,
+  mitigation: (id: string) => `${DESIRED}mitigations/${id}`,
+  /** Set by operators (`opentransit node drain`): the node withdraws its announcements. */
+  nodeDrainPrefix: `${DESIRED}drain/`,
+  nodeDrain: (nodeId: string) => `${DESIRED}drain/${nodeId}`,
+  /** Names and prefixes of every account: the cross-tenant uniqueness/overlap index (API only). */
   registry: `${ROOT}registry`,
-  /** Prefix under which every account document lives (agents watch this). */
-  accountsPrefix: `${ROOT}accounts/`,
-  account: (id: string) => `${ROOT}accounts/${id}`,
-  /** Account tokens, by the SHA-256 of the token (hex); value names the account. */
+  /** Account tokens, by the SHA-256 of the token (hex); value names the account (API only). */
   tokensPrefix: `${ROOT}tokens/`,
   token: (sha256hex: string) => `${ROOT}tokens/${sha256hex}`,
-  /** Per-node state reported by agents (status) and set by operators (drain). */
+  /** Per-node state reported by agents. */
   nodesPrefix: `${ROOT}nodes/`,
   nodeStatus: (nodeId: string) => `${ROOT}nodes/${nodeId}/status`,
-  nodeDrain: (nodeId: string) => `${ROOT}nodes/${nodeId}/drain`,
-  /** Operator-wide DoS mitigation rules (XDP), one key each so rules expire independently. */
-  mitigationsPrefix: `${ROOT}mitigations/`,
-  mitigation: (id: string) => `${ROOT}mitigations/${id}`,
 } as const;
 
 /** The account id of an account document key, or undefined for any other key. */
