@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** What a kernel message says, reduced to the cases callers branch on (idempotency needs exists / not-found). */
-export type KernelErrorCode = 'EEXIST' | 'ENOENT' | 'EBUSY' | 'EINVAL' | 'EPERM' | 'TIMEOUT' | 'OTHER';
+export type KernelErrorCode = 'EEXIST' | 'ENOENT' | 'EBUSY' | 'EINVAL' | 'EPERM' | 'EINTR' | 'TIMEOUT' | 'OTHER';
 
 /** One failed command of a batch (`ip -batch`, `sysctl -w a b`…): which line, which command, what the kernel said. */
 export interface BatchFailure {
@@ -82,6 +82,7 @@ export function classifyKernelMessage(message: string): KernelErrorCode {
   )
     return 'ENOENT';
   if (/Device or resource busy/i.test(message)) return 'EBUSY';
+  if (/Dump was interrupted/i.test(message)) return 'EINTR';
   if (/Operation not permitted|Permission denied/i.test(message)) return 'EPERM';
   if (/Invalid argument|is expected rather than|garbage|Error: .*invalid/i.test(message)) return 'EINVAL';
   return 'OTHER';

@@ -6,7 +6,7 @@
  * Contract of an IpOp: running it twice has the same effect as once (replace, set, delete-if-present,
  * add-if-missing). That is what makes the batch fallback below safe.
  */
-import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, runJson, type BatchFailure, type KernelErrorCode } from './exec.js';
+import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, type BatchFailure, type KernelErrorCode } from './exec.js';
 import { checkNetnsName } from './validate.js';
 
 /** A named network namespace, or null for the namespace of this process (see netns.ts). */
@@ -80,8 +80,11 @@ async function runOne(ns: NetnsRef, op: IpOp): Promise<IpOpOutcome> {
     await run([...ipArgv(ns), ...op.args]);
     return 'done';
   } catch (e) {
-    if (e instanceof KernelError && !e.timedOut && op.tolerate?.includes(e.code)) return 'unchanged';
-    throw e;
+    if (!(e instanceof KernelError) || e.timedOut) throw e;
+    if (op.tolerate?.includes(e.code)) return 'unchanged';
+    // Same shape as a batch failure, so callers attribute errors one way.
+    throw new KernelError({ argv: e.argv, exitCode: e.exitCode, stderr: e.stderr, kernelMessage: e.kernelMessage, code: e.code,
+      failures: [{ line: 1, command: op.args, message: e.kernelMessage, code: e.code }] });
   }
 }
 
@@ -127,7 +130,33 @@ export function parseBatchStderr(stderr: string): { byLine: Map<number, string>;
  * no name files (/etc/iproute2/rt_*) influence what we compare.
  */
 export async function ipJson<T = unknown>(ns: NetnsRef, args: readonly string[], opts: { details?: boolean } = {}): Promise<T> {
-  return runJson<T>([...ipArgv(ns), '-N', '-j', ...(opts.details ? ['-d'] : []), ...args]);
+  const argv = [...ipArgv(ns), '-N', '-j', ...(opts.details ? ['-d'] : []), ...args];
+  return withDumpRetry(argv, async () => {
+    const { stdout, stderr } = await run(argv);
+    try {
+      return { docs: stdout.trim() === '' ? [] : JSON.parse(stdout), stderr };
+    } catch (e) {
+      throw new KernelError({ argv, exitCode: 0, stderr, kernelMessage: `unparsable JSON output: ${(e as Error).message}` });
+    }
+  }) as Promise<T>;
+}
+
+/** How often a dump interrupted by a concurrent change is retried before giving up. */
+const DUMP_ATTEMPTS = 3;
+
+/**
+ * The kernel flags a dump that raced with a change (NLM_F_DUMP_INTR); iproute2 6.1 only warns on stderr and
+ * exits 0. Such a listing may miss objects, and a reconciler must never prune from it (DESIGN.md §3): retry,
+ * then fail with code EINTR.
+ */
+async function withDumpRetry<R>(argv: readonly string[], read: () => Promise<{ docs: R; stderr: string }>): Promise<R> {
+  let stderr = '';
+  for (let i = 0; i < DUMP_ATTEMPTS; i++) {
+    const r = await read();
+    if (!/Dump was interrupted/i.test(r.stderr)) return r.docs;
+    stderr = r.stderr;
+  }
+  throw new KernelError({ argv, exitCode: 0, stderr, code: 'EINTR', kernelMessage: `dump interrupted ${DUMP_ATTEMPTS} times by concurrent changes` });
 }
 
 /**
@@ -137,9 +166,12 @@ export async function ipJson<T = unknown>(ns: NetnsRef, args: readonly string[],
 export async function ipJsonBatch(ns: NetnsRef, commands: readonly (readonly string[])[]): Promise<unknown[]> {
   commands.forEach((args, i) => checkOp({ args }, i));
   const argv = [...ipArgv(ns), '-N', '-j', '-d', '-batch', '-'];
-  const { stdout } = await run(argv, { stdin: commands.map((c) => c.join(' ')).join('\n') + '\n' });
-  const docs = parseJsonSequence(stdout);
-  if (docs.length !== commands.length)
-    throw new KernelError({ argv, exitCode: 0, stderr: '', kernelMessage: `expected ${commands.length} JSON documents, got ${docs.length}` });
-  return docs;
+  const stdin = commands.map((c) => c.join(' ')).join('\n') + '\n';
+  return withDumpRetry(argv, async () => {
+    const { stdout, stderr } = await run(argv, { stdin });
+    const docs = parseJsonSequence(stdout);
+    if (docs.length !== commands.length)
+      throw new KernelError({ argv, exitCode: 0, stderr, kernelMessage: `expected ${commands.length} JSON documents, got ${docs.length}` });
+    return { docs, stderr };
+  });
 }

@@ -110,7 +110,8 @@ export async function setSysctls(ns: NetnsRef, values: Readonly<Record<string, s
       try {
         await writeFile(sysctlPath(k), v);
       } catch (e) {
-        failures.push({ line: i + 1, command: [`${k}=${v}`], message: (e as Error).message, code: 'ENOENT' });
+        const errno = (e as NodeJS.ErrnoException).code;
+        failures.push({ line: i + 1, command: [k], message: (e as Error).message, code: errno === 'ENOENT' ? 'ENOENT' : errno === 'EINVAL' ? 'EINVAL' : 'OTHER' });
       }
     }
     if (failures.length) throw sysctlError(['sysctl', '-w', ...entries.map(([k, v]) => `${k}=${v}`)], failures, 1, '');
