@@ -77,10 +77,21 @@ test('lmdb: another process writes 500+ times while this one watches: each chang
   await rec.synced();
   const start = (rec.events.at(-1) as Extract<WatchEvent, { type: 'synced' }>).revision;
 
-  const out = await finished(spawnSupportScript('lmdb-writer', [dir, '/x/', '500', '50', '10']));
+  const writer = finished(spawnSupportScript('lmdb-writer', [dir, '/x/', '500', '50', '10']));
+  // A second watcher lists while the other process is writing: its list and its changes must join exactly.
+  await rec.until((ev) => ev.length > 100, 'the writer to be under way');
+  const mid = await record(s, '/x/');
+  const out = await writer;
   const { first, last } = JSON.parse(out) as { first: number; last: number };
   assert.ok(first > start && last - first > 450, `writer revisions ${first}..${last}`);
   await rec.until((ev) => ev.some((e) => revOf(e) === last), `the event at revision ${last}`);
+  await mid.until((ev) => ev.some((e) => revOf(e) === last), `the second watcher at revision ${last}`);
+  const midSync = mid.events.findIndex((e) => e.type === 'synced');
+  const midRev = (mid.events[midSync] as Extract<WatchEvent, { type: 'synced' }>).revision;
+  assert.ok(midRev > first && midRev < last, `second watcher listed at ${midRev}, inside the burst ${first}..${last}`);
+  assert.deepEqual(mid.events.slice(midSync + 1).map(revOf), Array.from({ length: last - midRev }, (_, i) => midRev + 1 + i));
+  assert.deepEqual(fold(mid.events), asMap((await s.list('/x/')).items));
+  await mid.close();
 
   // Every revision after the list is one writer txn touching one key: exactly one event per revision, gapless.
   const live = rec.events.slice(rec.events.findIndex((e) => e.type === 'synced') + 1);
@@ -89,10 +100,10 @@ test('lmdb: another process writes 500+ times while this one watches: each chang
   await rec.close();
 
   // Resuming from a revision in the middle replays exactly the same events from there on.
-  const mid = Math.floor((first + last) / 2);
-  const resumed = await record(s, '/x/', { fromRevision: mid });
+  const half = Math.floor((first + last) / 2);
+  const resumed = await record(s, '/x/', { fromRevision: half });
   await resumed.synced();
-  assert.deepEqual(resumed.events.slice(0, -1), live.filter((e) => revOf(e)! > mid));
+  assert.deepEqual(resumed.events.slice(0, -1), live.filter((e) => revOf(e)! > half));
   assert.deepEqual(resumed.events.at(-1), { type: 'synced', revision: last });
   await resumed.close();
   await s.close();
