@@ -85,6 +85,7 @@ function describe(error: ValueError): string {
     case ValueErrorType.Boolean:
     case ValueErrorType.Object:
     case ValueErrorType.Array:
+      if (error.value === undefined) return `is missing (expected ${typeName(error.schema)})`;
       return `must be ${typeName(error.schema)}, not ${describeValue(error.value)}`;
     default:
       return error.message;

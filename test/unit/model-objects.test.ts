@@ -160,7 +160,7 @@ test('GRE tunnel ttl 1–255, mtu 576–1476, health check enums', () => {
   invalid(() => parseGreTunnelInput({ ...tunnel, health_check: { rate: 'fast' } }), 'health_check.rate', /one of: low, mid, high/);
   invalid(() => parseGreTunnelInput({ ...tunnel, health_check: { enabled: 1 } }), 'health_check.enabled', /boolean/);
   invalid(() => parseGreTunnelInput({ ...tunnel, health_check: { direction: 'x' } }), 'health_check.direction', /not a known field/);
-  invalid(() => parseGreTunnelInput({ ...tunnel, name: undefined }), 'name', /required|must be a string/);
+  invalid(() => parseGreTunnelInput({ ...tunnel, name: undefined }), 'name', /required|is missing/);
 });
 
 test('route: normalised prefix and nexthop; priority 0–2^31; weight 1–256 default 1', () => {
