@@ -60,6 +60,11 @@ export interface WatchOptions {
   /**
    * Resume after this revision: deliver only changes with modRevision > fromRevision, then `synced`.
    * Omitted: deliver the full current list as puts, then `synced`, then changes.
+   *
+   * The changes made before `synced` may be collapsed to the latest per key (etcd does: one put per changed key,
+   * deletions reported at the `synced` revision; LMDB replays its log exactly). Applying them in order to the
+   * state at fromRevision always gives the state at the `synced` revision. A fromRevision beyond the store's
+   * current revision (the store was replaced or restored) is treated like a compacted one: `reset`, full list.
    */
   fromRevision?: number;
 }
