@@ -27,23 +27,14 @@ export function buildProgram(io: CliIo): Command {
 function registerDaemonCommands(program: Command): void {
   program
     .command('api')
-    .description('run the HTTP API server (operator token from OPENTRANSIT_OPERATOR_TOKEN)')
+    .description('run the HTTP API server (operator token: OPENTRANSIT_OPERATOR_TOKEN, else one is generated and printed once)')
     .option('--listen <host:port>', 'address and port to listen on (port 0 picks a free one)', '127.0.0.1:8080')
     .option('--data-dir <dir>', 'directory of the embedded store', '/var/lib/opentransit')
     .action(async (opts: { listen: string; dataDir: string }) => {
-      const { startApiServer } = (await importLazily('./api/server.js')) as ApiServerModule;
+      const { startApiServer } = await import('./api/server.js');
+      // Prints its URL (and a generated operator token, if any); the open server keeps the process alive.
       await startApiServer({ listen: opts.listen, dataDir: opts.dataDir });
     });
-}
-
-/** The part of src/api/server.ts this command uses. */
-interface ApiServerModule {
-  startApiServer(opts: { listen: string; dataDir: string }): Promise<unknown>;
-}
-
-/** A dynamic import whose target tsc does not resolve at build time (the module may land later). */
-function importLazily(specifier: string): Promise<unknown> {
-  return import(new URL(specifier, import.meta.url).href);
 }
 
 const io = processIo();

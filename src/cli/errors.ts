@@ -39,7 +39,10 @@ export class UsageError extends Error {
 /** The one line printed for a failure: `error: <message> (field: <field>)`. */
 export function formatError(err: unknown): string {
   if (err instanceof ApiError || err instanceof UsageError) {
-    return err.field ? `error: ${err.message} (field: ${err.field})` : `error: ${err.message}`;
+    if (!err.field) return `error: ${err.message}`;
+    // The API's sentences start with the field ("prefixes[0].cidr: must be…"); it is said once, at the end.
+    const message = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+    return `error: ${message} (field: ${err.field})`;
   }
   if (err instanceof Error) return `error: ${err.message}`;
   return `error: ${String(err)}`;

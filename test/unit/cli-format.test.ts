@@ -214,6 +214,9 @@ test('formatError: API errors name their field; connection errors name the URL',
   assert.equal(formatError(new ApiError(400, 'invalid', 'must be a CIDR', 'prefixes[0].cidr')),
     'error: must be a CIDR (field: prefixes[0].cidr)');
   assert.equal(formatError(new ApiError(404, 'not_found', 'no such account')), 'error: no such account');
+  // The API's messages begin with the field: it is not said twice.
+  assert.equal(formatError(new ApiError(400, 'invalid', 'prefixes[0].cidr: host bits must be zero', 'prefixes[0].cidr')),
+    'error: host bits must be zero (field: prefixes[0].cidr)');
   assert.equal(formatError(new UsageError('bad', 'kind')), 'error: bad (field: kind)');
   assert.match(formatError(new ConnectionError('http://127.0.0.1:8080', 'connection refused')),
     /^error: cannot reach the OpenTransit API at http:\/\/127\.0\.0\.1:8080 \(connection refused\)/);
