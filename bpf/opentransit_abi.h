@@ -70,12 +70,13 @@ enum ot_verdict {
 	OT_VERDICT_ENCAP = 3, /* GRE encapsulated towards a customer router (TC_ACT_OK) */
 };
 
-/* Why: the second index of the counters. Each packet is counted under exactly one reason. */
+/* Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that
+ * sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. */
 enum ot_reason {
 	OT_REASON_PASS = 0, /* IP traffic that passed every check */
 	OT_REASON_PASS_NON_IP = 1, /* not IPv4/IPv6 (ARP, LLDP…): not ours to judge */
 	OT_REASON_DROP_MALFORMED = 2, /* truncated or inconsistent headers */
-	OT_REASON_DROP_UNSUPPORTED = 3, /* stacked VLAN tags, IPv6 jumbograms, too many IPv6 extension headers */
+	OT_REASON_DROP_UNSUPPORTED = 3, /* stacked VLAN tags, more IPv6 extension headers than we walk */
 	OT_REASON_DROP_BLOCKLIST = 4, /* source in the global blocklist */
 	OT_REASON_DROP_RULE = 5, /* a mitigation rule with action drop */
 	OT_REASON_DROP_RATELIMIT = 6, /* over a mitigation rule's rate */
@@ -87,7 +88,8 @@ enum ot_reason {
 	OT_REASON_DROP_GRE_NO_DELIVERY = 11, /* the peer's account has no delivery interface */
 	OT_REASON_ENCAP_GRE = 12, /* encapsulated into a tunnel (tc) */
 	OT_REASON_DROP_TUNNEL_MISS = 13, /* a frame to a tunnel MAC that has no tunnel (tc) */
-	OT_REASON_DROP_ENCAP_FAILED = 14, /* the kernel refused to grow the packet (tc) */
+	OT_REASON_DROP_ENCAP_FAILED = 14, /* a non-IP frame to a tunnel, or the kernel refused to grow the packet (tc) */
+	OT_REASON_PASS_NOT_TUNNEL = 15, /* a frame leaving a customer netns not towards a tunnel MAC (tc) */
 };
 
 /* Mitigation rule actions; 0 marks an unused rule. */

@@ -65,7 +65,7 @@ export const VERDICT_NAMES: Readonly<Record<Verdict, string>> = {
   3: 'ENCAP',
 };
 
-/** Why: the second index of the counters. Each packet is counted under exactly one reason. */
+/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. */
 export const Reason = {
   /** IP traffic that passed every check */
   PASS: 0,
@@ -73,7 +73,7 @@ export const Reason = {
   PASS_NON_IP: 1,
   /** truncated or inconsistent headers */
   DROP_MALFORMED: 2,
-  /** stacked VLAN tags, IPv6 jumbograms, too many IPv6 extension headers */
+  /** stacked VLAN tags, more IPv6 extension headers than we walk */
   DROP_UNSUPPORTED: 3,
   /** source in the global blocklist */
   DROP_BLOCKLIST: 4,
@@ -95,8 +95,10 @@ export const Reason = {
   ENCAP_GRE: 12,
   /** a frame to a tunnel MAC that has no tunnel (tc) */
   DROP_TUNNEL_MISS: 13,
-  /** the kernel refused to grow the packet (tc) */
+  /** a non-IP frame to a tunnel, or the kernel refused to grow the packet (tc) */
   DROP_ENCAP_FAILED: 14,
+  /** a frame leaving a customer netns not towards a tunnel MAC (tc) */
+  PASS_NOT_TUNNEL: 15,
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 /** The C name (without OT_REASON_) of each Reason value. */
@@ -116,6 +118,7 @@ export const REASON_NAMES: Readonly<Record<Reason, string>> = {
   12: 'ENCAP_GRE',
   13: 'DROP_TUNNEL_MISS',
   14: 'DROP_ENCAP_FAILED',
+  15: 'PASS_NOT_TUNNEL',
 };
 
 /** Mitigation rule actions; 0 marks an unused rule. */
@@ -163,6 +166,7 @@ export const REASON_VERDICT: Readonly<Record<Reason, Verdict>> = {
   12: Verdict.ENCAP,
   13: Verdict.DROP,
   14: Verdict.DROP,
+  15: Verdict.PASS,
 };
 
 // --- structs ---

@@ -16,9 +16,17 @@ const size_t kMaxLog = 1 << 20;
 
 int CaptureLog(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[4096];
-  int n = vsnprintf(buf, sizeof buf, fmt, args);
-  if (n > 0 && g_log.size() < kMaxLog) g_log.append(buf, std::min<size_t>(n, sizeof buf - 1));
+  if (g_log.size() >= kMaxLog) return 0;
+  // One message can be the whole verifier log: measure first, then format into the log itself.
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  size_t at = g_log.size();
+  g_log.resize(at + n + 1);
+  vsnprintf(&g_log[at], n + 1, fmt, args);
+  g_log.resize(at + n);
   return 0;
 }
 

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/*
+ * ot_xdp_edge — the uplink's XDP program (DESIGN.md §1):
+ *   parse → blocklist (source LPM) → mitigation rules (destination LPM) → GRE from a customer endpoint to an
+ *   anycast endpoint: strip the outer headers, check the inner source, redirect to the customer's netns → pass.
+ * Every packet is counted exactly once, under (account, reason), by ot_finish(); 1 in N is copied to ot_samples.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/counters.h"
+#include "lib/parse.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* A host key: every field written explicitly (an initialiser would become a .rodata template map). */
+static __always_inline void ot_lpm_host(struct ot_lpm_key *k, const __u8 *addr)
+{
+	k->prefixlen = 128;
+	__builtin_memcpy(k->addr, addr, 16);
+}
+
+/* The account a destination belongs to (0 when none). */
+static __always_inline __u32 ot_owner(const __u8 *addr)
+{
+	struct ot_lpm_key k;
+	ot_lpm_host(&k, addr);
+	__u32 *account = bpf_map_lookup_elem(&ot_prefixes, &k);
+	return account ? *account : 0;
+}
+
+static __always_inline int ot_blocklisted(const __u8 *addr)
+{
+	struct ot_lpm_key k;
+	ot_lpm_host(&k, addr);
+	return bpf_map_lookup_elem(&ot_blocklist, &k) != NULL;
+}
+
+/* Copies the start of the packet to the ring buffer, for one packet in config.sample_every (random choice). */
+static __always_inline void ot_sample(struct xdp_md *ctx, __u32 account, __u32 reason, __u32 len)
+{
+	__u32 zero = 0;
+	struct ot_config *cfg = bpf_map_lookup_elem(&ot_config, &zero);
+	if (!cfg || cfg->sample_every == 0 || len == 0)
+		return;
+	if (cfg->sample_every > 1 && bpf_get_prandom_u32() % cfg->sample_every != 0)
+		return;
+	struct ot_sample *s = bpf_ringbuf_reserve(&ot_samples, sizeof(*s), 0);
+	if (!s)
+		return; /* ring full: the consumer is behind; sampling is best effort */
+	/* 64 bits and an opaque barrier: the compiler must test the very register it passes to the helper, so the
+	 * verifier sees cap in 1..128 (a __u32 is compared zero-extended but passed as the unextended register). */
+	__u64 cap = len;
+	if (cap > OT_SAMPLE_BYTES)
+		cap = OT_SAMPLE_BYTES;
+	asm volatile("" : "+r"(cap));
+	__builtin_memset(s->data, 0, sizeof(s->data));
+	if (cap < 1 || cap > OT_SAMPLE_BYTES || bpf_xdp_load_bytes(ctx, 0, s->data, cap)) {
+		bpf_ringbuf_discard(s, 0);
+		return;
+	}
+	s->ts_ns = bpf_ktime_get_ns();
+	s->ifindex = ctx->ingress_ifindex;
+	s->account = account;
+	s->pkt_len = len;
+	s->cap_len = cap;
+	s->reason = reason;
+	s->hook = OT_HOOK_XDP_EDGE;
+	bpf_ringbuf_submit(s, 0);
+}
+
+/* The one exit of every packet (but a redirect, which samples before it rewrites the packet). */
+static __always_inline int ot_finish(struct xdp_md *ctx, __u32 account, __u32 reason, __u32 len, int action)
+{
+	ot_count(account, reason, len);
+	ot_sample(ctx, account, reason, len);
+	return action;
+}
+
+/*
+ * Token bucket of a rate-limit rule, one per CPU (ot_rl_state is a per-CPU array), with rate and burst per CPU.
+ * Why per CPU: a rule that rate-limits is under attack by definition, often at millions of packets per second
+ * spread over every RX queue; one shared bucket would bounce its cache line between all CPUs (or serialise them
+ * on a spin lock) exactly then. The cost is precision: the total admitted is rate × (CPUs that see the traffic),
+ * at most the configured total when the agent divides it by the CPU count, and less when RSS puts a flow on one
+ * queue — it errs on the side of dropping more. Tokens are nano-packets so rates need no division per packet.
+ */
+static __always_inline int ot_bucket_take(const struct ot_rule *r, __u64 now)
+{
+	__u32 slot = r->slot;
+	struct ot_rl_bucket *b = bpf_map_lookup_elem(&ot_rl_state, &slot);
+	if (!b || r->rate_pps == 0)
+		return 0; /* no state (slot out of range) or a zero rate: fail closed */
+	__u64 cap = (__u64)r->burst * NSEC_PER_SEC;
+	if (b->last_ns == 0) {
+		b->tokens = cap; /* a new bucket starts full */
+	} else if (now > b->last_ns) {
+		__u64 elapsed = now - b->last_ns;
+		__u64 room = cap > b->tokens ? cap - b->tokens : 0;
+		/* elapsed * rate overflows 64 bits only after 2^32 ns (4.3 s) at rate 2^32; past that, compare times. */
+		if (elapsed < (1ULL << 32)) {
+			__u64 add = elapsed * r->rate_pps;
+			b->tokens = add >= room ? cap : b->tokens + add;
+		} else {
+			b->tokens = elapsed >= cap / r->rate_pps ? cap : b->tokens + elapsed * r->rate_pps;
+		}
+	}
+	b->last_ns = now;
+	if (b->tokens >= NSEC_PER_SEC) {
+		b->tokens -= NSEC_PER_SEC;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int ot_rule_matches(const struct ot_rule *r, const struct ot_pkt *p)
+{
+	if (r->proto && r->proto != p->proto)
+		return 0;
+	if (p->ip_len < r->len_min || p->ip_len > r->len_max)
+		return 0;
+	if (p->ttl < r->ttl_min || p->ttl > r->ttl_max)
+		return 0;
+	int any_sport = r->sport_min == 0 && r->sport_max == 0xffff;
+	int any_dport = r->dport_min == 0 && r->dport_max == 0xffff;
+	if (!any_sport || !any_dport) {
+		if (!p->has_ports)
+			return 0;
+		if (p->sport < r->sport_min || p->sport > r->sport_max)
+			return 0;
+		if (p->dport < r->dport_min || p->dport > r->dport_max)
+			return 0;
+	}
+	if (r->tcp_flags_mask) {
+		if (p->proto != IPPROTO_TCP || !p->has_ports)
+			return 0;
+		if ((p->tcp_flags & r->tcp_flags_mask) != r->tcp_flags_value)
+			return 0;
+	}
+	return 1;
+}
+
+static __always_inline void ot_rule_stat(__u32 slot, __u32 len, int dropped)
+{
+	struct ot_rule_stats *st = bpf_map_lookup_elem(&ot_rule_stats, &slot);
+	if (!st)
+		return;
+	st->packets += 1;
+	st->bytes += len;
+	if (dropped) {
+		st->dropped_packets += 1;
+		st->dropped_bytes += len;
+	}
+}
+
+/* The mitigation rules of the longest destination prefix, first match wins. Returns a drop reason or 0. */
+static __always_inline __u32 ot_mitigate(const struct ot_pkt *p, __u32 len)
+{
+	struct ot_lpm_key k;
+	ot_lpm_host(&k, p->dst);
+	struct ot_rule_set *set = bpf_map_lookup_elem(&ot_mitigation, &k);
+	if (!set)
+		return 0;
+	__u32 count = set->count;
+	__u64 now = 0;
+	for (int i = 0; i < OT_RULES_PER_PREFIX; i++) {
+		if (i >= count)
+			break;
+		const struct ot_rule *r = &set->rules[i];
+		if (r->action == 0)
+			continue;
+		if (r->expires_ns) {
+			if (!now)
+				now = bpf_ktime_get_ns();
+			if (now >= r->expires_ns)
+				continue;
+		}
+		if (!ot_rule_matches(r, p))
+			continue;
+		__u32 reason = 0;
+		if (r->action == OT_ACTION_DROP) {
+			reason = OT_REASON_DROP_RULE;
+		} else if (r->action == OT_ACTION_RATELIMIT) {
+			if (!now)
+				now = bpf_ktime_get_ns();
+			if (!ot_bucket_take(r, now))
+				reason = OT_REASON_DROP_RATELIMIT;
+		} else if (r->action != OT_ACTION_PASS) {
+			continue; /* unknown action: as if the rule were absent */
+		}
+		ot_rule_stat(r->slot, len, reason != 0);
+		return reason;
+	}
+	return 0;
+}
+
+/*
+ * GRE to an anycast endpoint: only plain GRE (RFC 2784 without checksum, RFC 2890 key and sequence number: every
+ * flag and version bit zero) from a known customer endpoint, carrying IPv4 or IPv6 whose source lies in that
+ * customer's prefixes (anti-spoofing), is decapsulated and redirected to the customer's host-side veth.
+ * The redirect target is an ifindex (bpf_redirect), resolved in the uplink's netns, where the host-side veths live;
+ * DESIGN.md §2: the veth peer inside the customer netns needs GRO on, or redirected frames vanish.
+ */
+static __always_inline int ot_gre(struct xdp_md *ctx, struct ot_pkt *p, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	struct ot_gre_peer *peer = bpf_map_lookup_elem(&ot_gre_peers, &p->src4);
+	if (!peer)
+		return ot_finish(ctx, 0, OT_REASON_DROP_GRE_UNKNOWN, len, XDP_DROP);
+	__u32 account = peer->account;
+	if (p->fragment)
+		return ot_finish(ctx, account, OT_REASON_DROP_GRE_UNSUPPORTED, len, XDP_DROP);
+
+	__u16 off = p->l4_off;
+	if (!OT_BOUND(off))
+		return ot_finish(ctx, account, OT_REASON_DROP_UNSUPPORTED, len, XDP_DROP);
+	__be16 *gre = data + off;
+	if ((void *)(gre + 2) > end || off + 4 > p->l3_end)
+		return ot_finish(ctx, account, OT_REASON_DROP_MALFORMED, len, XDP_DROP);
+	__be16 inner_proto = gre[1];
+	if (gre[0] != 0 || (inner_proto != bpf_htons(ETH_P_IP) && inner_proto != bpf_htons(ETH_P_IPV6)))
+		return ot_finish(ctx, account, OT_REASON_DROP_GRE_UNSUPPORTED, len, XDP_DROP);
+
+	/* The inner header: enough of it to know its source, consistent with the outer datagram. */
+	__u16 ioff = off + 4;
+	__u16 iroom = p->l3_end - ioff;
+	struct ot_lpm_key k;
+	k.prefixlen = 128;
+	if (inner_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ioff;
+		if ((void *)(ip + 1) > end || iroom < sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
+		    bpf_ntohs(ip->tot_len) > iroom || bpf_ntohs(ip->tot_len) < ip->ihl * 4)
+			return ot_finish(ctx, account, OT_REASON_DROP_MALFORMED, len, XDP_DROP);
+		ot_v4_mapped(k.addr, ip->saddr);
+	} else {
+		struct ipv6hdr *ip6 = data + ioff;
+		if ((void *)(ip6 + 1) > end || iroom < sizeof(*ip6) || ip6->version != 6 ||
+		    (__u32)bpf_ntohs(ip6->payload_len) + sizeof(*ip6) > iroom)
+			return ot_finish(ctx, account, OT_REASON_DROP_MALFORMED, len, XDP_DROP);
+		__builtin_memcpy(k.addr, &ip6->saddr, 16);
+	}
+	__u32 *owner = bpf_map_lookup_elem(&ot_prefixes, &k);
+	if (!owner || *owner != account)
+		return ot_finish(ctx, account, OT_REASON_DROP_GRE_SPOOFED, len, XDP_DROP);
+
+	struct ot_delivery *dl = bpf_map_lookup_elem(&ot_delivery, &account);
+	if (!dl || dl->ifindex == 0)
+		return ot_finish(ctx, account, OT_REASON_DROP_GRE_NO_DELIVERY, len, XDP_DROP);
+	__u32 ifindex = dl->ifindex;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	__builtin_memcpy(dmac, dl->dmac, ETH_ALEN);
+	__builtin_memcpy(smac, dl->smac, ETH_ALEN);
+
+	/* Sample the packet as it arrived, before the outer headers go. */
+	ot_sample(ctx, account, OT_REASON_REDIRECT_GRE, len);
+	/* Keep room for a new Ethernet header in front of the inner packet (the VLAN tag goes too). */
+	if (bpf_xdp_adjust_head(ctx, (int)ioff - ETH_HLEN)) {
+		ot_count(account, OT_REASON_DROP_MALFORMED, len);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end) {
+		ot_count(account, OT_REASON_DROP_MALFORMED, len);
+		return XDP_DROP;
+	}
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	eth->h_proto = inner_proto;
+	ot_count(account, OT_REASON_REDIRECT_GRE, len);
+	return bpf_redirect(ifindex, 0);
+}
+
+SEC("xdp")
+int ot_xdp_edge(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 len = end - data;
+	struct ot_pkt p = {};
+
+	int verdict = ot_parse(data, end, &p);
+	if (verdict != OT_PARSED) {
+		/* Attribute to the destination's account when the IP header got that far. */
+		__u32 account = p.family ? ot_owner(p.dst) : 0;
+		int action = verdict == OT_REASON_PASS_NON_IP ? XDP_PASS : XDP_DROP;
+		return ot_finish(ctx, account, verdict, len, action);
+	}
+	__u32 account = ot_owner(p.dst);
+	if (ot_blocklisted(p.src))
+		return ot_finish(ctx, account, OT_REASON_DROP_BLOCKLIST, len, XDP_DROP);
+	__u32 dropped = ot_mitigate(&p, len);
+	if (dropped)
+		return ot_finish(ctx, account, dropped, len, XDP_DROP);
+	if (p.family == 4 && p.proto == IPPROTO_GRE && bpf_map_lookup_elem(&ot_anycast, &p.dst4))
+		return ot_gre(ctx, &p, len);
+	return ot_finish(ctx, account, OT_REASON_PASS, len, XDP_PASS);
+}
