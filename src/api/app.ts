@@ -1,7 +1,7 @@
 /**
  * The HTTP API, built by a factory so tests drive it through `inject` and the server (server.ts) listens with it.
  *
- * Validation has one home, the model: request bodies reach the handlers as parsed JSON and the model's functions
+ * Bodies may be JSON or YAML (body.ts). Validation has one home, the model: request bodies reach the handlers as parsed JSON and the model's functions
  * check them (shape, values, cross-object rules), so the API and every other caller share the same rules and
  * messages. Route schemas feed the OpenAPI document; only query strings are checked here (strictly: a
  * misspelt `?dryrun=true` must not apply for real).
@@ -13,7 +13,8 @@ import { checkShape } from '../model/shape.js';
 import type { Store } from '../store/store.js';
 import { Authenticator, tokenHash } from './auth.js';
 import type { ApiContext } from './context.js';
-import { ApiError, installErrorHandlers } from './errors.js';
+import { parseJsonBody, parseYamlBody, YAML_TYPES } from './body.js';
+import { installErrorHandlers } from './errors.js';
 import { NoQuery } from './http.js';
 import { Repo } from './repo.js';
 import { accountObjectRoutes } from './routes/account-objects.js';
@@ -34,22 +35,6 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
-/** JSON.parse that refuses prototype-poisoning keys, with the parser's own position in the message. */
-function parseJsonBody(text: string): unknown {
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text, function (key, value: unknown) {
-      if (key === '__proto__' || (key === 'constructor' && typeof value === 'object' && value !== null && 'prototype' in value)) {
-        throw new ApiError('invalid_json', `the request body has a forbidden key "${key}"`);
-      }
-      return value;
-    });
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    throw new ApiError('invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
 export async function build(opts: BuildOptions): Promise<FastifyInstance> {
   const hash = opts.operatorTokenSha256 ?? (opts.operatorToken !== undefined ? tokenHash(opts.operatorToken) : undefined);
   if (!hash) throw new Error('build: operatorToken or operatorTokenSha256 is required');
@@ -63,6 +48,13 @@ export async function build(opts: BuildOptions): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_request, body, done) => {
     try {
       done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, parseYamlBody(body as string));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -104,7 +96,8 @@ export async function build(opts: BuildOptions): Promise<FastifyInstance> {
         description:
           'Self-hosted Magic Transit. Authenticate with `Authorization: Bearer <token>`: the operator token, or an ' +
           "account's token (it sees only its own account). Reads of an account carry `ETag: \"<revision>\"`; writes " +
-          'accept `If-Match` (409 `stale` when the account moved). Errors: `{"error": {code, message, field}}`.',
+          'accept `If-Match` (409 `stale` when the account moved). Bodies are JSON, or YAML with Content-Type ' +
+          'application/yaml. Errors: `{"error": {code, message, field}}`.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

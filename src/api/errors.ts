@@ -10,6 +10,7 @@ import { StoreUnavailableError } from '../store/store.js';
 
 export type ErrorCode =
   | 'invalid_json'
+  | 'invalid_yaml'
   | 'invalid'
   | 'unauthorized'
   | 'forbidden'
@@ -23,6 +24,7 @@ export type ErrorCode =
 
 export const STATUS: Record<ErrorCode, number> = {
   invalid_json: 400,
+  invalid_yaml: 400,
   invalid: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -66,7 +68,7 @@ export function toApiError(err: unknown): ApiError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('payload_too_large', 'the request body is too large');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('unsupported_media_type', 'the request body must be JSON (Content-Type: application/json)');
+      return new ApiError('unsupported_media_type', 'the request body must be JSON (Content-Type: application/json) or YAML (application/yaml)');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ApiError('invalid_json', `the request body is not valid JSON`);

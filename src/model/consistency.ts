@@ -60,6 +60,13 @@ export function problemPath(p: Problem): string {
   return joinField(joinField(LIST_OF[p.kind], p.index), p.field);
 }
 
+/** How many times each key occurs (duplicate checks in one pass, not pairwise). */
+function counts<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const item of items) m.set(keyOf(item), (m.get(keyOf(item)) ?? 0) + 1);
+  return m;
+}
+
 export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Problem[] {
   const problems: Problem[] = [];
   const add = (p: Problem) => problems.push(p);
@@ -74,10 +81,11 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
     for (const key of entry.gre_endpoints) otherEndpoints.add(key);
   }
   const anycast = ctx.settings.anycast_endpoints.map((text) => ({ text, ip: parseIp(text) }));
+  const cidrCounts = counts(doc.prefixes, (p) => p.cidr);
   doc.prefixes.forEach((p, i) => {
     const c = prefixCidrs[i]!;
     const base = { kind: 'prefix' as const, index: i, id: p.id, field: 'cidr', label: `prefix ${p.cidr}` };
-    if (doc.prefixes.some((q, j) => j !== i && q.cidr === p.cidr)) {
+    if (cidrCounts.get(p.cidr)! > 1) {
       add({ ...base, nature: 'duplicate', message: `${p.cidr} is already a prefix of this account` });
     }
     const clash = others.find((o) => cidrsOverlap(o.cidr, c));
@@ -94,9 +102,11 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
   // --- GRE tunnels ---
   const subnets = doc.gre_tunnels.map((t) => tunnelAddresses(t.interface_address));
   const subnetCidrs = subnets.map((s) => parseCidr(s.subnet));
+  const nameCounts = counts(doc.gre_tunnels, (t) => t.name);
+  const pairCounts = counts(doc.gre_tunnels, greEndpointKey);
   doc.gre_tunnels.forEach((t, i) => {
     const base = { kind: 'gre_tunnel' as const, index: i, id: t.id, label: `GRE tunnel ${t.name}` };
-    if (doc.gre_tunnels.some((u, j) => j !== i && u.name === t.name)) {
+    if (nameCounts.get(t.name)! > 1) {
       add({ ...base, nature: 'duplicate', field: 'name', message: `another GRE tunnel of this account is named ${t.name}` });
     }
     if (!ctx.settings.anycast_endpoints.includes(t.edge_gre_endpoint)) {
@@ -117,7 +127,7 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
       });
     }
     const pair = greEndpointKey(t);
-    if (doc.gre_tunnels.some((u, j) => j !== i && greEndpointKey(u) === pair)) {
+    if (pairCounts.get(pair)! > 1) {
       add({
         ...base,
         nature: 'duplicate',
@@ -150,6 +160,7 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
     peers.set(subnets[i]!.customer, t.name);
     edges.set(subnets[i]!.edge, { name: t.name, customer: subnets[i]!.customer });
   });
+  const routeCounts = counts(doc.routes, routeKey);
   doc.routes.forEach((r, i) => {
     const key = routeKey(r);
     const base = { kind: 'route' as const, index: i, id: r.id, label: `route ${key}` };
@@ -177,7 +188,7 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
         message: `${r.nexthop} is not the customer-side address of any of this account's GRE tunnels${hint}`,
       });
     }
-    if (doc.routes.some((q, j) => j !== i && routeKey(q) === key)) {
+    if (routeCounts.get(key)! > 1) {
       add({ ...base, nature: 'duplicate', field: 'prefix', message: `another route of this account is ${key}` });
     }
   });
