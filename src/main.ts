@@ -13,7 +13,9 @@ import { processIo, registerClientCommands, runProgram, type CliIo } from './cli
 export function buildProgram(io: CliIo): Command {
   const program = new Command('opentransit')
     .description('OpenTransit: self-hosted anycast DoS protection, customer firewalls and GRE delivery')
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // Every verb's help lists --api, --token and -o too (set before the verbs exist, so they inherit it).
+    .configureHelp({ showGlobalOptions: true });
   registerClientCommands(program, io);
   registerDaemonCommands(program);
   return program;

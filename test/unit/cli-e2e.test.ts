@@ -274,3 +274,11 @@ test('an API that is not there is named in the error', async () => {
   const err = await fails(['get', 'accounts', '--api', url]);
   assert.ok(err.startsWith(`error: cannot reach the OpenTransit API at ${url} (connection refused)`), err);
 });
+
+test('--help lists the client verbs and the daemon verbs; unknown verbs fail', async () => {
+  const help = await ok(['--help']);
+  for (const verb of ['apply', 'get', 'delete', 'account', 'status', 'api']) assert.match(help, new RegExp(`^  ${verb}\\b`, 'm'));
+  const r = await cli(['frobnicate']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: unknown command 'frobnicate'/);
+});
