@@ -175,7 +175,7 @@ export interface LpmKey {
   /** bits of addr that count: IPv4 96 + n, IPv6 n */
   prefixlen: number;
   /** network order; IPv4 as ::ffff:a.b.c.d */
-  addr: Uint8Array;
+  addr: Buffer;
 }
 export const LpmKey: StructCodec<LpmKey> = {
   cType: 'struct ot_lpm_key',
@@ -483,9 +483,9 @@ export interface Delivery {
   /** host-side veth of the account's netns, in the uplink's netns; 0 = none */
   ifindex: number;
   /** the customer-side veth's MAC */
-  dmac: Uint8Array;
+  dmac: Buffer;
   /** the host-side veth's MAC */
-  smac: Uint8Array;
+  smac: Buffer;
 }
 export const Delivery: StructCodec<Delivery> = {
   cType: 'struct ot_delivery',
@@ -517,7 +517,7 @@ export interface TunnelKey {
   /** SO_NETNS_COOKIE of the customer netns */
   netns_cookie: bigint;
   /** tunnel MAC: OT_TUNNEL_MAC_0, OT_TUNNEL_MAC_1, 4 octets of tunnel id */
-  mac: Uint8Array;
+  mac: Buffer;
 }
 export const TunnelKey: StructCodec<TunnelKey> = {
   cType: 'struct ot_tunnel_key',
@@ -555,7 +555,7 @@ export interface Tunnel {
   /** OT_TUNNEL_F_* */
   flags: number;
   /** Ethernet destination after encap: the host-side veth */
-  host_mac: Uint8Array;
+  host_mac: Buffer;
 }
 export const Tunnel: StructCodec<Tunnel> = {
   cType: 'struct ot_tunnel',
@@ -606,7 +606,7 @@ export interface Sample {
   reason: number;
   /** enum ot_hook */
   hook: number;
-  data: Uint8Array;
+  data: Buffer;
 }
 export const Sample: StructCodec<Sample> = {
   cType: 'struct ot_sample',

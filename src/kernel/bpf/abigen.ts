@@ -573,7 +573,7 @@ function tsValueType(t: AbiType): string {
 }
 function fieldTsType(f: AbiField): string {
   if (f.count === undefined) return tsValueType(f.type);
-  if (f.type.kind === 'u8') return 'Uint8Array';
+  if (f.type.kind === 'u8') return 'Buffer'; // a Uint8Array with equals()/toString('hex'); decode returns copies
   return `${tsValueType(f.type)}[]`;
 }
 
