@@ -8,7 +8,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { accountSummary, decodeAccountDocument, encodeAccountDocument, newAccountDocument } from '../model/account.js';
-import { checkSettingsChange, defaultSettings } from '../model/settings.js';
+import { checkSettingsChange, decodeSettings } from '../model/settings.js';
 import { ConflictError, NotFoundError, StaleError } from '../model/errors.js';
 import { isId, newId } from '../model/ids.js';
 import { keys } from '../model/keys.js';
@@ -61,7 +61,7 @@ export class Repo {
 
   async settings(): Promise<Versioned<Settings>> {
     const kv = await this.store.get(keys.settings);
-    return kv ? { value: JSON.parse(kv.value) as Settings, revision: kv.modRevision } : { value: defaultSettings(), revision: 0 };
+    return { value: decodeSettings(kv?.value), revision: kv?.modRevision ?? 0 };
   }
 
   /** Every account as {id, name}, by name. */

@@ -15,6 +15,21 @@ export function defaultSettings(): Settings {
 }
 
 /**
+ * The settings stored under keys.settings (JSON text), or the defaults when the key does not exist yet — the API
+ * and the agents must agree on that default. Throws ValidationError naming the field if the stored value is bad.
+ */
+export function decodeSettings(text: string | undefined): Settings {
+  if (text === undefined) return defaultSettings();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ValidationError(undefined, `stored settings are not JSON: ${(err as Error).message}`);
+  }
+  return parseSettingsInput(value);
+}
+
+/**
  * Validates settings on their own: endpoints are public unicast IPv4 (documentation ranges accepted) without
  * duplicates; blocklist networks are normalised, never /0 (that would drop everything), without duplicates.
  * Whether tunnels still find their endpoint is checked against the accounts (consistency.ts).

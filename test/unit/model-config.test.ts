@@ -204,3 +204,71 @@ test('stored documents decode with a shape check', () => {
   assert.throws(() => decodeAccountDocument('{'), AccountDocumentError);
   assert.throws(() => decodeAccountDocument(JSON.stringify({ ...doc, routes: 'x' })), /routes/);
 });
+
+test('property: re-applying is a no-op, ids follow natural keys, and the diff is exactly the id-set difference', async () => {
+  const fc = (await import('fast-check')).default;
+  const PREFIXES = ['203.0.113.0/24', '203.0.113.0/25', '198.18.0.0/24', '198.18.1.0/24', '2001:db8::/48'];
+  const TUNNELS = [0, 1, 2].map((i) => ({
+    name: `t${i}`,
+    customer_gre_endpoint: `198.51.100.${i + 1}`,
+    edge_gre_endpoint: '192.0.2.10',
+    interface_address: `10.200.0.${2 * i}/31`,
+  }));
+  const EXPRESSIONS = ['tcp.dstport == 22', 'udp.dstport == 53', 'ip.src in {198.51.100.0/24}', 'ip.proto == "icmp"'];
+  const documentArb = fc
+    .record({
+      prefixes: fc.subarray(PREFIXES, { minLength: 1 }).chain((cidrs) =>
+        fc.tuple(...cidrs.map((cidr) => fc.record({ cidr: fc.constant(cidr), advertised: fc.boolean() }))),
+      ),
+      tunnels: fc.subarray([0, 1, 2]).chain((idx) =>
+        fc.tuple(...idx.map((i) => fc.record({ mtu: fc.integer({ min: 1400, max: 1476 }) }).map((o) => ({ ...TUNNELS[i]!, ...o })))),
+      ),
+      routeSeeds: fc.array(fc.tuple(fc.nat(), fc.nat(), fc.integer({ min: 0, max: 3 })), { maxLength: 6 }),
+      rules: fc.array(fc.record({ action: fc.constantFrom('allow', 'block'), expression: fc.constantFrom(...EXPRESSIONS), enabled: fc.boolean() }), { maxLength: 5 }),
+      default_action: fc.constantFrom('allow', 'block'),
+    })
+    .map(({ prefixes, tunnels, routeSeeds, rules, default_action }) => {
+      const routes = new Map<string, { prefix: string; nexthop: string; priority: number }>();
+      if (tunnels.length > 0) {
+        for (const [p, t, priority] of routeSeeds) {
+          const prefix = prefixes[p % prefixes.length]!.cidr;
+          const n = Number(tunnels[t % tunnels.length]!.interface_address.split('.')[3]!.split('/')[0]) + 1;
+          const nexthop = `10.200.0.${n}`;
+          routes.set(`${prefix} ${nexthop}`, { prefix, nexthop, priority });
+        }
+      }
+      return { prefixes, gre_tunnels: tunnels, routes: [...routes.values()], firewall: { default_action, rules } };
+    });
+  const ids = (doc: AccountDocument) => ({
+    prefix: doc.prefixes.map((o) => o.id),
+    gre_tunnel: doc.gre_tunnels.map((o) => o.id),
+    route: doc.routes.map((o) => o.id),
+    firewall_rule: doc.firewall.rules.map((o) => o.id),
+  });
+  fc.assert(
+    fc.property(documentArb, documentArb, (d1, d2) => {
+      const before = resolveConfig(empty(), d1, ctx());
+      const after = resolveConfig(before, d2, ctx());
+      assert.deepEqual(planConfig(after, d2, ctx()).changes, [], 're-applying changes nothing');
+      assert.deepEqual(resolveConfig(after, d2, ctx()), after, 'and keeps every id');
+      for (const p of after.prefixes) {
+        const old = before.prefixes.find((q) => q.cidr === p.cidr);
+        if (old) assert.equal(p.id, old.id, `prefix ${p.cidr} keeps its id`);
+      }
+      for (const t of after.gre_tunnels) {
+        const old = before.gre_tunnels.find((u) => u.name === t.name);
+        if (old) assert.equal(t.id, old.id, `tunnel ${t.name} keeps its id`);
+      }
+      const { changes } = diffAccounts(before, after);
+      const b = ids(before);
+      const a = ids(after);
+      for (const kind of ['prefix', 'gre_tunnel', 'route', 'firewall_rule'] as const) {
+        const of = (op: string) => changes.filter((c) => c.kind === kind && c.op === op).map((c) => (c.after ?? c.before) as { id: string });
+        assert.deepEqual(of('create').map((o) => o.id).sort(), a[kind].filter((id) => !b[kind].includes(id)).sort(), `${kind} creates`);
+        assert.deepEqual(of('delete').map((o) => o.id).sort(), b[kind].filter((id) => !a[kind].includes(id)).sort(), `${kind} deletes`);
+        for (const u of of('update')) assert.ok(a[kind].includes(u.id) && b[kind].includes(u.id), `${kind} updates exist on both sides`);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});

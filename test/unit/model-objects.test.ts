@@ -9,6 +9,7 @@ import {
   parsePrefixPatch,
   parseRouteInput,
   parseSettingsInput,
+  decodeSettings,
   pointerToField,
   tunnelAddresses,
   ValidationError,
@@ -221,4 +222,11 @@ test('settings: public IPv4 endpoints without duplicates, empty BGP peers, block
     /listed twice/,
   );
   invalid(() => parseSettingsInput({}), 'anycast_endpoints', /required/);
+});
+
+test('stored settings decode; an absent key means the defaults (the lab\'s anycast endpoint)', () => {
+  assert.deepEqual(decodeSettings(undefined), { anycast_endpoints: ['192.0.2.10'], bgp_peers: [], blocklist: [] });
+  assert.deepEqual(decodeSettings(JSON.stringify({ anycast_endpoints: ['192.0.2.20'], bgp_peers: [], blocklist: [] })).anycast_endpoints, ['192.0.2.20']);
+  invalid(() => decodeSettings('{'), undefined, /stored settings are not JSON/);
+  invalid(() => decodeSettings('{"anycast_endpoints": "x"}'), 'anycast_endpoints', /must be a list/);
 });
