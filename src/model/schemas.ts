@@ -11,7 +11,7 @@
  * container of the other kind ({} given for a list becomes [], {"0": …} a one-item list), which would accept
  * wrong types silently. Absent containers are defaulted in code instead (`?? []`).
  *
- * `errorMessage` is our own keyword: the reason shown when a `pattern` does not match (a regex is no help to a
+ * `x-error-message` is our own keyword (an OpenAPI extension): the reason shown when a `pattern` does not match (a regex is no help to a
  * user).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
@@ -20,14 +20,14 @@ import { ID_PATTERN } from './ids.js';
 export const Id = Type.String({
   pattern: ID_PATTERN,
   description: 'Random 32 lowercase hex digits.',
-  errorMessage: 'must be an id: 32 lowercase hex digits',
+  'x-error-message': 'must be an id: 32 lowercase hex digits',
 });
 
 const descriptionOptions = {
   maxLength: 500,
   // No control characters: descriptions end up in terminals and logs.
   pattern: '^[^\\x00-\\x1f\\x7f]*$',
-  errorMessage: 'must not contain control characters',
+  'x-error-message': 'must not contain control characters',
 };
 export const Description = Type.String({ ...descriptionOptions, default: '' });
 /** For patches: an absent description must stay absent (not become ''). */
@@ -38,7 +38,7 @@ export const AccountName = Type.String({
   pattern: ACCOUNT_NAME_PATTERN,
   maxLength: 63,
   description: 'Slug: 1–63 characters of a-z, 0-9 and "-", not starting or ending with "-". Unique.',
-  errorMessage: 'must be a slug: 1–63 characters of a-z, 0-9 and "-", not starting or ending with "-"',
+  'x-error-message': 'must be a slug: 1–63 characters of a-z, 0-9 and "-", not starting or ending with "-"',
 });
 
 /**
@@ -50,7 +50,7 @@ export const TunnelName = Type.String({
   pattern: TUNNEL_NAME_PATTERN,
   maxLength: 15,
   description: '1–15 characters of a-z, 0-9 and "-", starting with a letter or digit. Unique in the account.',
-  errorMessage: 'must be 1–15 characters of a-z, 0-9 and "-", starting with a letter or digit',
+  'x-error-message': 'must be 1–15 characters of a-z, 0-9 and "-", starting with a letter or digit',
 });
 
 const CidrText = (description: string) => Type.String({ maxLength: 64, description });

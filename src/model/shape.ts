@@ -73,8 +73,11 @@ function describe(error: ValueError): string {
       return `must be at most ${String(s.maxLength)} characters long`;
     case ValueErrorType.StringMinLength:
       return s.minLength === 1 ? 'must not be empty' : `must be at least ${String(s.minLength)} characters long`;
-    case ValueErrorType.StringPattern:
-      return typeof s.errorMessage === 'string' ? s.errorMessage : `must match ${String(s.pattern)}`;
+    case ValueErrorType.StringPattern: {
+      // Our keyword for the reason a pattern states (an OpenAPI extension, hence "x-"); `errorMessage` also works.
+      const reason = s['x-error-message'] ?? s.errorMessage;
+      return typeof reason === 'string' ? reason : `must match ${String(s.pattern)}`;
+    }
     case ValueErrorType.ArrayMaxItems:
       return s.maxItems === 0 ? 'must be empty' : `must have at most ${String(s.maxItems)} items`;
     case ValueErrorType.ArrayMinItems:
