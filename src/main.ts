@@ -37,6 +37,44 @@ function registerDaemonCommands(program: Command): void {
       // Prints its URL (and a generated operator token, if any); the open server keeps the process alive.
       await startApiServer({ listen: opts.listen, dataDir: opts.dataDir });
     });
+
+  const nodeOptions = (cmd: Command) =>
+    cmd
+      .requiredOption('--node-id <id>', 'this edge server\'s id (names its status and kernel objects)')
+      .requiredOption('--host-netns <ns>', 'the network namespace that stands for this server (never implied)')
+      .requiredOption('--uplink <if>', 'the uplink interface in the host netns')
+      .requiredOption('--store <spec>', 'lmdb:DIR (the API\'s data dir) or etcd://host:port[,host:port…]')
+      .option('--data-dir <dir>', "the agent's own directory (local replica)")
+      .option('--netns-prefix <prefix>', 'prefix of the customer namespaces this agent makes', 'ot-');
+
+  nodeOptions(program.command('agent').description('run the edge agent: reconcile the kernel to the desired state, continuously'))
+    .option('--resync-ms <ms>', 'full resync period (drift repair)', (v) => Number.parseInt(v, 10), 5000)
+    .action(async (opts: import('./agent/main.js').AgentCliOptions) => {
+      const { runAgent } = await import('./agent/main.js');
+      await runAgent(opts);
+    });
+
+  nodeOptions(program.command('plan').description('show what the agent would change in the kernel now, changing nothing'))
+    .option('-o, --output <format>', 'table | json', 'table')
+    .action(async (opts: import('./agent/main.js').AgentCliOptions & { output: string }) => {
+      const { planNode, formatPlan } = await import('./agent/main.js');
+      const plan = await planNode(opts);
+      process.stdout.write(opts.output === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
+    });
+
+  // The lab (src/lab): `-o` is the program's global output option, hence optsWithGlobals().
+  const lab = program.command('lab').description('the simulated internet in network namespaces (run as root)');
+  const labCmd = () => import('./lab/command.js');
+  const named = (cmd: Command) => cmd.option('-n, --name <lab>', 'which lab (default: the only one)').option('-f, --file <topology.yaml>', 'take the lab name from this file');
+  lab.command('up').description('build the lab of a topology file (default examples/lab.yaml)')
+    .option('-f, --file <topology.yaml>', 'the topology file')
+    .action(async (_o, cmd: Command) => (await labCmd()).labUpCommand(cmd.optsWithGlobals()));
+  named(lab.command('down').description('remove every namespace, process and file of the lab'))
+    .action(async (_o, cmd: Command) => (await labCmd()).labDownCommand(cmd.optsWithGlobals()));
+  named(lab.command('status').description('hosts, addresses, edges, BGP sessions, API URL and operator token'))
+    .action(async (_o, cmd: Command) => (await labCmd()).labStatusCommand(cmd.optsWithGlobals()));
+  named(lab.command('exec').description('run a command inside a lab host: lab exec HOST -- CMD…').argument('<host>').argument('<command...>'))
+    .action(async (host: string, argv: string[], _o, cmd: Command) => (await labCmd()).labExecCommand(cmd.optsWithGlobals(), host, argv));
 }
 
 const io = processIo();

@@ -25,6 +25,11 @@ export interface IpOp {
    * ends as 'unchanged' instead of failing.
    */
   readonly tolerate?: readonly KernelErrorCode[];
+  /**
+   * Run under `ip -6` (a batch line cannot say it): needed where the arguments do not show the family, e.g. an
+   * IPv6 policy rule without addresses. runIpOps runs such ops in a batch of their own.
+   */
+  readonly family?: 6;
 }
 
 /** Per op: 'done' (the command succeeded) or 'unchanged' (it failed with a tolerated error, e.g. already absent). */
@@ -52,9 +57,18 @@ function checkOp(op: IpOp, i: number): void {
 export async function runIpOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
   ops.forEach(checkOp);
   if (ops.length === 0) return [];
+  if (ops.some((op) => op.family === 6) && ops.some((op) => op.family !== 6)) {
+    // Two batches, one per family; outcomes go back to the ops' positions.
+    const v6 = ops.filter((op) => op.family === 6);
+    const other = ops.filter((op) => op.family !== 6);
+    const [o6, oOther] = [await runIpOps(ns, v6), await runIpOps(ns, other)];
+    let i6 = 0;
+    let iOther = 0;
+    return ops.map((op) => (op.family === 6 ? o6[i6++]! : oOther[iOther++]!));
+  }
+  const global = ops[0]!.family === 6 ? ['-6'] : [];
   if (ops.length === 1) return [await runOne(ns, ops[0]!)];
-
-  const argv = [...ipArgv(ns), '-force', '-batch', '-'];
+  const argv = [...ipArgv(ns), ...global, '-force', '-batch', '-'];
   const stdin = ops.map((op) => op.args.join(' ')).join('\n') + '\n';
   const res = await run(argv, { stdin, okExitCodes: [1, 2, 255] });
   if (res.exitCode === 0) return ops.map(() => 'done');
@@ -77,7 +91,7 @@ export async function runIpOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOp
 
 async function runOne(ns: NetnsRef, op: IpOp): Promise<IpOpOutcome> {
   try {
-    await run([...ipArgv(ns), ...op.args]);
+    await run([...ipArgv(ns), ...(op.family === 6 ? ['-6'] : []), ...op.args]);
     return 'done';
   } catch (e) {
     if (!(e instanceof KernelError) || e.timedOut) throw e;

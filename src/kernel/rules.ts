@@ -84,9 +84,7 @@ export function normalizeRule(spec: RuleSpec): Rule {
 
 function ruleArgs(verb: 'add' | 'delete', r: Rule): string[] {
   const args = ['rule', verb, 'priority', String(r.priority)];
-  // `from ::/0` is how a batch line (which cannot carry `-6`) says IPv6 for a rule without addresses.
   if (r.from) args.push('from', r.from);
-  else if (r.family === 6) args.push('from', '::/0');
   if (r.to) args.push('to', r.to);
   if (r.fwmark !== undefined) args.push('fwmark', `${hex(r.fwmark)}/${hex(r.fwmask ?? 0xffffffff)}`);
   if (r.iif) args.push('iif', r.iif);
@@ -99,12 +97,15 @@ function ruleArgs(verb: 'add' | 'delete', r: Rule): string[] {
 
 /** Twin: `ip rule add priority P [from F] [to T] [fwmark M/MASK] [iif I] [oif O] lookup T|ACTION proto P` (add-if-missing). */
 export function ruleAddOp(spec: RuleSpec): IpOp {
-  return { args: ruleArgs('add', normalizeRule(spec)), tolerate: ['EEXIST'] };
+  const r = normalizeRule(spec);
+  // `ip rule add from ::/0` is stored as an IPv4 "from all" rule: the family must come from `ip -6`.
+  return { args: ruleArgs('add', r), tolerate: ['EEXIST'], ...(r.family === 6 ? { family: 6 as const } : {}) };
 }
 
 /** Twin: `ip rule delete …` with every selector of the rule, succeeding when absent. Protocol is matched too. */
 export function ruleDeleteOp(spec: RuleSpec): IpOp {
-  return { args: ruleArgs('delete', normalizeRule(spec)), tolerate: ['ENOENT'] };
+  const r = normalizeRule(spec);
+  return { args: ruleArgs('delete', r), tolerate: ['ENOENT'], ...(r.family === 6 ? { family: 6 as const } : {}) };
 }
 
 /** Twin: `ip -n NS rule add …` for each (add-if-missing), one spawn. */

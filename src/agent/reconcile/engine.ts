@@ -56,38 +56,59 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+export interface ObjectDiff<D, A> {
+  /** Desired objects the kernel lacks or holds differently (`actual` is the current twin, if any). */
+  apply: { desired: D; key: string; actual: A | undefined }[];
+  /** Owned kernel objects nobody desires (prune candidates). */
+  remove: { actual: A; key: string }[];
+  unchanged: number;
+}
+
+/** The pure diff behind every reconcile: what to write and what to prune, by key. */
+export function diffObjects<D, A>(
+  desired: readonly D[],
+  actual: readonly A[],
+  desiredKey: (d: D) => string,
+  actualKey: (a: A) => string,
+  matches: (d: D, a: A) => boolean,
+  kind = 'object',
+): ObjectDiff<D, A> {
+  const byKey = new Map<string, A>();
+  for (const a of actual) byKey.set(actualKey(a), a);
+  const diff: ObjectDiff<D, A> = { apply: [], remove: [], unchanged: 0 };
+  const wanted = new Set<string>();
+  for (const d of desired) {
+    const key = desiredKey(d);
+    if (wanted.has(key)) throw new Error(`${kind}: two desired objects share the key ${key}`);
+    wanted.add(key);
+    const current = byKey.get(key);
+    if (current !== undefined && matches(d, current)) diff.unchanged++;
+    else diff.apply.push({ desired: d, key, actual: current });
+  }
+  for (const [key, a] of byKey) if (!wanted.has(key)) diff.remove.push({ actual: a, key });
+  return diff;
+}
+
 /** Reconciles one kind in one scope. Never throws for an object's failure; `list()` failing does throw. */
 export async function reconcileKind<D, A>(
   ops: KindOps<D, A>,
   desired: readonly D[],
   options: ReconcileOptions,
 ): Promise<ReconcileResult> {
-  const actual = new Map<string, A>();
-  for (const a of await ops.list()) actual.set(ops.actualKey(a), a);
-
-  const result: ReconcileResult = { kind: ops.kind, applied: [], removed: [], unchanged: 0, failures: [] };
-  const wanted = new Set<string>();
-  for (const d of desired) {
-    const key = ops.desiredKey(d);
-    if (wanted.has(key)) throw new Error(`${ops.kind}: two desired objects share the key ${key}`);
-    wanted.add(key);
-    const current = actual.get(key);
-    if (current !== undefined && ops.matches(d, current)) {
-      result.unchanged++;
-      continue;
-    }
+  const diff = diffObjects(desired, await ops.list(), (d) => ops.desiredKey(d), (a) => ops.actualKey(a), (d, a) => ops.matches(d, a), ops.kind);
+  const result: ReconcileResult = { kind: ops.kind, applied: [], removed: [], unchanged: diff.unchanged, failures: [] };
+  for (const { desired: d, key, actual } of diff.apply) {
     result.applied.push(key);
     if (options.dryRun) continue;
     try {
-      await ops.apply(d, current);
+      await ops.apply(d, actual);
     } catch (err) {
       result.failures.push({ kind: ops.kind, key, action: 'apply', error: errorText(err) });
     }
   }
   if (!options.prune) return result;
   // Removals last: whatever replaces an old object is in place before the old one goes.
-  for (const [key, a] of actual) {
-    if (wanted.has(key)) continue;
+  for (const { actual: a, key } of diff.remove) {
     result.removed.push(key);
     if (options.dryRun) continue;
     try {

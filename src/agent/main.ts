@@ -1,0 +1,107 @@
+/**
+ * `opentransit agent …` and `opentransit plan …`: option parsing and process lifecycle around Agent.
+ */
+import path from 'node:path';
+import { decodeAccountDocument } from '../model/account.js';
+import { accountIdOfKey, keys } from '../model/keys.js';
+import type { AccountDocument } from '../model/schemas.js';
+import { openStore } from '../store/open.js';
+import { netnsExists } from '../kernel/netns.js';
+import { Agent } from './agent.js';
+import { customerDesired } from './desired/customer.js';
+import { hostDesired } from './desired/host.js';
+import { NODE_DEFAULTS, NODE_ID_PATTERN, type NodeConfig } from './desired/node.js';
+import { reconcileCustomer } from './reconcile/customer.js';
+import { reconcileHost } from './reconcile/host.js';
+
+export interface AgentCliOptions {
+  nodeId: string;
+  hostNetns: string;
+  uplink: string;
+  store: string;
+  dataDir?: string;
+  netnsPrefix?: string;
+  resyncMs?: number;
+}
+
+export class AgentOptionError extends Error {
+  constructor(
+    readonly option: string,
+    reason: string,
+  ) {
+    super(`--${option}: ${reason}`);
+  }
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const NETNS_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Validates the command line into a NodeConfig; the host netns must exist (it stands for this server). */
+export async function nodeConfig(o: AgentCliOptions): Promise<NodeConfig> {
+  if (!NODE_ID_PATTERN.test(o.nodeId)) throw new AgentOptionError('node-id', 'use 1–32 of [a-z0-9-], starting with a letter or digit');
+  if (!NETNS_NAME.test(o.hostNetns)) throw new AgentOptionError('host-netns', 'must be a network namespace name');
+  if (!(await netnsExists(o.hostNetns))) throw new AgentOptionError('host-netns', `namespace ${o.hostNetns} does not exist`);
+  if (!IFNAME.test(o.uplink)) throw new AgentOptionError('uplink', 'must be an interface name (1–15 characters)');
+  const netnsPrefix = o.netnsPrefix ?? NODE_DEFAULTS.netnsPrefix;
+  if (!/^[a-z0-9-]{1,40}-$/.test(netnsPrefix)) throw new AgentOptionError('netns-prefix', 'use [a-z0-9-] and end with "-"');
+  return { nodeId: o.nodeId, hostNetns: o.hostNetns, uplink: o.uplink, netnsPrefix, fwmark: NODE_DEFAULTS.fwmark, table: NODE_DEFAULTS.table, rulePriority: NODE_DEFAULTS.rulePriority };
+}
+
+export async function runAgent(o: AgentCliOptions): Promise<void> {
+  const node = await nodeConfig(o);
+  const store = await openStore(o.store);
+  const dataDir = path.resolve(o.dataDir ?? `/var/lib/opentransit/agent-${node.nodeId}`);
+  const agent = new Agent({ node, store, dataDir, ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}) });
+  await agent.start();
+  process.stderr.write(`agent ${node.nodeId}: host netns ${node.hostNetns}, store ${store.kind}, data ${dataDir}\n`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`agent ${node.nodeId}: ${signal}, stopping (the kernel is left as it is)\n`);
+    await agent.stop();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+export interface PlanResult {
+  node_id: string;
+  revision: number;
+  changes: { scope: string; changes: string[]; errors: string[] }[];
+}
+
+/** What the agent would change in the kernel right now (desired vs actual), without changing anything. */
+export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
+  const node = await nodeConfig(o);
+  const store = await openStore(o.store);
+  try {
+    const { items, revision } = await store.list(keys.desiredPrefix);
+    const accounts: AccountDocument[] = [];
+    for (const kv of items) if (accountIdOfKey(kv.key)) accounts.push(decodeAccountDocument(kv.value));
+    const result: PlanResult = { node_id: node.nodeId, revision, changes: [] };
+    const host = await reconcileHost(node, hostDesired(node, accounts), { dryRun: true, accountIds: new Set(accounts.map((a) => a.id)) });
+    result.changes.push({ scope: 'host', ...host });
+    for (const a of accounts) {
+      const r = await reconcileCustomer(node, customerDesired(node, a), { dryRun: true });
+      result.changes.push({ scope: `account ${a.name}`, changes: r.changes, errors: r.errors });
+    }
+    return result;
+  } finally {
+    await store.close();
+  }
+}
+
+export function formatPlan(p: PlanResult): string {
+  const lines: string[] = [];
+  for (const c of p.changes) {
+    if (c.changes.length === 0 && c.errors.length === 0) continue;
+    lines.push(`${c.scope}:`);
+    for (const ch of c.changes) lines.push(`  ~ ${ch}`);
+    for (const e of c.errors) lines.push(`  ! ${e}`);
+  }
+  if (lines.length === 0) lines.push(`node ${p.node_id}: no changes (the kernel matches revision ${p.revision})`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,277 @@
+/**
+ * Reconciles one customer's objects on an edge server: reads what the kernel has (a few spawns), diffs against
+ * CustomerDesired, and writes only what differs — one `ip -batch` per namespace, adds before removes. An object
+ * that is already right is never rewritten, so a restart or a periodic resync drops no packet.
+ *
+ * Order matters when creating: the namespace, then the veth (it needs both namespaces), then addresses (an onlink
+ * gateway is checked against the local table, which needs an address), neighbours (a route's tunnel MAC must be
+ * there before traffic uses the route), then routes; removals last. The firewall table is replaced atomically.
+ */
+import type { CustomerDesired } from '../desired/customer.js';
+import { CUSTOMER_VETH, type NodeConfig } from '../desired/node.js';
+import { addressDeleteOp, addressReplaceOp, parseAddresses, type Address, type AddressSpec } from '../../kernel/addresses.js';
+import { KernelError } from '../../kernel/exec.js';
+import { ipJsonBatch, runIpOps, type IpOp } from '../../kernel/ip.js';
+import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
+import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
+import { createNetns, deleteNetnsIfPresent, netnsExists, readSysctls, setSysctls } from '../../kernel/netns.js';
+import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
+import {
+  RT_PROTO_OPENTRANSIT,
+  normalizeRoute,
+  parseRoutes,
+  routeDeleteOp,
+  routeKey,
+  routeKeyString,
+  routeReplaceOp,
+  sameRoute,
+  type Route,
+  type RouteSpec,
+} from '../../kernel/routes.js';
+import { readIpState, type IpState } from '../../kernel/state.js';
+import { diffObjects, errorText } from './engine.js';
+
+export interface CustomerReconcileOptions {
+  /** Compute the changes without making them (`opentransit plan`). */
+  dryRun?: boolean;
+}
+
+export interface CustomerReconcileResult {
+  accountId: string;
+  /** Human-readable changes, in the order they were (or would be) made; empty when the kernel was right. */
+  changes: string[];
+  /** Failures of this pass (the account's error status); empty when everything applied. */
+  errors: string[];
+}
+
+const EMPTY_STATE: IpState = { links: [], addresses: [], routes: [], rules: [], neighbours: [] };
+
+/** Addresses the kernel adds by itself (an EUI-64 IPv6 link-local on link up): not ours to prune. */
+const isAutoLinkLocal = (a: Address, desired: readonly AddressSpec[]) =>
+  a.family === 6 && a.local.startsWith('fe80:') && !desired.some((d) => d.cidr === a.cidr && d.dev === a.dev);
+
+const addressKey = (a: AddressSpec) => `${a.dev} ${a.cidr}`;
+const neighbourKey = (n: { dev: string; address: string }) => `${n.dev} ${n.address}`;
+
+function vethIsRight(d: CustomerDesired, host: Link | undefined, peer: Link | undefined): boolean {
+  return (
+    host?.kind === 'veth' &&
+    peer?.kind === 'veth' &&
+    host.peerIfindex === peer.ifindex &&
+    peer.peerIfindex === host.ifindex &&
+    host.mac === d.veth.mac &&
+    peer.mac === d.veth.peerMac &&
+    host.up &&
+    peer.up &&
+    host.mtu === d.veth.mtu &&
+    host.alias === d.veth.alias &&
+    peer.alias === d.veth.alias
+  );
+}
+
+/** The batch that makes `actual` addresses, neighbours and routes equal to the desired ones. */
+function ipObjectOps(
+  desired: { addresses: AddressSpec[]; neighbours: NeighbourSpec[]; routes: RouteSpec[] },
+  actual: { addresses: Address[]; neighbours: Neighbour[]; routes: Route[] },
+  changes: string[],
+  where: string,
+): IpOp[] {
+  const addrs = diffObjects(
+    desired.addresses,
+    actual.addresses.filter((a) => !isAutoLinkLocal(a, desired.addresses)),
+    addressKey,
+    addressKey,
+    () => true,
+    'address',
+  );
+  const neighs = diffObjects(
+    desired.neighbours,
+    actual.neighbours.filter((n) => n.protocol === RT_PROTO_OPENTRANSIT),
+    neighbourKey,
+    neighbourKey,
+    (d, a) => a.permanent && a.lladdr === d.lladdr.toLowerCase(),
+    'neighbour',
+  );
+  const wantedRoutes = desired.routes.map(normalizeRoute);
+  const routes = diffObjects(
+    wantedRoutes,
+    actual.routes.filter((r) => r.protocol === RT_PROTO_OPENTRANSIT),
+    (r) => routeKeyString(routeKey(r)),
+    (r) => routeKeyString(routeKey(r)),
+    sameRoute,
+    'route',
+  );
+  const specByKey = new Map(desired.routes.map((s) => [routeKeyString(routeKey(normalizeRoute(s))), s]));
+  const ops: IpOp[] = [];
+  for (const a of addrs.apply) {
+    changes.push(`${where}: add address ${a.key}`);
+    ops.push(addressReplaceOp(a.desired));
+  }
+  for (const n of neighs.apply) {
+    changes.push(`${where}: ${n.actual ? 'replace' : 'add'} neighbour ${n.key} lladdr ${n.desired.lladdr}`);
+    ops.push(neighbourReplaceOp(n.desired));
+  }
+  for (const r of routes.apply) {
+    changes.push(`${where}: ${r.actual ? 'replace' : 'add'} route ${r.key}`);
+    ops.push(routeReplaceOp(specByKey.get(r.key)!));
+  }
+  // Removals after every add: traffic moving off an old route or tunnel already has its new path.
+  for (const r of routes.remove) {
+    changes.push(`${where}: delete route ${r.key}`);
+    ops.push(routeDeleteOp(routeKey(r.actual)));
+  }
+  for (const n of neighs.remove) {
+    changes.push(`${where}: delete neighbour ${n.key}`);
+    ops.push(neighbourDeleteOp(n.actual));
+  }
+  for (const a of addrs.remove) {
+    changes.push(`${where}: delete address ${a.key}`);
+    ops.push(addressDeleteOp(a.actual));
+  }
+  return ops;
+}
+
+/** Writes the sysctls whose current value differs (one read spawn, one write spawn when needed). */
+async function reconcileSysctls(
+  ns: string,
+  wanted: Record<string, string | number>,
+  changes: string[],
+  where: string,
+  dryRun: boolean,
+  exists: boolean,
+): Promise<void> {
+  const current = exists ? await readSysctls(ns, Object.keys(wanted)).catch(() => ({}) as Record<string, string>) : {};
+  const diff: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(wanted)) if (current[k] !== String(v)) diff[k] = v;
+  if (Object.keys(diff).length === 0) return;
+  changes.push(`${where}: sysctl ${Object.entries(diff).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (!dryRun) await setSysctls(ns, diff);
+}
+
+/** Reads the host side of one customer: its veth's addresses and its routes in the customer table. */
+async function readHostSide(node: NodeConfig, d: CustomerDesired): Promise<{ addresses: Address[]; routes: Route[] }> {
+  const dev = d.veth.name;
+  const [addrs, r4, r6] = await ipJsonBatch(node.hostNetns, [
+    ['address', 'show', 'dev', dev],
+    ['route', 'show', 'table', String(node.table), 'root', '0.0.0.0/0', 'dev', dev],
+    ['route', 'show', 'table', String(node.table), 'root', '::/0', 'dev', dev],
+  ]);
+  return {
+    addresses: parseAddresses(addrs),
+    // `ip route show table T dev D` omits the table and the device it filtered on: put them back so keys compare.
+    routes: [...parseRoutes(r4, 4), ...parseRoutes(r6, 6)].map((r) => ({
+      ...r,
+      table: node.table,
+      nexthops: r.nexthops.map((h) => ({ ...h, dev: h.dev || dev })),
+    })),
+  };
+}
+
+/** Brings the kernel to `d` for one customer. Errors are collected, not thrown, so every step gets its chance. */
+export async function reconcileCustomer(
+  node: NodeConfig,
+  d: CustomerDesired,
+  options: CustomerReconcileOptions = {},
+): Promise<CustomerReconcileResult> {
+  const dryRun = options.dryRun ?? false;
+  const changes: string[] = [];
+  const errors: string[] = [...d.problems];
+  const step = async (what: string, fn: () => Promise<void>): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      errors.push(`${what}: ${err instanceof KernelError ? err.kernelMessage : errorText(err)}`);
+      return false;
+    }
+  };
+
+  // 1. The namespace.
+  let exists = await netnsExists(d.netns);
+  if (!exists) {
+    changes.push(`create netns ${d.netns}`);
+    if (!dryRun && !(await step('netns', () => createNetns(d.netns)))) return { accountId: d.accountId, changes, errors };
+    exists = !dryRun;
+  }
+
+  // 2. The veth pair (host side in the host netns, peer in the customer netns).
+  let state = exists ? await readIpState(d.netns) : EMPTY_STATE;
+  const hostLink = await getLink(node.hostNetns, d.veth.name);
+  const peer = state.links.find((l) => l.name === CUSTOMER_VETH);
+  if (!vethIsRight(d, hostLink, peer)) {
+    changes.push(`${hostLink || peer ? 'repair' : 'create'} veth ${d.veth.name} <-> ${d.netns}/${CUSTOMER_VETH}`);
+    if (!dryRun) {
+      const ok = await step('veth', async () => {
+        await ensureVeth(d.veth);
+        // XDP redirects decapsulated frames into the host side: the peer needs GRO on or they vanish (DESIGN §2).
+        await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
+      });
+      if (!ok) return { accountId: d.accountId, changes, errors };
+      state = await readIpState(d.netns);
+    }
+  }
+  const lo = state.links.find((l) => l.name === 'lo');
+  if (!lo?.up) {
+    changes.push(`${d.netns}: set lo up`);
+    if (!dryRun && exists) await step('lo', async () => void (await runIpOps(d.netns, [linkSetOp({ name: 'lo', up: true })])));
+  }
+
+  // 3. Sysctls on both sides.
+  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, dryRun, exists));
+  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, dryRun, true));
+
+  // 4. Inside the customer netns: addresses, tunnel neighbours, routes.
+  const nsOps = ipObjectOps(
+    { addresses: d.addresses, neighbours: d.neighbours, routes: d.routes },
+    {
+      addresses: state.addresses.filter((a) => a.dev === CUSTOMER_VETH),
+      neighbours: state.neighbours,
+      routes: state.routes.filter((r) => r.table === 254),
+    },
+    changes,
+    d.netns,
+  );
+  if (!dryRun && exists && nsOps.length > 0) await step('routes', async () => void (await runIpOps(d.netns, nsOps)));
+
+  // 5. The host side: link addresses on the veth and the prefixes' routes in the customer table.
+  const host = hostLink ? await readHostSide(node, d) : { addresses: [], routes: [] };
+  const hostOps = ipObjectOps(
+    { addresses: d.hostAddresses, neighbours: [], routes: d.hostRoutes },
+    { ...host, neighbours: [] },
+    changes,
+    node.hostNetns,
+  );
+  if (!dryRun && hostOps.length > 0) await step('host routes', async () => void (await runIpOps(node.hostNetns, hostOps)));
+
+  // 6. The firewall, atomically; kept as it is when a rule could not be compiled (never deploy a partial one).
+  const firewallBroken = d.problems.some((p) => p.startsWith('firewall'));
+  const current = exists ? await readNftTable(d.netns, d.firewall.family, d.firewall.name).catch(() => null) : null;
+  if (current?.version !== d.firewall.version && !firewallBroken) {
+    changes.push(`${d.netns}: ${current ? 'replace' : 'create'} nft table ${d.firewall.family} ${d.firewall.name}`);
+    if (!dryRun && exists) await step('firewall', () => replaceNftTable(d.netns, d.firewall));
+  }
+
+  return { accountId: d.accountId, changes, errors };
+}
+
+/**
+ * Removes everything a customer had on this server: deleting its namespace takes the peer with it, the veth pair
+ * goes with its peer, and the customer-table routes go with the veth.
+ */
+export async function removeCustomer(
+  node: NodeConfig,
+  netns: string,
+  hostVeth: string,
+  options: CustomerReconcileOptions = {},
+): Promise<string[]> {
+  const changes: string[] = [];
+  if (await netnsExists(netns)) {
+    changes.push(`delete netns ${netns}`);
+    if (!options.dryRun) await deleteNetnsIfPresent(netns);
+  }
+  if (await getLink(node.hostNetns, hostVeth)) {
+    changes.push(`delete link ${hostVeth}`);
+    if (!options.dryRun) await runIpOps(node.hostNetns, [linkDeleteOp(hostVeth)]);
+  }
+  return changes;
+}
