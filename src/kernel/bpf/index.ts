@@ -496,11 +496,19 @@ export function removeClsact(o: { ifindex: number; netns?: string }): boolean {
  */
 export class RingBuffer {
   readonly #rb: NativeRingBuffer;
+  /** Held so the map's fd (which libbpf polls) is not closed by the GC while the ring buffer is open. */
+  readonly #map: BpfMap;
   #closed = false;
 
+  /** Close the ring buffer before the map. */
   constructor(map: BpfMap, onRecords: (records: Buffer[]) => void) {
     if (map.type !== 27) throw new KernelInputError('map', `${map.name} is not a ring buffer (type ${map.type})`);
+    this.#map = map;
     this.#rb = new (native().RingBuffer)(map.fd, onRecords);
+  }
+
+  get map(): BpfMap {
+    return this.#map;
   }
 
   /** Delivers what is in the ring now, synchronously. Returns the number of records. */

@@ -9,14 +9,13 @@
 
 namespace ot {
 
-// A libbpf *_opts struct, zeroed, with .sz set (what LIBBPF_OPTS does in C; its statement expression is not C++).
-template <typename T>
-T Opts() {
-  T o;
-  std::memset(&o, 0, sizeof o);
-  o.sz = sizeof o;
-  return o;
-}
+// Zeroes a libbpf *_opts struct in place and sets .sz (what LIBBPF_OPTS does in C; its statement expression is not
+// C++). In place, never returned by value: a copy need not preserve padding, and libbpf refuses opts whose bytes
+// past the last field it knows are not zero ("has non-zero extra bytes").
+#define OT_OPTS(type, name) \
+  type name;                \
+  std::memset(&name, 0, sizeof name); \
+  name.sz = sizeof name
 
 // libbpf's messages (verifier log included) since the last ClearLog(), so errors can carry them.
 void ClearLog();

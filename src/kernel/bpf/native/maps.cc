@@ -73,7 +73,7 @@ Napi::Value MapDump(const Napi::CallbackInfo& info) {
   bool batched = false;
 
   std::vector<uint8_t> inBatch(keySize < 8 ? 8 : keySize), outBatch(inBatch.size());
-  auto opts = Opts<bpf_map_batch_opts>();
+  OT_OPTS(bpf_map_batch_opts, opts);
   bool first = true;
   while (total < maxEntries) {
     uint32_t count = maxEntries - total;

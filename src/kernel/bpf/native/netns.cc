@@ -120,7 +120,7 @@ Napi::Value XdpAttach(const Napi::CallbackInfo& info) {
   int progFd = ArgInt(info, 2, "progFd");
   uint32_t flags = ArgU32(info, 3, "flags");
   int oldFd = ArgInt(info, 4, "oldProgFd");
-  auto opts = Opts<bpf_xdp_attach_opts>();
+  OT_OPTS(bpf_xdp_attach_opts, opts);
   if (oldFd >= 0) {
     opts.old_prog_fd = oldFd;
     flags |= XDP_FLAGS_REPLACE;
@@ -140,7 +140,7 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ns = NetnsArg(info, 0);
   int ifindex = ArgInt(info, 1, "ifindex");
-  auto opts = Opts<bpf_xdp_query_opts>();
+  OT_OPTS(bpf_xdp_query_opts, opts);
   ClearLog();
   int err;
   {
@@ -157,11 +157,11 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   return r;
 }
 
-bpf_tc_hook Hook(int ifindex, uint32_t point) {
-  auto hook = Opts<bpf_tc_hook>();
-  hook.ifindex = ifindex;
-  hook.attach_point = static_cast<bpf_tc_attach_point>(point);
-  return hook;
+void InitHook(bpf_tc_hook* hook, int ifindex, uint32_t point) {
+  std::memset(hook, 0, sizeof *hook);
+  hook->sz = sizeof *hook;
+  hook->ifindex = ifindex;
+  hook->attach_point = static_cast<bpf_tc_attach_point>(point);
 }
 
 // tcAttach(netns, ifindex, point, progFd, handle, priority, replace) → {handle, priority, progId}.
@@ -175,8 +175,9 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   uint32_t handle = ArgU32(info, 4, "handle");
   uint32_t priority = ArgU32(info, 5, "priority");
   bool replace = info[6].ToBoolean();
-  bpf_tc_hook hook = Hook(ifindex, point);
-  auto opts = Opts<bpf_tc_opts>();
+  bpf_tc_hook hook;
+  InitHook(&hook, ifindex, point);
+  OT_OPTS(bpf_tc_opts, opts);
   opts.prog_fd = progFd;
   opts.handle = handle;
   opts.priority = priority;
@@ -205,8 +206,9 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
 Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ns = NetnsArg(info, 0);
-  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
-  auto opts = Opts<bpf_tc_opts>();
+  bpf_tc_hook hook;
+  InitHook(&hook, ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
+  OT_OPTS(bpf_tc_opts, opts);
   opts.handle = ArgU32(info, 3, "handle");
   opts.priority = ArgU32(info, 4, "priority");
   ClearLog();
@@ -228,8 +230,9 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ns = NetnsArg(info, 0);
-  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
-  auto opts = Opts<bpf_tc_opts>();
+  bpf_tc_hook hook;
+  InitHook(&hook, ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
+  OT_OPTS(bpf_tc_opts, opts);
   opts.handle = ArgU32(info, 3, "handle");
   opts.priority = ArgU32(info, 4, "priority");
   ClearLog();
@@ -250,7 +253,8 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info) {
 Napi::Value TcHookDestroy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ns = NetnsArg(info, 0);
-  bpf_tc_hook hook = Hook(ArgInt(info, 1, "ifindex"), BPF_TC_INGRESS | BPF_TC_EGRESS);
+  bpf_tc_hook hook;
+  InitHook(&hook, ArgInt(info, 1, "ifindex"), BPF_TC_INGRESS | BPF_TC_EGRESS);
   ClearLog();
   int err;
   {

@@ -60,7 +60,7 @@ Napi::Value LoadObject(const Napi::CallbackInfo& info) {
   std::string pinRoot;
   bool hasPinRoot = ArgOptString(info, 1, "pinRoot", &pinRoot);
   ClearLog();
-  auto opts = Opts<bpf_object_open_opts>();
+  OT_OPTS(bpf_object_open_opts, opts);
   if (hasPinRoot) opts.pin_root_path = pinRoot.c_str();
   std::unique_ptr<bpf_object, ObjectCloser> obj(bpf_object__open_file(path.c_str(), &opts));
   if (!obj) ThrowErrno(env, "open " + path, errno);
@@ -169,7 +169,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   uint32_t repeat = ArgU32(info, 3, "repeat");
   uint32_t ctxOutSize = ArgU32(info, 5, "ctxOutSize");
   std::vector<uint8_t> out(outSize ? outSize : 1), ctxOut(ctxOutSize ? ctxOutSize : 1);
-  auto opts = Opts<bpf_test_run_opts>();
+  OT_OPTS(bpf_test_run_opts, opts);
   opts.data_in = data.Data();
   opts.data_size_in = data.Length();
   opts.data_out = out.data();
