@@ -124,8 +124,9 @@ class EtcdStoreImpl implements EtcdStore {
       faultHandling: {
         // No circuit breaker: the default one refuses every call for 5 s after 3 failures, even once etcd is back.
         host: () => passThroughPolicy as unknown as ReturnType<FaultHandling['host']>,
-        // Each retry picks another host: try every endpoint once (and the first again) before giving up.
-        global: retryPolicy(endpoints.length + 1) as unknown as FaultHandling['global'],
+        // Retries are ours (see call()): the client's default would also re-send a txn after an ambiguous
+        // failure, applying a compare-and-swap twice or reporting its own success as a conflict.
+        global: passThroughPolicy as unknown as FaultHandling['global'],
         watchBackoff: new CappedBackoff(cfg.backoffMin, cfg.backoffMax) as unknown as FaultHandling['watchBackoff'],
       },
     });
@@ -166,6 +167,7 @@ class EtcdStoreImpl implements EtcdStore {
         }),
         failure: [],
       }),
+      true,
     );
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
@@ -272,16 +274,31 @@ class EtcdStoreImpl implements EtcdStore {
     return { revision: revision!, kvs };
   }
 
-  /** Runs an etcd call, turning "cannot reach etcd" into StoreUnavailableError. */
-  async call<T>(fn: () => Promise<T>): Promise<T> {
-    this.open();
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof Error && (isRecoverableError(err) || err instanceof GRPCDeadlineExceededError)) {
-        throw new StoreUnavailableError(`etcd at ${this.endpoints.join(',')} is unreachable: ${err.message}`, { cause: err });
+  /**
+   * Runs an etcd call, retrying connection failures (each attempt goes to a randomly chosen endpoint) and turning
+   * "cannot reach etcd" into StoreUnavailableError. A write (`mutation`) is retried only when the request
+   * provably never left this process; otherwise it may have been applied, and re-sending it could apply it twice.
+   */
+  async call<T>(fn: () => Promise<T>, mutation = false): Promise<T> {
+    const attempts = 2 * this.endpoints.length + 1;
+    for (let attempt = 1; ; attempt++) {
+      this.open();
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof Error) || !(isRecoverableError(err) || err instanceof GRPCDeadlineExceededError)) throw err;
+        const unsent = NOT_SENT.test(err.message);
+        if (mutation && !unsent) {
+          throw new StoreUnavailableError(
+            `etcd at ${this.endpoints.join(',')} failed during a write, which may or may not have been applied: ${err.message}`,
+            { cause: err },
+          );
+        }
+        if (attempt >= attempts) {
+          throw new StoreUnavailableError(`etcd at ${this.endpoints.join(',')} is unreachable: ${err.message}`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, 20 * attempt));
       }
-      throw err;
     }
   }
 
@@ -359,9 +376,9 @@ class EtcdWatch implements Watch {
     w.on('error', (err: unknown) => {
       if (gen !== this.generation || this.closed) return;
       // etcd canceled the watch — in practice because its start revision was compacted while we were away.
+      // (etcd has already dropped the watcher, and so has the client's watch manager: nothing to cancel.)
       this.generation++;
       this.watcher = undefined;
-      void w.cancel().catch(() => undefined);
       this.store.cfg.report(err, `etcd watch on ${JSON.stringify(this.prefix)} canceled; re-listing`);
       this.queue.push(() => this.relist());
     });
@@ -439,21 +456,11 @@ const passThroughPolicy = {
   },
 };
 
-/** Retries recoverable errors (etcd3 moves to another host on each attempt), with a short pause between. */
-function retryPolicy(attempts: number) {
-  return {
-    async execute<T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await fn({ signal: new AbortController().signal, attempt });
-        } catch (err) {
-          if (attempt + 1 >= attempts || !(err instanceof Error) || !isRecoverableError(err)) throw err;
-          await new Promise((r) => setTimeout(r, 20 * (attempt + 1)));
-        }
-      }
-    },
-  };
-}
+/**
+ * gRPC failures that happen before a request is written to any connection: no connection could be established,
+ * or the deadline passed while still waiting for one. Only these are safe to retry for writes.
+ */
+const NOT_SENT = /No connection established|Waiting for LB pick/;
 
 /** The watch re-connection backoff (cockatiel's IBackoff shape, as the etcd3 watch manager uses it). */
 class CappedBackoff {

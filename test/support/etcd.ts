@@ -29,6 +29,8 @@ export interface EtcdCluster {
   stop(i?: number): Promise<void>;
   /** Starts member i again (same ports and data) and waits until it is healthy. */
   start(i?: number): Promise<void>;
+  /** The index of the current raft leader (asked of the first running member). */
+  leader(): Promise<number>;
   /** Kills every member and removes all data. Safe to call twice. */
   destroy(): Promise<void>;
 }
@@ -108,6 +110,14 @@ export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdCl
       launch(m);
       await waitHealthy(m);
     },
+    async leader() {
+      // etcd's JSON gateway: the status of a member names the leader's member id and its own.
+      const statuses = await Promise.all(members.filter((m) => m.process).map((m) => status(m.clientUrl)));
+      const leaderId = statuses[0]?.leader;
+      const i = members.findIndex((_, k) => statuses.some((st) => st.memberId === leaderId && st.url === members[k]!.clientUrl));
+      if (i < 0) throw new Error(`no leader among ${JSON.stringify(statuses)}`);
+      return i;
+    },
     async destroy() {
       if (destroyed) return;
       destroyed = true;
@@ -139,6 +149,22 @@ function healthy(clientUrl: string): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+async function status(clientUrl: string): Promise<{ url: string; memberId: string; leader: string }> {
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = http.request(`${clientUrl}/v3/maintenance/status`, { method: 'POST', timeout: 2000 }, (res) => {
+      let b = '';
+      res.on('data', (d: Buffer) => (b += d.toString()));
+      res.on('end', () => resolve(b));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`status of ${clientUrl} timed out`)));
+    req.end('{}');
+  });
+  const j = JSON.parse(body) as { header?: { member_id?: string }; leader?: string };
+  if (!j.header?.member_id || !j.leader) throw new Error(`unexpected status from ${clientUrl}: ${body}`);
+  return { url: clientUrl, memberId: j.header.member_id, leader: j.leader };
 }
 
 /** Ports the kernel hands out as free right now (held together so none is returned twice). */
