@@ -4,6 +4,7 @@
  *   parse → blocklist (source LPM) → mitigation rules (destination LPM) → GRE from a customer endpoint to an
  *   anycast endpoint: strip the outer headers, check the inner source, redirect to the customer's netns → pass.
  * Every packet is counted exactly once, under (account, reason), by ot_finish(); 1 in N is copied to ot_samples.
+ * A NIC with rx VLAN offload strips the tag before XDP runs: the program then sees (and parses) an untagged frame.
  */
 #include "lib/common.h"
 #include "lib/maps.h"

@@ -38,7 +38,7 @@ import {
   type Tunnel,
   type TunnelKey,
 } from './abi.generated.js';
-import { BPFFS, BpfMap, BpfProgram, ensureBpffs, loadObject, perCpuStride, TypedMap, type LoadedObject } from './index.js';
+import { BPFFS, BpfMap, BpfProgram, ensureBpffs, loadObject, numPossibleCpus, perCpuStride, TypedMap, type LoadedObject } from './index.js';
 import { bpfObjectPath } from './paths.js';
 
 /** Where every node's pins live. */
@@ -275,6 +275,18 @@ export function tunnelMac(id: number): string {
   b[1] = OT_TUNNEL_MAC_1;
   b.writeUInt32BE(id, 2);
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * A rule's total rate limit as the per-CPU token bucket of ot_rule takes it (see xdp_edge.c for why per CPU): rate
+ * and burst divided by the CPU count, rounded up and at least 1, so the total admitted when traffic spreads over
+ * every CPU is the configured one (plus at most one token per CPU of rounding).
+ */
+export function perCpuRateLimit(totalPps: number, totalBurst: number, cpus: number = numPossibleCpus()): { rate_pps: number; burst: number } {
+  for (const [field, v] of [['rate', totalPps], ['burst', totalBurst]] as const)
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw new KernelInputError(field, `must be an integer in 1..2^32-1, got ${v}`);
+  if (!Number.isInteger(cpus) || cpus < 1) throw new KernelInputError('cpus', `must be a positive integer, got ${cpus}`);
+  return { rate_pps: Math.ceil(totalPps / cpus), burst: Math.ceil(totalBurst / cpus) };
 }
 
 /** bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC), for rule expiry times. */
