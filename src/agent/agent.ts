@@ -14,6 +14,7 @@
 import { decodeAccountDocument } from '../model/account.js';
 import { accountIdOfKey, keys } from '../model/keys.js';
 import type { AccountDocument } from '../model/schemas.js';
+import type { NodeStatus } from '../model/node-status.js';
 import { Replica, followIntoReplica, type Following } from '../store/replica.js';
 import type { Store, WatchEvent } from '../store/store.js';
 import { customerDesired } from './desired/customer.js';
@@ -25,29 +26,6 @@ import { Scheduler } from './reconcile/scheduler.js';
 import { errorText } from './reconcile/engine.js';
 
 export const HOST_KEY = 'host';
-
-export interface AccountStatus {
-  name: string;
-  state: 'ok' | 'error' | 'pending';
-  error?: string;
-  /** modRevision of the account document last applied without error. */
-  applied_revision?: number;
-  reconciled_at?: string;
-}
-
-export interface NodeStatus {
-  node_id: string;
-  host_netns: string;
-  store: { kind: string; reachable: boolean };
-  /** Revision of the desired state the replica holds. */
-  replica_revision: number | null;
-  /** Every account is applied up to this revision (null until a full pass succeeded). */
-  applied_revision: number | null;
-  host: { state: 'ok' | 'error' | 'pending'; error?: string };
-  accounts: Record<string, AccountStatus>;
-  last_reconcile_at: string | null;
-  updated_at: string;
-}
 
 interface AccountsView {
   version: number;

@@ -1,15 +1,14 @@
 /**
  * `opentransit status`: what every edge node has made real — the revision it applied, when it last reconciled
  * and how that went, and each account's state on it — from `GET /v1/nodes` (agents report it to the store).
- * The node status document is written by the agent; this reader accepts the plausible spellings of each field
- * (snake_case first) so a renamed field shows as "-" rather than breaking the command.
+ * The node status document is the agent's (src/model/node-status.ts).
  */
 import type { Command } from 'commander';
+import type { NodeStatus } from '../model/node-status.js';
 import { listAccounts, type AccountRef } from './accounts.js';
 import { verbContext, type CliIo } from './context.js';
 import { renderObjects, type Column } from './table.js';
 
-type Item = Record<string, unknown>;
 
 export interface NodeRow {
   node: unknown;
@@ -32,7 +31,7 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
     .description("each edge node's applied revision, per-account state and last reconcile")
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = verbContext(cmd, io);
-      const body = await ctx.client.get<{ items?: Item[] }>('/v1/nodes');
+      const body = await ctx.client.get<{ items?: NodeItem[] }>('/v1/nodes');
       if (ctx.settings.output === 'json') return ctx.printJson(body);
       const nodes = Array.isArray(body?.items) ? body.items : [];
       if (nodes.length === 0) return io.stdout('no nodes have reported yet\n');
@@ -42,26 +41,24 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
     });
 }
 
-export function formatStatus(nodes: readonly Item[], accounts: readonly AccountRef[], now: number): string {
-  const nameOf = (id: unknown): unknown => accounts.find((a) => a.id === id)?.name ?? id;
-  const nodeRows: NodeRow[] = nodes.map((n) => {
-    const last = pick(n, 'last_reconcile', 'lastReconcile', 'reconciled_at');
-    const lastObj = isRecord(last) ? last : undefined;
-    const at = lastObj ? pick(lastObj, 'at', 'finished_at', 'time', 'timestamp') : last;
-    return {
-      node: nodeName(n),
-      revision: pick(n, 'applied_revision', 'appliedRevision', 'revision'),
-      lastReconcile: formatTime(at, now),
-      result: lastObj ? resultOf(lastObj) : pick(n, 'state', 'status'),
-    };
-  });
+/** A node as `GET /v1/nodes` lists it: the agent's status document plus its id. */
+export type NodeItem = Partial<NodeStatus> & { id?: string };
+
+export function formatStatus(nodes: readonly NodeItem[], accounts: readonly AccountRef[], now: number): string {
+  const nameOf = (id: string, reported: string | undefined) => reported || accounts.find((a) => a.id === id)?.name || id;
+  const nodeRows: NodeRow[] = nodes.map((n) => ({
+    node: n.id ?? n.node_id,
+    revision: n.applied_revision ?? undefined,
+    lastReconcile: formatTime(n.last_reconcile_at, now),
+    result: nodeResult(n),
+  }));
   const accountRows: AccountStateRow[] = nodes.flatMap((n) =>
-    accountEntries(pick(n, 'accounts')).map(([key, a]) => ({
-      node: nodeName(n),
-      account: nameOf(pick(a, 'account', 'account_id', 'id', 'name') ?? key),
-      state: pick(a, 'state', 'status'),
-      revision: pick(a, 'applied_revision', 'revision', 'appliedRevision'),
-      message: pick(a, 'error', 'message', 'reason'),
+    Object.entries(n.accounts ?? {}).map(([id, a]) => ({
+      node: n.id ?? n.node_id,
+      account: nameOf(id, a.name),
+      state: a.state,
+      revision: a.applied_revision,
+      message: a.error,
     })),
   );
   const nodeCols: Column<NodeRow>[] = [
@@ -84,26 +81,11 @@ export function formatStatus(nodes: readonly Item[], accounts: readonly AccountR
   return out;
 }
 
-function nodeName(n: Item): unknown {
-  return pick(n, 'id', 'node', 'node_id', 'name');
-}
-
-function resultOf(last: Item): unknown {
-  const error = pick(last, 'error', 'message');
-  if (error !== undefined && error !== null && error !== '') return `error: ${String(error)}`;
-  const ok = pick(last, 'ok', 'success');
-  if (ok === true) return 'ok';
-  if (ok === false) return 'failed';
-  return pick(last, 'result', 'state', 'status');
-}
-
-/** Accounts may come as a list of objects or as a map keyed by account id. */
-function accountEntries(value: unknown): Array<[string | undefined, Item]> {
-  if (Array.isArray(value)) return value.filter(isRecord).map((a) => [undefined, a]);
-  if (isRecord(value)) {
-    return Object.entries(value).map(([k, v]) => [k, isRecord(v) ? v : { state: v }]);
-  }
-  return [];
+/** One word for a node: its host objects' state, and whether it can reach the store. */
+function nodeResult(n: NodeItem): string | undefined {
+  if (!n.host) return undefined;
+  const host = n.host.state === 'error' ? `error: ${n.host.error ?? ''}` : n.host.state;
+  return n.store && !n.store.reachable ? `${host} (store unreachable)` : host;
 }
 
 /** An ISO time with its age, e.g. "2026-11-22T19:00:00.000Z (12s ago)"; other values as they are. */
@@ -123,11 +105,4 @@ export function formatAge(ms: number): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-function pick(obj: Item, ...names: string[]): unknown {
-  for (const name of names) if (obj[name] !== undefined) return obj[name];
-  return undefined;
-}
 
-function isRecord(v: unknown): v is Item {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

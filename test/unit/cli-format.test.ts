@@ -139,24 +139,24 @@ test('formatStatus shows each node and each account state on it, with names for 
   const now = Date.parse('2026-11-22T19:00:10Z');
   const out = formatStatus([
     {
-      id: 'edge-1', applied_revision: 42,
-      last_reconcile: { at: '2026-11-22T19:00:00Z', ok: true },
-      accounts: { a1: { state: 'applied', revision: 42 } },
+      id: 'edge-1', applied_revision: 42, last_reconcile_at: '2026-11-22T19:00:00Z',
+      host: { state: 'ok' }, store: { kind: 'lmdb', reachable: true },
+      accounts: { a1: { name: 'acme', state: 'ok', applied_revision: 42 } },
     },
     {
-      id: 'edge-2', applied_revision: 40,
-      last_reconcile: { at: '2026-11-22T18:00:10Z', error: 'nft: syntax error' },
-      accounts: [{ account: 'a1', state: 'failed', error: 'nft: syntax error' }],
+      id: 'edge-2', applied_revision: 40, last_reconcile_at: '2026-11-22T18:00:10Z',
+      host: { state: 'error', error: 'nft: syntax error' }, store: { kind: 'etcd', reachable: false },
+      accounts: { a1: { name: '', state: 'error', error: 'firewall: too large' } },
     },
   ], [{ id: 'a1', name: 'acme' }], now);
   assert.equal(out, [
     'NODE    APPLIED_REVISION  LAST_RECONCILE                      RESULT',
     'edge-1  42                2026-11-22T19:00:00.000Z (10s ago)  ok',
-    'edge-2  40                2026-11-22T18:00:10.000Z (1h ago)   error: nft: syntax error',
+    'edge-2  40                2026-11-22T18:00:10.000Z (1h ago)   error: nft: syntax error (store unreachable)',
     '',
-    'NODE    ACCOUNT  STATE    REVISION  MESSAGE',
-    'edge-1  acme     applied  42        -',
-    'edge-2  acme     failed   -         nft: syntax error',
+    'NODE    ACCOUNT  STATE  REVISION  MESSAGE',
+    'edge-1  acme     ok     42        -',
+    'edge-2  acme     error  -         firewall: too large',
     '',
   ].join('\n'));
 });
