@@ -330,6 +330,8 @@ class EtcdWatch implements Watch {
 
   start(initial: WatchEvent[], revision: number): void {
     this.received = revision;
+    // First delivery on a later turn, so listAndWatch has resolved before the handler runs.
+    this.queue.push(() => new Promise((r) => setImmediate(r)));
     this.enqueue(initial);
     this.attach(revision + 1);
   }

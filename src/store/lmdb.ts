@@ -321,7 +321,9 @@ class LmdbWatch implements Watch {
   start(notifier: ChangeNotifier): void {
     // Subscribe before the first read: a commit after that read then always produces a wake-up.
     this.unsubscribe = notifier.subscribe(() => this.wake());
-    this.wake();
+    // First delivery on a later turn, so listAndWatch has resolved (and the caller holds the Watch) before the
+    // handler runs.
+    setImmediate(() => this.wake());
   }
 
   async close(): Promise<void> {

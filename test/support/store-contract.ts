@@ -367,6 +367,24 @@ export function registerStoreContract(backend: string, factory: StoreFactory): v
         await rec.close();
       }));
 
+    test('the handler first runs after listAndWatch has resolved, and may close its own watch', () =>
+      withStore(async (s, p) => {
+        await s.txn([], [put(`${p}a`, '1'), put(`${p}b`, '1')]);
+        let watch: Awaited<ReturnType<Store['listAndWatch']>> | undefined;
+        const seen: string[] = [];
+        let resolvedFirst = true;
+        watch = await s.listAndWatch(p, async (e) => {
+          if (!watch) resolvedFirst = false;
+          seen.push(e.type);
+          await watch?.close();
+        });
+        await sleep(50);
+        await s.txn([], [put(`${p}c`, '1')]);
+        await sleep(50);
+        assert.equal(resolvedFirst, true);
+        assert.deepEqual(seen, ['put']);
+      }));
+
     test('close stops delivery and can be called twice', () =>
       withStore(async (s, p) => {
         const rec = await record(s, p);
