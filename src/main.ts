@@ -61,6 +61,20 @@ function registerDaemonCommands(program: Command): void {
       const plan = await planNode(opts);
       process.stdout.write(opts.output === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     });
+
+  // The lab (src/lab): `-o` is the program's global output option, hence optsWithGlobals().
+  const lab = program.command('lab').description('the simulated internet in network namespaces (run as root)');
+  const labCmd = () => import('./lab/command.js');
+  const named = (cmd: Command) => cmd.option('-n, --name <lab>', 'which lab (default: the only one)').option('-f, --file <topology.yaml>', 'take the lab name from this file');
+  lab.command('up').description('build the lab of a topology file (default examples/lab.yaml)')
+    .option('-f, --file <topology.yaml>', 'the topology file')
+    .action(async (_o, cmd: Command) => (await labCmd()).labUpCommand(cmd.optsWithGlobals()));
+  named(lab.command('down').description('remove every namespace, process and file of the lab'))
+    .action(async (_o, cmd: Command) => (await labCmd()).labDownCommand(cmd.optsWithGlobals()));
+  named(lab.command('status').description('hosts, addresses, edges, BGP sessions, API URL and operator token'))
+    .action(async (_o, cmd: Command) => (await labCmd()).labStatusCommand(cmd.optsWithGlobals()));
+  named(lab.command('exec').description('run a command inside a lab host: lab exec HOST -- CMD…').argument('<host>').argument('<command...>'))
+    .action(async (host: string, argv: string[], _o, cmd: Command) => (await labCmd()).labExecCommand(cmd.optsWithGlobals(), host, argv));
 }
 
 const io = processIo();

@@ -348,10 +348,13 @@ export interface LabHostPlan {
   loopback: string[];
   /** Customer routers: the LAN bridge, its address and the host-facing veths enslaved to it. */
   bridge?: { name: string; address: string; members: string[] };
-  /** Kernel static routes the lab installs itself (host default routes; never inter-site anycast). */
+  /**
+   * Kernel static routes the lab installs itself (protocol static): host default routes, and a router's route to
+   * a directly attached public host. Never inter-site or anycast routes: those come from BGP.
+   */
   routes: LabRoute[];
-  /** BGP routers (core, site routers): static routes BIRD originates and exports by BGP. */
-  birdStatics: { dst: string; via: string }[];
+  /** BGP routers (core, site routers): prefixes BIRD originates (announce-only) so other routers learn them. */
+  announce: string[];
   bgpPeers: LabBgpPeer[];
   asn?: number;
   /** BGP router id (the router's first link address). */
@@ -444,7 +447,7 @@ export function planLab(t: LabTopology): LabPlan {
       interfaces: [],
       loopback: [],
       routes: [],
-      birdStatics: [],
+      announce: [],
       bgpPeers: [],
       sysctls: role === 'core' || role === 'site-router' || role === 'customer-router' ? routerSysctls() : hostSysctls(),
       ...extra,
@@ -542,8 +545,9 @@ export function planLab(t: LabTopology): LabPlan {
     }
     link(upstream, c.name, client, UPLINK, subnet);
     client.routes.push({ dst: 'default', via: add(subnet, 0), dev: UPLINK, src: c.address });
-    // The client's router originates its /32 into BGP, so every site and the core can reach it.
-    upstream.birdStatics.push({ dst: `${c.address}/32`, via: add(subnet, 1) });
+    // The client's router forwards to it and originates its /32 into BGP, so every site and the core reach it.
+    upstream.routes.push({ dst: `${c.address}/32`, via: add(subnet, 1), dev: c.name });
+    upstream.announce.push(`${c.address}/32`);
   }
 
   const customers: LabCustomerPlan[] = [];
@@ -554,7 +558,8 @@ export function planLab(t: LabTopology): LabPlan {
     const subnet = `100.64.1.${2 * k}/31`;
     link(core, c.name, router, UPLINK, subnet);
     router.routes.push({ dst: 'default', via: add(subnet, 0), dev: UPLINK, src: c.router });
-    core.birdStatics.push({ dst: `${c.router}/32`, via: add(subnet, 1) });
+    core.routes.push({ dst: `${c.router}/32`, via: add(subnet, 1), dev: c.name });
+    core.announce.push(`${c.router}/32`);
     const prefixCidr = parseCidr(c.prefix);
     const lanAddress = formatIp(addressAt(prefixCidr, 1));
     router.bridge = { name: LAN_BRIDGE, address: `${lanAddress}/${prefixCidr.length}`, members: [] };

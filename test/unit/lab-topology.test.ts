@@ -125,7 +125,7 @@ test('plan: public addresses on lo, host default routes, customer LAN', () => {
   assert.deepEqual(h('acme-ftp').routes, [{ dst: 'default', via: '203.0.113.1', dev: 'uplink' }]);
   // The customer prefix is NOT routed to the customer router: only anycast (the edges, by BGP) reaches it.
   for (const x of plan.hosts) {
-    for (const r of [...x.routes, ...x.birdStatics]) assert.ok(!r.dst.startsWith('203.0.113.'), `${x.name} routes ${r.dst}`);
+    for (const r of [...x.routes.map((r) => r.dst), ...x.announce]) assert.ok(!r.startsWith('203.0.113.'), `${x.name} routes ${r}`);
   }
   assert.equal(h('acme-router').sysctls['net.ipv4.ip_forward'], 1);
   assert.equal(h('chi-router').sysctls['net.ipv4.fib_multipath_hash_policy'], 1);
@@ -147,8 +147,10 @@ test('plan: BGP core ↔ site routers (eBGP), site routers wait for their edges'
     ['edge_1', '100.65.1.1', '100.65.1.0', 64512, true],
   ]);
   // Clients are originated by their site router; customer routers by the core.
-  assert.deepEqual(h('chi-router').birdStatics, [{ dst: '198.51.100.100/32', via: '100.65.0.129' }]);
-  assert.deepEqual(h('internet').birdStatics, [{ dst: '198.51.100.2/32', via: '100.64.1.1' }]);
+  assert.deepEqual(h('chi-router').announce, ['198.51.100.100/32']);
+  assert.deepEqual(h('chi-router').routes, [{ dst: '198.51.100.100/32', via: '100.65.0.129', dev: 'client' }]);
+  assert.deepEqual(h('internet').announce, ['198.51.100.2/32']);
+  assert.deepEqual(h('internet').routes, [{ dst: '198.51.100.2/32', via: '100.64.1.1', dev: 'acme' }]);
 });
 
 test('plan: edge hooks for the agents', () => {
@@ -171,6 +173,8 @@ test('plan: clients without a site hang off the core; the plan is deterministic'
   const plan = planOf(input);
   const far = plan.hosts.find((x) => x.name === 'far')!;
   assert.deepEqual(far.interfaces.map((i) => i.address), ['100.64.2.1/31']);
-  assert.deepEqual(plan.hosts.find((x) => x.name === 'internet')!.birdStatics[0], { dst: '198.51.100.200/32', via: '100.64.2.1' });
+  const core = plan.hosts.find((x) => x.name === 'internet')!;
+  assert.deepEqual(core.routes[0], { dst: '198.51.100.200/32', via: '100.64.2.1', dev: 'far' });
+  assert.deepEqual(core.announce, ['198.51.100.200/32', '198.51.100.2/32']);
   assert.deepEqual(planOf(input), plan);
 });
