@@ -9,6 +9,7 @@ import { DEFAULT_API_URL, ENV_API, ENV_TOKEN, OUTPUT_FORMATS, processIo, type Cl
 import { registerDeleteCommand } from './delete.js';
 import { registerGetCommand } from './get.js';
 import { formatError } from './errors.js';
+import { registerSettingsCommand } from './settings.js';
 import { registerStatusCommand } from './status.js';
 
 export { formatError } from './errors.js';
@@ -30,6 +31,7 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerDeleteCommand(program, io);
   registerAccountCommand(program, io);
   registerStatusCommand(program, io);
+  registerSettingsCommand(program, io);
 }
 
 /**

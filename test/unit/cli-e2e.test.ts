@@ -93,12 +93,15 @@ before(async () => {
   assert.ok(existsSync(join(root, 'dist/src/main.js')), 'dist/ is missing: run `make ts` before the CLI end-to-end tests');
   api = await startServer();
   // acme.yaml's edge endpoint must be one of the operator's anycast endpoints.
-  const res = await fetch(`${api}/v1/settings`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ anycast_endpoints: ['192.0.2.10'] }),
-  });
-  assert.equal(res.status, 200, await res.text());
+  assert.match(await ok(['settings', 'set', '--anycast', '192.0.2.10,192.0.2.11']), /anycast_endpoints\s+192\.0\.2\.10 192\.0\.2\.11/);
+});
+
+test('settings get shows the anycast endpoints; set refuses a bad address naming the field', async () => {
+  const s = JSON.parse(await ok(['settings', 'get', '-o', 'json'])) as { anycast_endpoints: string[] };
+  assert.deepEqual(s.anycast_endpoints, ['192.0.2.10', '192.0.2.11']);
+  const err = await fails(['settings', 'set', '--anycast', '10.0.0.1']);
+  assert.match(err, /anycast_endpoints\[0\]/);
+  assert.match(await ok(['settings', 'get']), /anycast_endpoints\s+192\.0\.2\.10 192\.0\.2\.11/);
 });
 
 after(async () => {
