@@ -75,6 +75,18 @@ function registerDaemonCommands(program: Command): void {
     .action(async (_o, cmd: Command) => (await labCmd()).labStatusCommand(cmd.optsWithGlobals()));
   named(lab.command('exec').description('run a command inside a lab host: lab exec HOST -- CMD…').argument('<host>').argument('<command...>'))
     .action(async (host: string, argv: string[], _o, cmd: Command) => (await labCmd()).labExecCommand(cmd.optsWithGlobals(), host, argv));
+
+  // Benchmarks (bench/): JSON per benchmark + summary under bench/results/, a table on stdout. Run as root.
+  program.command('bench').description('run the benchmarks (JSON under bench/results/, a table on stdout; run as root)')
+    .option('--quick', 'small sizes: checks the machinery in a minute or two, not the numbers')
+    .option('--only <names>', 'comma-separated benchmark names (see --list)')
+    .option('--results <dir>', 'where the JSON goes (default bench/results in the repository)')
+    .option('--set <bench.key=value...>', 'override a size, e.g. agent-cold-reconcile.customers=200')
+    .option('--list', 'list the benchmarks and exit')
+    .action(async (opts: import('../bench/lib/runner.js').BenchCommandOptions) => {
+      const { benchCommand } = await import('../bench/lib/runner.js');
+      await benchCommand(opts);
+    });
 }
 
 const io = processIo();

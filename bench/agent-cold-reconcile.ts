@@ -1,0 +1,182 @@
+/**
+ * agent-cold-reconcile: N customers in the store, an agent started in-process on an empty host netns; how long
+ * until every account is ok, what it spawned, what it and the kernel hold afterwards, and a warm restart.
+ *
+ * Baseline (same run, a small sample): the same kernel objects — derived from the same desired state — made the
+ * plainest way, one `ip`/`sysctl`/`ethtool`/`nft` process per object, as a shell script would.
+ */
+import { Agent } from '../src/agent/agent.js';
+import { customerDesired, type CustomerDesired } from '../src/agent/desired/customer.js';
+import { CUSTOMER_VETH, type NodeConfig } from '../src/agent/desired/node.js';
+import { resetSpawnStats, run, spawnStats } from '../src/kernel/exec.js';
+import { ipArgv, type IpOp } from '../src/kernel/ip.js';
+import { linkSetOp, setLinkFeatures, vethOps } from '../src/kernel/links.js';
+import { addressReplaceOp } from '../src/kernel/addresses.js';
+import { neighbourReplaceOp } from '../src/kernel/neighbours.js';
+import { routeReplaceOp } from '../src/kernel/routes.js';
+import { netnsAddOp, setSysctls } from '../src/kernel/netns.js';
+import { replaceNftTable } from '../src/kernel/nft.js';
+import { accountDocument, openApiWithCustomers, type WrittenCustomer } from './lib/customers.js';
+import { createEdgeHost } from './lib/edge.js';
+import { KiB, MiB, kernelMemory, processMemory } from './lib/memory.js';
+import { benchNetns } from './lib/netns.js';
+import { metric, numberParam, registerBenchmark, type Metric } from './lib/registry.js';
+import { sleep } from './lib/stats.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** One process per command, in creation order: what a shell script does. */
+async function shellStyleCustomer(node: NodeConfig, d: CustomerDesired): Promise<void> {
+  const ip = (ns: string | null, op: IpOp) => run([...ipArgv(ns), ...op.args]);
+  await ip(null, netnsAddOp(d.netns));
+  const veth = vethOps(d.veth);
+  for (const op of veth.host) await ip(node.hostNetns, op);
+  for (const op of veth.peer) await ip(d.netns, op);
+  await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
+  await ip(d.netns, linkSetOp({ name: 'lo', up: true }));
+  for (const [k, v] of Object.entries(d.sysctls)) await setSysctls(d.netns, { [k]: v });
+  for (const [k, v] of Object.entries(d.hostSysctls)) await run(['nsenter', `--net=/run/netns/${node.hostNetns}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`]);
+  for (const a of d.addresses) await ip(d.netns, addressReplaceOp(a));
+  for (const n of d.neighbours) await ip(d.netns, neighbourReplaceOp(n));
+  for (const r of d.routes) await ip(d.netns, routeReplaceOp(r));
+  for (const a of d.hostAddresses) await ip(node.hostNetns, addressReplaceOp(a));
+  for (const r of d.hostRoutes) await ip(node.hostNetns, routeReplaceOp(r));
+  await replaceNftTable(d.netns, d.firewall);
+}
+
+interface Convergence {
+  ms: number;
+  firstOkMs: number;
+  errors: string[];
+}
+
+/** Polls the agent's status until every customer applied its revision (and the host is ok). */
+async function waitConverged(agent: Agent, customers: readonly WrittenCustomer[], timeoutMs: number, log: (m: string) => void, t0: number): Promise<Convergence> {
+  let firstOkMs = Number.NaN;
+  let lastReported = 0;
+  for (;;) {
+    const s = agent.snapshotStatus();
+    let ok = 0;
+    const errors: string[] = [];
+    for (const c of customers) {
+      const a = s.accounts[c.id];
+      if (a?.state === 'ok' && (a.applied_revision ?? 0) >= c.revision) ok++;
+      else if (a?.state === 'error') errors.push(`${a.name}: ${a.error}`);
+    }
+    const now = performance.now() - t0;
+    if (ok > 0 && Number.isNaN(firstOkMs)) firstOkMs = now;
+    if (ok === customers.length && s.host.state === 'ok') return { ms: now, firstOkMs, errors: [] };
+    if (errors.length) {
+      // Errors: once the agent settles, report them rather than wait for the timeout.
+      await agent.idle();
+      const again = agent.snapshotStatus();
+      const still = customers.filter((c) => again.accounts[c.id]?.state === 'error');
+      if (still.length) return { ms: now, firstOkMs, errors: still.map((c) => `${again.accounts[c.id]!.name}: ${again.accounts[c.id]!.error}`) };
+    }
+    if (now > timeoutMs) throw new Error(`not converged after ${Math.round(now)} ms: ${ok}/${customers.length} ok, host ${s.host.state}`);
+    if (ok - lastReported >= Math.max(100, customers.length / 5)) {
+      lastReported = ok;
+      log(`${ok}/${customers.length} ok after ${(now / 1000).toFixed(1)} s`);
+    }
+    await sleep(10);
+  }
+}
+
+registerBenchmark({
+  name: 'agent-cold-reconcile',
+  description: 'N customers from an empty kernel to all ok: ms per customer, spawns, agent and kernel memory, vs one-process-per-object shell style',
+  order: 10,
+  async run(ctx) {
+    const n = Math.min(1000, numberParam(ctx, 'customers', 1000, 20));
+    const sample = Math.min(n, numberParam(ctx, 'baseline_sample', 20, 3));
+    const concurrency = numberParam(ctx, 'concurrency', 4, 4);
+    const ns = benchNetns();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
+    const { api, customers } = await openApiWithCustomers(n, ctx.log);
+    let agent: Agent | undefined;
+    try {
+      // --- baseline: shell style, on its own host netns, for a sample ---
+      const base = await createEdgeHost(ns, 'b');
+      const docs = await Promise.all(customers.slice(0, sample).map((c) => accountDocument(api, c.id)));
+      resetSpawnStats();
+      const b0 = performance.now();
+      for (const doc of docs) await shellStyleCustomer(base.node, customerDesired(base.node, doc));
+      const baselineMs = (performance.now() - b0) / sample;
+      const baselineSpawns = spawnStats().spawns / sample;
+      ctx.log(`baseline: ${baselineMs.toFixed(1)} ms/customer, ${baselineSpawns.toFixed(1)} spawns/customer (${sample} customers)`);
+      // Remove the baseline's namespaces now (their deferred kernel cleanup must not land in the memory figures).
+      await ns.cleanup();
+      await sleep(2000);
+
+      // --- the agent, cold ---
+      const edge = await createEdgeHost(ns, 'a');
+      const procBefore = processMemory();
+      const kernBefore = kernelMemory();
+      resetSpawnStats();
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
+      const t0 = performance.now();
+      await agent.start();
+      const conv = await waitConverged(agent, customers, 120_000 + n * 200, ctx.log, t0);
+      if (conv.errors.length) throw new Error(`${conv.errors.length} account(s) failed: ${conv.errors.slice(0, 3).join('; ')}`);
+      const spawns = spawnStats();
+      await agent.idle();
+      const kernAfter = kernelMemory();
+      const procAfter = processMemory();
+      ctx.log(`agent: ${n} customers in ${(conv.ms / 1000).toFixed(1)} s`);
+
+      // --- warm restart: a new agent over the same kernel state (boots from its replica, changes nothing) ---
+      await agent.stop();
+      resetSpawnStats();
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
+      const w0 = performance.now();
+      await agent.start();
+      await agent.firstSync;
+      const warm = await waitConverged(agent, customers, 120_000 + n * 200, ctx.log, w0);
+      await agent.idle();
+      const warmMs = performance.now() - w0;
+      const warmSpawns = spawnStats().spawns;
+      void warm;
+
+      const perCustomer = conv.ms / n;
+      const kernMeminfo = (kernAfter.meminfoBytes - kernBefore.meminfoBytes) / n;
+      const kernCgroup = kernAfter.cgroupKernelBytes !== undefined && kernBefore.cgroupKernelBytes !== undefined
+        ? (kernAfter.cgroupKernelBytes - kernBefore.cgroupKernelBytes) / n : undefined;
+      const metrics: Metric[] = [
+        metric({ name: 'cold_ms_per_customer', value: perCustomer, unit: 'ms', better: 'lower', baseline: { label: 'shell', value: baselineMs },
+          goal: { on: 'value', op: '<=', target: 10, stretch: 5 }, note: 'agent start → every account ok at its revision, divided by N' }),
+        metric({ name: 'cold_total', value: conv.ms / 1000, unit: 's', better: 'lower' }),
+        metric({ name: 'first_account_ok', value: conv.firstOkMs, unit: 'ms', better: 'lower' }),
+        metric({ name: 'spawns_per_customer', value: spawns.spawns / n, unit: 'spawns', better: 'lower', baseline: { label: 'shell', value: baselineSpawns } }),
+        metric({ name: 'spawn_ms_per_customer', value: spawns.totalMs / n, unit: 'ms', better: 'lower', note: 'sum of spawn wall times (concurrent spawns overlap)' }),
+        metric({ name: 'warm_restart_ms_per_customer', value: warmMs / n, unit: 'ms', better: 'lower', note: 'new agent over a converged kernel: read, compare, write nothing' }),
+        metric({ name: 'warm_restart_spawns_per_customer', value: warmSpawns / n, unit: 'spawns', better: 'lower' }),
+        metric({ name: 'process_rss', value: procAfter.rssBytes / MiB, unit: 'MiB', better: 'lower', note: 'the bench process (API + store + agent) after convergence' }),
+        metric({ name: 'rss_per_customer', value: (procAfter.rssBytes - procBefore.rssBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'RSS growth from agent start to convergence / N' }),
+        metric({ name: 'heap_per_customer', value: (procAfter.heapUsedBytes - procBefore.heapUsedBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'V8 heap growth (after full GC) / N' }),
+        metric({ name: 'kernel_mem_per_customer', value: kernMeminfo / KiB, unit: 'KiB', better: 'lower', note: '/proc/meminfo Slab+Percpu+KernelStack delta / N (system-wide)' }),
+      ];
+      if (kernCgroup !== undefined)
+        metrics.push(metric({ name: 'kernel_mem_per_customer_cgroup', value: kernCgroup / KiB, unit: 'KiB', better: 'lower', note: "this process's memory cgroup kernel (kmem) delta / N: accounted allocations only" }));
+      return {
+        params: { customers: n, baseline_sample: sample, concurrency },
+        metrics,
+        notes: [
+          'Each customer: netns, veth pair, addresses, a tunnel neighbour, a route, sysctls, GRO, host route, nft table (1 allow rule + default block).',
+          'Baseline: the same objects from the same desired state, one ip/sysctl/ethtool/nft process per object, customers one after another.',
+          'Kernel memory is read before the agent starts and after every account is ok; the system-wide figure includes anything else the machine did meanwhile.',
+        ],
+        details: {
+          spawns_by_program: Object.fromEntries(Object.entries(spawns.byProgram).map(([k, v]) => [k, v])),
+          kernel_memory: { before: kernBefore, after: kernAfter },
+          process_memory: { before: procBefore, after: procAfter },
+        },
+      };
+    } finally {
+      await agent?.stop();
+      await api.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      await ns.cleanup();
+    }
+  },
+});
