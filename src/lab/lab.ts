@@ -12,6 +12,7 @@
  * agents reach the store as `lmdb:<state.api.storeDir>`; an agent started by the lab is recorded with role
  * 'agent' and host = the edge name, which is what `edges[NAME].up` reports.
  */
+import { configureSettings, startAgents } from './agents.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -149,6 +150,12 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
 
     await startServers(state, paths, record, deadline);
 
+    log(`lab ${topology.name}: starting ${plan.edges.length} edge agents`);
+    await configureSettings(state);
+    await startAgents(state, paths, record, async (nodeId, proc) => {
+      await waitFor(`the agent of ${nodeId}`, proc, deadline, async () => ((await nodeReported(state, nodeId)) ? true : undefined));
+    });
+
     state.phase = 'up';
     await writeLabState(paths.stateFile, state);
     log(`lab ${topology.name}: up (API ${state.api.url}, run directory ${paths.runDir})`);
@@ -162,6 +169,21 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
 }
 
 type Record_ = (p: LabProcess) => Promise<LabProcess>;
+
+/** True once the agent of `nodeId` has reported its status to the store (through the API). */
+async function nodeReported(state: LabState, nodeId: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${state.api!.url}/v1/nodes`, {
+      headers: { authorization: `Bearer ${state.api!.operatorToken}` },
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { items: { id: string }[] };
+    return body.items.some((n) => n.id === nodeId);
+  } catch {
+    return false;
+  }
+}
 
 async function startApi(state: LabState, paths: LabPaths, record: Record_, deadline: number): Promise<void> {
   const api = state.api!;
