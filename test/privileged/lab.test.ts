@@ -108,12 +108,14 @@ test('lab up builds the internet; status, exec, BGP, reachability; down leaves n
   assert.deepEqual(status.hosts['client']!.addresses, ['100.65.0.129/31', '198.51.100.100/32']);
   assert.deepEqual(Object.keys(status.edges), ['chi-edge1', 'chi-edge2']);
   assert.deepEqual(status.edges['chi-edge1']!.node_id, 'chi-edge1');
-  assert.equal(status.edges['chi-edge1']!.up, false, 'no agent runs yet');
+  assert.equal(status.edges['chi-edge1']!.up, true, 'an edge agent runs for every edge');
   assert.equal(status.healthy, true);
 
-  // The API answers with the lab's operator token.
+  // The API answers with the lab's operator token; every edge agent has reported its status.
   const res = await fetch(`${status.api_url}/v1/accounts`, { headers: { authorization: `Bearer ${status.operator_token}` } });
   assert.equal(res.status, 200, await res.text());
+  const nodes = (await (await fetch(`${status.api_url}/v1/nodes`, { headers: { authorization: `Bearer ${status.operator_token}` } })).json()) as { items: { id: string; host: { state: string } }[] };
+  assert.deepEqual(nodes.items.map((n) => [n.id, n.host.state]).sort(), [['chi-edge1', 'ok'], ['chi-edge2', 'ok']]);
 
   // BGP core ↔ site router is Established on both sides.
   const core = status.bgp.filter((b) => !b.peerHost.includes('-edge'));
