@@ -62,6 +62,15 @@ function registerDaemonCommands(program: Command): void {
       process.stdout.write(opts.output === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     });
 
+  program
+    .command('demo')
+    .description("the seed's story in the lab: bring it up, provision Acme, and check each step (run as root)")
+    .option('-f, --file <topology.yaml>', 'the lab topology (default examples/lab.yaml)')
+    .action(async (opts: { file?: string }) => {
+      const { runDemo } = await import('./lab/demo.js');
+      process.exitCode = await runDemo(opts);
+    });
+
   // The lab (src/lab): `-o` is the program's global output option, hence optsWithGlobals().
   const lab = program.command('lab').description('the simulated internet in network namespaces (run as root)');
   const labCmd = () => import('./lab/command.js');

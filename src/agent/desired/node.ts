@@ -41,7 +41,7 @@ export function accountShortId(accountId: string): string {
   return accountId.slice(0, 12);
 }
 
-export function customerNetns(node: NodeConfig, accountId: string): string {
+export function customerNetns(node: Pick<NodeConfig, 'netnsPrefix'>, accountId: string): string {
   return `${node.netnsPrefix}${accountShortId(accountId)}`;
 }
 
