@@ -9,6 +9,7 @@
  * never greets nor replies, and the deadline is how health checks tell "hung" from "busy".
  */
 import { connect } from 'node:net';
+import { KernelInputError } from './exec.js';
 
 export const BIRD_CONTROL_TIMEOUT_MS = 5_000;
 
@@ -55,7 +56,7 @@ export interface BirdReply {
 /** Commands we send are fixed words plus validated names: refuse anything that could start a second command. */
 function checkCommand(command: string): string {
   if (typeof command !== 'string' || command.length === 0 || command.length > 1000 || !/^[A-Za-z0-9_ .:/-]+$/.test(command))
-    throw new BirdError('reply', `refusing to send command ${JSON.stringify(command)}: only [A-Za-z0-9_ .:/-] allowed`);
+    throw new KernelInputError('command', `must be 1–1000 characters of [A-Za-z0-9_ .:/-] (one command), got ${JSON.stringify(command)}`);
   return command;
 }
 
@@ -113,7 +114,12 @@ export interface BirdCommandOptions {
  * `down` is special: BIRD may close the socket right after (or instead of) its reply; that counts as success.
  */
 export function birdCommand(socketPath: string, command: string, opts: BirdCommandOptions = {}): Promise<BirdReply> {
-  const cmd = checkCommand(command);
+  let cmd: string;
+  try {
+    cmd = checkCommand(command);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const timeoutMs = opts.timeoutMs ?? BIRD_CONTROL_TIMEOUT_MS;
   return new Promise<BirdReply>((resolve, reject) => {
     const parser = new BirdReplyParser();

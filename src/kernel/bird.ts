@@ -153,6 +153,11 @@ export interface StopBirdOptions {
   withdrawFirst?: boolean;
   /** Most time to wait for the withdrawals to be exported (default 2 s). */
   withdrawTimeoutMs?: number;
+  /**
+   * Pause after the last withdrawal was queued, before the sessions close (default 100 ms): the UPDATEs leave on
+   * BIRD's next loop iteration, and a peer should act on them before it sees the session end.
+   */
+  withdrawSettleMs?: number;
   /** Time given to `down` before SIGTERM, then again before SIGKILL (default 5 s). */
   timeoutMs?: number;
 }
@@ -306,16 +311,16 @@ export class BirdInstance {
    * Stops announcing: reconfigures with announceNothing(spec), then waits until no BGP channel exports anything (or
    * `timeoutMs`), plus a short pause for the UPDATEs to leave. The spec remembered stays the desired one.
    */
-  withdrawAll(timeoutMs = 2_000): Promise<void> {
+  withdrawAll(timeoutMs = 2_000, settleMs = 100): Promise<void> {
     return this.serial(async () => {
       const desired = this.currentSpec;
       await this.reconfigureNow(announceNothing(desired));
       this.currentSpec = desired;
-      await this.waitForNoExports(timeoutMs);
+      await this.waitForNoExports(timeoutMs, settleMs);
     });
   }
 
-  private async waitForNoExports(timeoutMs: number): Promise<void> {
+  private async waitForNoExports(timeoutMs: number, settleMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       const protocols = await this.showProtocols({ all: true });
@@ -324,7 +329,7 @@ export class BirdInstance {
       await sleep(20);
     }
     // The channel counts drop when BIRD queues the withdrawals; the UPDATE leaves on its next loop iteration.
-    await sleep(100);
+    await sleep(settleMs);
   }
 
   /**
@@ -343,7 +348,7 @@ export class BirdInstance {
           const desired = this.currentSpec;
           await this.reconfigureNow(announceNothing(desired));
           this.currentSpec = desired;
-          await this.waitForNoExports(opts.withdrawTimeoutMs ?? 2_000);
+          await this.waitForNoExports(opts.withdrawTimeoutMs ?? 2_000, opts.withdrawSettleMs ?? 100);
         } catch {
           // A BIRD that cannot withdraw (hung, dying) is still stopped below.
         }

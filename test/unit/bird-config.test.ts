@@ -177,7 +177,7 @@ test('bird -p refusals surface as BirdError("config") with BIRD\'s line; a refus
   assert.equal(await readFile(path, 'utf8'), good);
   await writeFile(join(dir, 'bad.conf'), 'router id 1.1.1.1;\nprotocol bgp x { local as 1; neighbor 10.0.0.1 as 2; hold time 1; }\n');
   await assert.rejects(validateBirdConfigFile(join(dir, 'bad.conf')), (e: unknown) => {
-    assert.ok(e instanceof BirdError);
+    assert.ok(e instanceof BirdError, String(e));
     assert.equal(e.kind, 'config');
     assert.match(e.message, /bad\.conf:2:\d+ Hold time must be in range/);
     return true;
