@@ -3,8 +3,15 @@
  * netns equal to it, continuously.
  *
  *   store ──listAndWatch(desired/)──► replica (persisted; serves when the store is gone)
- *         ──► scheduler: one key per account + "host" ──► desired (pure) ──► reconcile ──► kernel
+ *         ──► scheduler: one key per account + "host" + "dataplane" ──► desired (pure) ──► reconcile ──► kernel
  *         ──► status (per account ok/error, applied revision) ──► store nodes/<id>/status
+ *         ──► data-plane counters, every countersMs ──► store nodes/<id>/counters
+ *
+ * The eBPF data plane (reconcile/dataplane.ts): loaded (or its pins reopened) at start; XDP on the uplink and the
+ * global maps (anycast endpoints, blocklist, mitigation rules, sampling) are the "dataplane" key's; each account's
+ * pass attaches tc on its veth and writes its own entries, so an account is reported ok only once its namespace,
+ * firewall, routes AND its data-plane entries are in place. Accounts and rules get small numbers on this node,
+ * persisted in the data dir (reconcile/dataplane-numbers.ts).
  *
  * - Changes reconcile only the accounts they touch; every key is also re-run every `resyncMs` (drift repair).
  * - Pruning (accounts deleted, objects we own but no longer want) happens only once the replica holds a complete
@@ -12,20 +19,28 @@
  * - Shutdown never touches the kernel: traffic keeps flowing while the agent restarts.
  */
 import { decodeAccountDocument } from '../model/account.js';
+import type { NodeCounters } from '../model/counters.js';
 import { accountIdOfKey, keys } from '../model/keys.js';
+import { decodeMitigation, type Mitigation } from '../model/mitigation.js';
+import { decodeSettings } from '../model/settings.js';
 import type { AccountDocument } from '../model/schemas.js';
 import type { NodeStatus } from '../model/node-status.js';
+import { numPossibleCpus, type XdpMode } from '../kernel/bpf/index.js';
 import { Replica, followIntoReplica, type Following } from '../store/replica.js';
 import type { Store, WatchEvent } from '../store/store.js';
 import { customerDesired } from './desired/customer.js';
+import { activeMitigations, dataplanePlan, type DataplanePlan } from './desired/dataplane.js';
 import { hostDesired } from './desired/host.js';
 import { accountShortId, customerNetns, hostVethName, type NodeConfig } from './desired/node.js';
 import { reconcileCustomer, removeCustomer } from './reconcile/customer.js';
+import { DataplaneManager } from './reconcile/dataplane.js';
 import { reconcileHost } from './reconcile/host.js';
 import { Scheduler } from './reconcile/scheduler.js';
 import { errorText } from './reconcile/engine.js';
 
 export const HOST_KEY = 'host';
+/** The scheduler key of the data plane's shared state: XDP on the uplink, global maps, pruning. */
+export const DATAPLANE_KEY = 'dataplane';
 
 interface AccountsView {
   version: number;
@@ -45,6 +60,12 @@ export interface AgentOptions {
   /** How many accounts reconcile at once (kernel work spawns processes); default 4. */
   concurrency?: number;
   log?: (msg: string) => void;
+  /** The eBPF data plane: where its pins live (default /sys/fs/bpf/opentransit), object files, XDP mode. */
+  bpf?: { pinBase?: string; objects?: { xdpEdge?: string; tcGre?: string }; xdpMode?: XdpMode };
+  /** Copy one packet in N to the samples ring buffer (0 = off, the default). */
+  sampleEvery?: number;
+  /** How often data-plane counters are published to the store; default 10000 ms. */
+  countersMs?: number;
 }
 
 export class Agent {
@@ -62,6 +83,17 @@ export class Agent {
   /** Bumped on every replica change; keys the decoded view. */
   private replicaVersion = 0;
   private view: AccountsView | undefined;
+  private dataplane: DataplaneManager | undefined;
+  private dataplaneInitError: string | undefined;
+  private planCache: { key: string; plan: DataplanePlan } | undefined;
+  /** Set by the periodic resync: the next data-plane pass diffs the global maps even if nothing changed. */
+  private forceDataplane = true;
+  private hostErrors: string[] | undefined;
+  private dataplaneErrors: string[] | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private countersTimer: NodeJS.Timeout | undefined;
+  private countersWriting: Promise<void> = Promise.resolve();
+  private lastCounters: string | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -89,6 +121,7 @@ export class Agent {
   /** Starts following the store. Resolves once the first complete state (store sync or replica) is being applied. */
   async start(): Promise<void> {
     this.replica = await Replica.open(`${this.opts.dataDir}/replica`, keys.desiredPrefix);
+    this.openDataplane();
     if (this.replica.revision !== undefined) {
       // A replica that completed a list before is a complete (if possibly old) state: serve it right away, so a
       // restart while the store is down keeps the data plane exactly as it was.
@@ -104,8 +137,38 @@ export class Agent {
       },
     });
     const resyncMs = this.opts.resyncMs ?? 5000;
-    this.resyncTimer = setInterval(() => this.scheduleAll(), resyncMs);
+    this.resyncTimer = setInterval(() => {
+      this.forceDataplane = true;
+      this.scheduleAll();
+    }, resyncMs);
     this.resyncTimer.unref();
+    const countersMs = this.opts.countersMs ?? 10_000;
+    this.countersTimer = setInterval(() => this.publishCounters(), countersMs);
+    this.countersTimer.unref();
+  }
+
+  /**
+   * Loads the data plane, or reopens what an earlier run pinned (programs, maps and attachments stay as they are:
+   * a restart is invisible to traffic). A failure is reported in the status and retried by the data-plane pass.
+   */
+  private openDataplane(): void {
+    try {
+      this.dataplane ??= new DataplaneManager({ node: this.opts.node, dataDir: this.opts.dataDir, ...this.opts.bpf });
+      const changes: string[] = [];
+      this.dataplane.open(changes);
+      for (const c of changes) this.log(`dataplane: ${c}`);
+      this.dataplaneInitError = undefined;
+    } catch (err) {
+      this.dataplaneInitError = errorText(err);
+      this.log(`dataplane: ${this.dataplaneInitError}`);
+    }
+  }
+
+  /** The data plane, opened (throws why it is not). */
+  private requireDataplane(): DataplaneManager {
+    if (!this.dataplane?.loaded) this.openDataplane();
+    if (!this.dataplane?.loaded) throw new Error(this.dataplaneInitError ?? 'data plane not loaded');
+    return this.dataplane;
   }
 
   /** Resolves when the store's first sync has been received. */
@@ -126,10 +189,15 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.countersTimer) clearInterval(this.countersTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.following?.close();
     await this.scheduler.stop();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.statusWriting;
+    await this.countersWriting;
+    // File descriptors only: pins and attachments stay, traffic keeps flowing.
+    this.dataplane?.close();
     await this.replica?.close();
   }
 
@@ -158,8 +226,11 @@ export class Agent {
     if (accountId) {
       this.scheduler.schedule(accountId);
       this.scheduler.schedule(HOST_KEY);
+      this.scheduler.schedule(DATAPLANE_KEY);
     } else if (key === keys.settings) {
       this.scheduleAll();
+    } else if (key.startsWith(keys.mitigationsPrefix)) {
+      this.scheduler.schedule(DATAPLANE_KEY);
     }
   }
 
@@ -196,8 +267,21 @@ export class Agent {
     return this.view;
   }
 
+  /** The ids of the accounts the replica holds, read afresh on every use. */
+  private liveAccountIds(): ReadonlySet<string> {
+    const current = () => new Set(this.accounts().docs.keys());
+    return new Proxy(new Set<string>(), {
+      get(_target, prop) {
+        const set = current();
+        const value: unknown = Reflect.get(set, prop, set);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(set) : value;
+      },
+    });
+  }
+
   private scheduleAll(): void {
     if (!this.complete || this.stopped) return;
+    this.scheduler.schedule(DATAPLANE_KEY);
     this.scheduler.schedule(HOST_KEY);
     for (const id of this.accounts().docs.keys()) this.scheduler.schedule(id);
     // Accounts with status but no document any more: their removal is reconciled too.
@@ -206,15 +290,18 @@ export class Agent {
 
   private async reconcileKey(key: string): Promise<void> {
     const { node } = this.opts;
+    if (key === DATAPLANE_KEY) return this.reconcileDataplane();
     if (key === HOST_KEY) {
       const { docs } = this.accounts();
       const accounts = [...docs.values()].map((d) => d.doc);
       const result = await reconcileHost(node, hostDesired(node, accounts), {
-        // Prune only from a complete state.
-        ...(this.complete ? { accountIds: new Set(docs.keys()) } : {}),
+        // Prune only from a complete state, and against the accounts as they are when the prune runs (a live
+        // view): an account created while this pass was busy must not lose the namespace its own pass just made.
+        ...(this.complete ? { accountIds: this.liveAccountIds() } : {}),
       });
       for (const c of result.changes) this.log(`host: ${c}`);
-      this.status.host = result.errors.length ? { state: 'error', error: result.errors.join('; ') } : { state: 'ok' };
+      this.hostErrors = result.errors;
+      this.updateHostStatus();
       this.stamp();
       if (result.errors.length) throw new Error(result.errors.join('; '));
       return;
@@ -227,8 +314,11 @@ export class Agent {
         return;
       }
       if (!this.complete) return;
-      // Deleted: remove everything it had here.
-      const changes = await removeCustomer(node, customerNetns(node, key), hostVethName(key));
+      // Deleted: remove everything it had here — its data-plane entries first (decap stops delivering to it),
+      // then its namespace and veth.
+      const changes: string[] = [];
+      this.dataplane?.removeAccount(key, changes);
+      changes.push(...(await removeCustomer(node, customerNetns(node, key), hostVethName(key))));
       for (const c of changes) this.log(`${key}: ${c}`);
       delete this.status.accounts[key];
       this.scheduler.forget(key);
@@ -240,7 +330,9 @@ export class Agent {
       this.status.accounts[key] = { name: entry.doc.name, state: 'error', error: `its kernel names clash with account ${clash}` };
       return;
     }
-    const result = await reconcileCustomer(node, customerDesired(node, entry.doc));
+    const result = await reconcileCustomer(node, customerDesired(node, entry.doc), {
+      dataplane: (d, changes) => this.applyAccountDataplane(d.accountId, d.netns, d.veth.name, changes),
+    });
     for (const c of result.changes) this.log(`${entry.doc.name}: ${c}`);
     const now = new Date().toISOString();
     const previous = this.status.accounts[key];
@@ -251,11 +343,141 @@ export class Agent {
     if (result.errors.length) throw new Error(result.errors.join('; '));
   }
 
+  /**
+   * The data-plane plan of the replica as it is now (pure, desired/dataplane.ts), after giving numbers to accounts
+   * and active rules that lack one. Cached until the replica, the numbers or the set of active rules change.
+   */
+  private dataplanePlan(dp: DataplaneManager): DataplanePlan & { mitigationProblems: string[] } {
+    const view = this.accounts();
+    const accounts = [...view.docs.values()].filter((d) => !view.clashes.has(d.doc.id)).map((d) => d.doc);
+    const mitigations: Mitigation[] = [];
+    const mitigationProblems: string[] = [];
+    for (const kv of this.replica.snapshot()) {
+      if (!kv.key.startsWith(keys.mitigationsPrefix)) continue;
+      try {
+        mitigations.push(decodeMitigation(kv.value));
+      } catch (err) {
+        mitigationProblems.push(`${kv.key.slice(keys.mitigationsPrefix.length)}: ${errorText(err)}`);
+      }
+    }
+    const nowMs = Date.now();
+    const active = activeMitigations(mitigations, nowMs).map((m) => m.id);
+    const cacheKey = () => `${this.replicaVersion}|${dp.numbers.version}|${active.join(',')}`;
+    if (this.planCache?.key === cacheKey()) return { ...this.planCache.plan, mitigationProblems };
+    const numbers = dp.accountNumbers(accounts);
+    const slots = dp.ruleSlots(active);
+    const plan = dataplanePlan({
+      node: this.opts.node,
+      accounts,
+      numbers,
+      settings: decodeSettings(this.replica.get(keys.settings)?.value),
+      mitigations,
+      slots,
+      nowMs,
+      monotonicOffsetNs: dp.monotonicOffsetNs,
+      cpus: numPossibleCpus(),
+      sampleEvery: this.opts.sampleEvery ?? 0,
+    });
+    this.planCache = { key: cacheKey(), plan };
+    return { ...plan, mitigationProblems };
+  }
+
+  /** An account's part of the data plane (synchronous: see reconcile/dataplane.ts). Returns its problems. */
+  private applyAccountDataplane(accountId: string, netns: string, hostVeth: string, changes: string[]): string[] {
+    const dp = this.requireDataplane();
+    const plan = this.dataplanePlan(dp);
+    // The shared part first (XDP on the uplink, anycast endpoints…): an account is not ready without it. Usually
+    // a no-op: it is skipped while the global desired state is what was last synced.
+    dp.syncGlobal(plan.global, { prune: false }, changes);
+    const a = plan.accounts.get(accountId);
+    // Deleted while its pass ran: the pass that follows removes it.
+    if (!a) return [];
+    return dp.applyAccount(a, netns, hostVeth, changes);
+  }
+
+  /** The data plane's shared state: XDP, global maps; from a complete state also pruning and freeing numbers. */
+  private async reconcileDataplane(): Promise<void> {
+    const changes: string[] = [];
+    const errors: string[] = [];
+    try {
+      const dp = this.requireDataplane();
+      const plan = this.dataplanePlan(dp);
+      const force = this.forceDataplane;
+      this.forceDataplane = false;
+      dp.syncGlobal(plan.global, { force, prune: this.complete }, changes);
+      if (this.complete) dp.pruneAccounts(plan, changes);
+      errors.push(...plan.global.problems, ...plan.mitigationProblems.map((p) => `mitigation ${p}`));
+      this.armExpiry(plan.global.nextExpiryMs);
+      await dp.ensureGro(changes);
+    } catch (err) {
+      errors.push(errorText(err));
+    }
+    for (const c of changes) this.log(`dataplane: ${c}`);
+    this.dataplaneErrors = errors;
+    this.updateHostStatus();
+    this.stamp();
+    if (errors.length) throw new Error(errors.join('; '));
+  }
+
+  /** Re-plans when the next mitigation rule expires (the program ignores it from then on; this removes it). */
+  private armExpiry(nextMs: number | null): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (nextMs === null || this.stopped) return;
+    const delay = Math.min(2 ** 31 - 1, Math.max(0, nextMs - Date.now()) + 20);
+    this.expiryTimer = setTimeout(() => this.scheduler.schedule(DATAPLANE_KEY), delay);
+    this.expiryTimer.unref();
+  }
+
+  /** `host` in the status covers the host netns objects and the data plane together; `dataplane` the details. */
+  private updateHostStatus(): void {
+    const dpErrors = this.dataplaneErrors;
+    const described = this.dataplane?.describe();
+    this.status.dataplane = {
+      state: dpErrors === undefined ? 'pending' : dpErrors.length ? 'error' : 'ok',
+      ...(dpErrors?.length ? { error: dpErrors.join('; ') } : {}),
+      ...(described ?? {}),
+      accounts: this.dataplane?.numbers.accounts.size ?? 0,
+    };
+    const errors = [...(this.hostErrors ?? []), ...(dpErrors ?? []).map((e) => `dataplane: ${e}`)];
+    if (errors.length) this.status.host = { state: 'error', error: errors.join('; ') };
+    else if (this.hostErrors === undefined || dpErrors === undefined) this.status.host = { state: 'pending' };
+    else this.status.host = { state: 'ok' };
+  }
+
   private stamp(): void {
     this.status.last_reconcile_at = new Date().toISOString();
     const accounts = Object.values(this.status.accounts);
     const allOk = this.status.host.state === 'ok' && accounts.every((a) => a.state === 'ok');
     if (allOk && this.status.replica_revision !== null) this.status.applied_revision = this.status.replica_revision;
+  }
+
+  /**
+   * Publishes the data plane's counters (totals since each account got its number here) when they changed. A
+   * failure only means the store is unreachable: the next period tries again.
+   */
+  private publishCounters(): void {
+    const dp = this.dataplane;
+    if (!dp?.loaded || this.stopped) return;
+    this.countersWriting = this.countersWriting.then(async () => {
+      let body: string;
+      try {
+        const c = dp.counters();
+        body = JSON.stringify(c);
+        if (body === this.lastCounters) return;
+        const doc: NodeCounters = { node_id: this.opts.node.nodeId, updated_at: new Date().toISOString(), ...c };
+        await this.opts.store.txn([], [{ type: 'put', key: keys.nodeCounters(this.opts.node.nodeId), value: JSON.stringify(doc) }]);
+        this.lastCounters = body;
+      } catch {
+        // Unreachable store or a closed data plane: nothing to do until the next period.
+      }
+    });
+  }
+
+  /** Publishes the counters now (tests, and the last word before stopping is not needed: they are totals). */
+  async flushCounters(): Promise<void> {
+    this.publishCounters();
+    await this.countersWriting;
   }
 
   /** Publishes the status (debounced; the latest wins). Failures only mean the store is unreachable. */

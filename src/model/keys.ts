@@ -40,6 +40,8 @@ export const keys = {
   /** Per-node state reported by agents. */
   nodesPrefix: `${ROOT}nodes/`,
   nodeStatus: (nodeId: string) => `${ROOT}nodes/${nodeId}/status`,
+  /** Data-plane counters an agent publishes periodically (src/model/counters.ts). */
+  nodeCounters: (nodeId: string) => `${ROOT}nodes/${nodeId}/counters`,
 } as const;
 
 /** The account id of an account document key, or undefined for any other key. */

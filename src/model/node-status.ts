@@ -21,6 +21,8 @@ export interface NodeStatus {
   /** Every account is applied up to this revision (null until a full pass succeeded). */
   applied_revision: number | null;
   host: { state: 'ok' | 'error' | 'pending'; error?: string };
+  /** The eBPF data plane (its errors are also in `host`): program ids, pins, accounts numbered. */
+  dataplane?: { state: 'ok' | 'error' | 'pending'; error?: string; xdp_prog_id?: number; tc_prog_id?: number; pins?: string; accounts?: number };
   accounts: Record<string, AccountStatus>;
   last_reconcile_at: string | null;
   updated_at: string;

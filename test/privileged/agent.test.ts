@@ -2,7 +2,8 @@
  * The edge agent against the real kernel: an API on a real LMDB store, an agent on a host netns, a client netns
  * on the host's uplink. Configuration goes in through the API; what the kernel holds is read back with ip/nft;
  * packets are sent from the client and followed with counters (rule counters in the customer's firewall, and a
- * test-owned netdev counter on the host side of the customer veth that sees frames sent towards a tunnel MAC).
+ * test-owned netdev counter on the host side of the customer veth that sees the GRE the data plane's tc program
+ * makes of what the customer netns routes into a tunnel).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { listNeighbours } from '../../src/kernel/neighbours.js';
 import { listRoutes } from '../../src/kernel/routes.js';
 import { listRules } from '../../src/kernel/rules.js';
 import { run } from '../../src/kernel/exec.js';
+import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
 
@@ -30,8 +32,11 @@ let client: string;
 let dataDir: string;
 const logs: string[] = [];
 
+// The data plane's pins live under a bpffs directory of this run only (removed at the end).
+const pinBase = `${BPFFS}/ot-test-agent-${process.pid}`;
+
 function startAgent(): Agent {
-  const a = new Agent({ node, store: api.store, dataDir, resyncMs: 400, log: (m) => logs.push(m) });
+  const a = new Agent({ node, store: api.store, dataDir, resyncMs: 400, log: (m) => logs.push(m), bpf: { pinBase } });
   return a;
 }
 
@@ -57,6 +62,8 @@ after(async () => {
   await api?.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
   await harness.cleanup();
+  unpin(pinBase);
+  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
 });
 
 const ACME = {
@@ -110,8 +117,11 @@ async function ruleCounters(netns: string): Promise<Map<string, number>> {
   return out;
 }
 
-/** A test-owned netdev counter of frames arriving on the host side of a customer veth towards `mac`. */
-async function watchTunnelFrames(accountId: string, mac: string): Promise<() => Promise<number>> {
+/**
+ * A test-owned netdev counter of GRE packets to `remote` (a tunnel's customer endpoint) arriving on the host side of
+ * a customer veth: what tc_gre made of the frames the customer netns routed towards that tunnel's MAC.
+ */
+async function watchTunnelFrames(accountId: string, remote: string): Promise<() => Promise<number>> {
   const dev = hostVethName(accountId);
   const table = { family: 'netdev', name: 'ottcap' };
   await applyNftDocument(node.hostNetns, {
@@ -120,7 +130,20 @@ async function watchTunnelFrames(accountId: string, mac: string): Promise<() => 
       { delete: { table } },
       { add: { table } },
       { add: { chain: { family: 'netdev', table: 'ottcap', name: 'in', type: 'filter', hook: 'ingress', dev, prio: 0, policy: 'accept' } } },
-      { add: { rule: { family: 'netdev', table: 'ottcap', chain: 'in', expr: [{ match: { op: '==', left: { payload: { protocol: 'ether', field: 'daddr' } }, right: mac } }, { counter: null }] } } },
+      {
+        add: {
+          rule: {
+            family: 'netdev',
+            table: 'ottcap',
+            chain: 'in',
+            expr: [
+              { match: { op: '==', left: { payload: { protocol: 'ip', field: 'protocol' } }, right: 47 } },
+              { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: remote } },
+              { counter: null },
+            ],
+          },
+        },
+      },
     ],
   });
   return async () => {
@@ -163,18 +186,16 @@ test('applying Acme creates its namespace, veth, marking, policy routing, routes
   assert.ok((await readNftTable(ns, 'inet', 'opentransit'))?.rules.some((x) => x.comment?.startsWith('rule:')));
 });
 
-test('a SYN to :21 passes the firewall and leaves towards the tunnel; one to :22 is dropped and counted', async () => {
+test('a SYN to :21 passes the firewall and leaves into the tunnel (GRE); one to :22 is dropped and counted', async () => {
   const ns = customerNetns(node, acmeId);
-  const tunnels = (await api.call('GET', `/v1/accounts/${acmeId}/gre_tunnels`)).json() as { items: { id: string }[] };
-  const mac = tunnelMac(tunnelNumbers([tunnels.items[0]!.id]).get(tunnels.items[0]!.id)!);
-  const towardsTunnel = await watchTunnelFrames(acmeId, mac);
+  const towardsTunnel = await watchTunnelFrames(acmeId, ACME.gre_tunnels[0]!.customer_gre_endpoint);
   const before = await ruleCounters(ns);
   await syn('203.0.113.100', 21);
   const afterAllowed = await ruleCounters(ns);
   const ruleKey = [...afterAllowed.keys()].find((k) => k.startsWith('rule:'))!;
   assert.ok((afterAllowed.get(ruleKey) ?? 0) > (before.get(ruleKey) ?? 0), 'the allow rule counted the SYN');
   const framesAfterAllowed = await towardsTunnel();
-  assert.ok(framesAfterAllowed > 0, 'the SYN left towards the tunnel MAC');
+  assert.ok(framesAfterAllowed > 0, 'the SYN left encapsulated towards the customer router');
 
   await syn('203.0.113.100', 22);
   const afterBlocked = await ruleCounters(ns);

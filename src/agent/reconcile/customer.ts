@@ -6,6 +6,7 @@
  * Order matters when creating: the namespace, then the veth (it needs both namespaces), then addresses (an onlink
  * gateway is checked against the local table, which needs an address), neighbours (a route's tunnel MAC must be
  * there before traffic uses the route), then routes; removals last. The firewall table is replaced atomically.
+ * The eBPF data plane's part of the account (tc on edge0 and its map entries) goes in before the routes.
  */
 import type { CustomerDesired } from '../desired/customer.js';
 import { CUSTOMER_VETH, type NodeConfig } from '../desired/node.js';
@@ -34,6 +35,11 @@ import { diffObjects, errorText } from './engine.js';
 export interface CustomerReconcileOptions {
   /** Compute the changes without making them (`opentransit plan`). */
   dryRun?: boolean;
+  /**
+   * The account's part of the eBPF data plane (tc on edge0, its map entries): run once the namespace and the veth
+   * exist, before routes point traffic at tunnel MACs. Returns problems (the account's errors); throws on failure.
+   */
+  dataplane?: (d: CustomerDesired, changes: string[]) => string[];
 }
 
 export interface CustomerReconcileResult {
@@ -219,6 +225,13 @@ export async function reconcileCustomer(
   // 3. Sysctls on both sides.
   await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, dryRun, exists));
   await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, dryRun, true));
+
+  // 3b. The data plane: the encapsulation program and the tunnels' entries are in place before the first route
+  // sends a packet towards a tunnel MAC (a frame that found no tunnel would be dropped, failing closed).
+  if (options.dataplane && !dryRun && exists) {
+    const problems: string[] = [];
+    if (await step('data plane', async () => void problems.push(...options.dataplane!(d, changes)))) errors.push(...problems);
+  }
 
   // 4. Inside the customer netns: addresses, tunnel neighbours, routes.
   const nsOps = ipObjectOps(
