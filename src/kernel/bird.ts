@@ -169,6 +169,8 @@ export interface ShowRoutesOptions {
   protocol?: string;
   /** Only this network (exact), e.g. "203.0.113.0/24". */
   network?: string;
+  /** Only routes this protocol exports (what a BGP session announces): `show route export NAME`. */
+  exportedTo?: string;
 }
 
 /** A running (or adopted) BIRD. Operations are serialised: a reconfigure never races a stop. */
@@ -253,7 +255,8 @@ export class BirdInstance {
       // 3 Reconfigured, 4 Reconfiguration in progress (queued behind another), 19 Nothing to do.
       if (![3, 4, 19].includes(reply.code)) throw new BirdError('reply', `BIRD answered "configure" with ${reply.code} ${reply.message}`, reply.code);
     } catch (e) {
-      await writeFileAtomic(this.paths.config, previous);
+      // Keep the file telling the truth about what runs (unknown for an adopted daemon: then leave the new one).
+      if (previous) await writeFileAtomic(this.paths.config, previous);
       throw e;
     }
     this.configText = text;
@@ -291,7 +294,7 @@ export class BirdInstance {
     return parseBirdProtocols(await this.command(`show protocols${opts.all ? ' all' : ''}${name}`));
   }
 
-  /** Twin: `birdc show route [NETWORK] [table T] [protocol P]`. An unknown network is an empty list. */
+  /** Twin: `birdc show route [NETWORK] [table T] [export E] [protocol P]`. An unknown network is an empty list. */
   async showRoutes(opts: ShowRoutesOptions = {}): Promise<BirdRoute[]> {
     const words = ['show route'];
     if (opts.network !== undefined) {
@@ -300,6 +303,7 @@ export class BirdInstance {
       words.push(opts.network);
     }
     if (opts.table !== undefined) words.push(`table ${checkProtocolNameOrInternal('table', opts.table)}`);
+    if (opts.exportedTo !== undefined) words.push(`export ${checkProtocolNameOrInternal('exportedTo', opts.exportedTo)}`);
     if (opts.protocol !== undefined) words.push(`protocol ${checkProtocolNameOrInternal('protocol', opts.protocol)}`);
     const reply = await this.command(words.join(' '), { allowErrors: true });
     if (reply.code === 8001) return []; // "Network not found"
@@ -504,6 +508,10 @@ export async function startBird(opts: StartBirdOptions): Promise<BirdInstance> {
     if (running.pid !== undefined && !(await waitPidGone(running.pid, 5_000))) {
       process.kill(running.pid, 'SIGKILL');
       await waitPidGone(running.pid, 5_000);
+    } else if (running.pid === undefined && running.answering) {
+      // No pid to watch: wait until it stops answering — an exiting BIRD unlinks its socket path, which would
+      // delete the new daemon's socket if that were already bound.
+      await waitSocketSilent(paths.socket, 5_000);
     }
   }
   await Promise.all([rm(paths.socket, { force: true }), rm(paths.pidFile, { force: true })]);
@@ -553,6 +561,19 @@ async function existingInstance(paths: BirdPaths, timeoutMs: number): Promise<{ 
     if (e.kind === 'unreachable' && pid === undefined) return undefined;
     return pid === undefined && e.kind === 'unreachable' ? undefined : { pid, answering: false };
   }
+}
+
+async function waitSocketSilent(socket: string, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    try {
+      await birdCommand(socket, 'show status', { timeoutMs: 500 });
+    } catch (e) {
+      if (e instanceof BirdError && (e.kind === 'unreachable' || e.kind === 'closed')) return;
+    }
+    await sleep(20);
+  }
+  throw new BirdError('process', `the BIRD on ${socket} did not shut down within ${ms} ms`);
 }
 
 async function logTail(path: string, lines = 8): Promise<string> {
