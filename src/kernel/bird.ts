@@ -294,8 +294,12 @@ export class BirdInstance {
     return parseBirdProtocols(await this.command(`show protocols${opts.all ? ' all' : ''}${name}`));
   }
 
-  /** Twin: `birdc show route [NETWORK] [table T] [export E] [protocol P]`. An unknown network is an empty list. */
-  async showRoutes(opts: ShowRoutesOptions = {}): Promise<BirdRoute[]> {
+  /**
+   * Twin: `birdc show route [NETWORK] [table T] [export E] [protocol P]`; a string argument is the table. An unknown
+   * network is an empty list.
+   */
+  async showRoutes(tableOrOpts: string | ShowRoutesOptions = {}): Promise<BirdRoute[]> {
+    const opts: ShowRoutesOptions = typeof tableOrOpts === 'string' ? { table: tableOrOpts } : tableOrOpts;
     const words = ['show route'];
     if (opts.network !== undefined) {
       if (typeof opts.network !== 'string' || !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(opts.network))

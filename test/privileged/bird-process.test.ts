@@ -87,7 +87,7 @@ test('startBird runs BIRD in the namespace with its own socket, pid file, 0600 c
   const protocols = await b.showProtocols();
   assert.deepEqual(protocols.map((p) => p.name).sort(), ['device1', 'kernel4', 'kernel6', 'static4', 'static6']);
   assert.ok(protocols.every((p) => p.state === 'up'), JSON.stringify(protocols));
-  const routes = await b.showRoutes({ table: 'master4' });
+  const routes = await b.showRoutes('master4');
   assert.deepEqual(routes.map((r) => [r.network, r.type, r.protocol]), [['203.0.113.0/24', 'blackhole', 'static4']]);
   assert.deepEqual(await b.showRoutes({ network: '198.51.100.0/24' }), []);
 
