@@ -146,7 +146,7 @@ export interface BirdHealth {
 
 export interface StopBirdOptions {
   /**
-   * Withdraw every announcement (reconfigure without static routes, wait until no BGP channel exports a route)
+   * Withdraw every announcement (reconfigure with announceNothing(spec), wait until no BGP channel exports a route)
    * before shutting down, so peers move traffic on an UPDATE rather than on the session going away — some
    * routers keep a dead session's routes for a while (graceful restart). Default true.
    */
