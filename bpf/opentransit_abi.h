@@ -33,6 +33,9 @@
 
 #define OT_PROG_XDP_EDGE "ot_xdp_edge" /* the uplink XDP program (bpf/xdp_edge.c) */
 #define OT_PROG_TC_GRE "ot_tc_gre" /* the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
+/* The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): */
+#define OT_PROG_CPE_DECAP "ot_cpe_decap" /* GRE decap on the router uplink's tc ingress */
+#define OT_PROG_CPE_ENCAP "ot_cpe_encap" /* GRE encap on a tunnel device's tc egress */
 
 /* Accounts are 0..OT_MAX_ACCOUNTS-1; 0 means "no account". */
 #define OT_MAX_ACCOUNTS 1024
@@ -51,6 +54,8 @@
 #define OT_ANYCAST_MAX 256
 #define OT_GRE_PEERS_MAX 16384
 #define OT_TUNNELS_MAX 65536
+/* Tunnels of every customer router sharing one pin directory (ot_cpe_decaps, ot_cpe_encaps). */
+#define OT_CPE_TUNNELS_MAX 4096
 /* Bytes of a packet copied into a sample record (from the start of the Ethernet header). */
 #define OT_SAMPLE_BYTES 128
 /* Ring buffer size: a power of two, a multiple of the page size. */
@@ -71,7 +76,10 @@ enum ot_verdict {
 };
 
 /* Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that
- * sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. */
+ * sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. The customer router programs (cpe_gre.c)
+ * count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED,
+ * DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet
+ * on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
 enum ot_reason {
 	OT_REASON_PASS = 0, /* IP traffic that passed every check */
 	OT_REASON_PASS_NON_IP = 1, /* not IPv4/IPv6 (ARP, LLDP…): not ours to judge */
@@ -196,6 +204,37 @@ struct ot_tunnel {
 	__u8 host_mac[6]; /* Ethernet destination after encap: the host-side veth */
 };
 
+/* Key of ot_cpe_decaps: GRE as it arrives at a customer router. */
+struct ot_cpe_decap_key {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the router's netns */
+	__be32 local; /* outer destination: the router's public address */
+	__be32 remote; /* outer source: the anycast endpoint */
+};
+
+/* Value of ot_cpe_decaps: the tunnel device the inner packet is handed to (as if received there). */
+struct ot_cpe_decap {
+	__u32 ifindex; /* the tunnel device, in the router's netns */
+	__u8 mac[6]; /* its MAC: the inner frame's Ethernet destination, so the stack takes it as addressed to us */
+	__u8 _pad[2];
+};
+
+/* Key of ot_cpe_encaps: a tunnel device of a customer router. */
+struct ot_cpe_encap_key {
+	__u64 netns_cookie; /* SO_NETNS_COOKIE of the router's netns */
+	__u32 ifindex; /* the tunnel device */
+	__u32 _pad;
+};
+
+/* Value of ot_cpe_encaps: the outer header of a customer router's tunnel, and where it leaves. */
+struct ot_cpe_encap {
+	__be32 local; /* outer source: the router's public address */
+	__be32 remote; /* outer destination: the anycast endpoint */
+	__u32 uplink_ifindex; /* the device the encapsulated packet leaves by (next hop from the router's routes) */
+	__u8 ttl; /* outer TTL, 1..255 */
+	__u8 flags; /* OT_TUNNEL_F_* */
+	__u8 _pad[2];
+};
+
 /* A sampled packet, as written to ot_samples. */
 struct ot_sample {
 	__u64 ts_ns; /* bpf_ktime_get_ns() */
@@ -228,6 +267,10 @@ OT_MAP(ot_gre_peers, BPF_MAP_TYPE_HASH, __be32, struct ot_gre_peer, OT_GRE_PEERS
 OT_MAP(ot_delivery, BPF_MAP_TYPE_HASH, __u32, struct ot_delivery, OT_MAX_ACCOUNTS, 0)
 /* (customer netns, tunnel MAC) → tunnel. */
 OT_MAP(ot_tunnels, BPF_MAP_TYPE_HASH, struct ot_tunnel_key, struct ot_tunnel, OT_TUNNELS_MAX, 0)
+/* Customer routers: (router netns, outer destination, outer source) → tunnel device. */
+OT_MAP(ot_cpe_decaps, BPF_MAP_TYPE_HASH, struct ot_cpe_decap_key, struct ot_cpe_decap, OT_CPE_TUNNELS_MAX, BPF_F_NO_PREALLOC)
+/* Customer routers: (router netns, tunnel device) → outer header. */
+OT_MAP(ot_cpe_encaps, BPF_MAP_TYPE_HASH, struct ot_cpe_encap_key, struct ot_cpe_encap, OT_CPE_TUNNELS_MAX, BPF_F_NO_PREALLOC)
 /* Sampled packets (struct ot_sample records). */
 OT_RINGBUF(ot_samples, struct ot_sample, OT_SAMPLES_RING_BYTES)
 

@@ -12,29 +12,9 @@
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/counters.h"
-#include "lib/csum.h"
+#include "lib/gre.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-extern void *bpf_cast_to_kern_ctx(void *) __ksym;
-
-/* The netns of the device the packet is on (bpf_get_netns_cookie would give the socket's, i.e. init_net for
- * forwarded packets). CO-RE: the field offsets come from the running kernel's BTF. */
-static __always_inline __u64 ot_dev_netns_cookie(struct __sk_buff *skb)
-{
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	return BPF_CORE_READ(kskb, dev, nd_net.net, net_cookie);
-}
-
-/* Outer Ethernet + IPv4 + GRE, written in one store. */
-struct ot_encap_hdr {
-	struct ethhdr eth;
-	struct iphdr ip;
-	__be16 gre_flags;
-	__be16 gre_proto;
-} __attribute__((packed));
-
-_Static_assert(sizeof(struct ot_encap_hdr) == ETH_HLEN + 24, "GRE encap is 24 bytes after Ethernet");
 
 SEC("tc")
 int ot_tc_gre(struct __sk_buff *skb)
@@ -66,38 +46,14 @@ int ot_tc_gre(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
-	struct ot_encap_hdr h;
-	struct iphdr ip; /* built apart: the packed header's member is not aligned for the checksum loop */
-	__builtin_memcpy(h.eth.h_dest, t->host_mac, ETH_ALEN);
-	__builtin_memcpy(h.eth.h_source, eth->h_source, ETH_ALEN);
-	h.eth.h_proto = bpf_htons(ETH_P_IP);
-	ip.ihl = 5;
-	ip.version = 4;
-	ip.tos = 0;
-	ip.ttl = t->ttl;
-	ip.protocol = IPPROTO_GRE;
-	ip.saddr = t->local;
-	ip.daddr = t->remote;
-	ip.check = 0;
-	if (t->flags & OT_TUNNEL_F_DF) {
-		ip.frag_off = bpf_htons(IP_DF);
-		ip.id = 0; /* an atomic datagram's ID means nothing (RFC 6864) */
-	} else {
-		ip.frag_off = 0;
-		ip.id = (__be16)bpf_get_prandom_u32();
-	}
-	h.gre_flags = 0;
-	h.gre_proto = inner;
-
-	/* Room after the MAC header for IPv4 + GRE; the ENCAP flags keep GSO packets segmentable (gso_size shrinks). */
-	if (bpf_skb_adjust_room(skb, 24, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE)) {
-		ot_count(account, OT_REASON_DROP_ENCAP_FAILED, len);
-		return TC_ACT_SHOT;
-	}
-	ip.tot_len = bpf_htons(skb->len - ETH_HLEN);
-	ip.check = ot_ipv4_csum(&ip);
-	__builtin_memcpy(&h.ip, &ip, sizeof(ip));
-	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0)) {
+	struct ot_gre_outer o;
+	o.saddr = t->local;
+	o.daddr = t->remote;
+	o.ttl = t->ttl;
+	o.flags = t->flags;
+	__builtin_memcpy(o.dmac, t->host_mac, ETH_ALEN);
+	__builtin_memcpy(o.smac, eth->h_source, ETH_ALEN);
+	if (ot_gre_push(skb, &o, inner)) {
 		ot_count(account, OT_REASON_DROP_ENCAP_FAILED, len);
 		return TC_ACT_SHOT;
 	}

@@ -17,6 +17,10 @@ export const OT_ABI_VERSION = 1;
 export const OT_PROG_XDP_EDGE = 'ot_xdp_edge';
 /** the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
 export const OT_PROG_TC_GRE = 'ot_tc_gre';
+/** The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): GRE decap on the router uplink's tc ingress */
+export const OT_PROG_CPE_DECAP = 'ot_cpe_decap';
+/** GRE encap on a tunnel device's tc egress */
+export const OT_PROG_CPE_ENCAP = 'ot_cpe_encap';
 /** Accounts are 0..OT_MAX_ACCOUNTS-1; 0 means "no account". */
 export const OT_MAX_ACCOUNTS = 1024;
 /** Room for reasons in the counters (each account has this many slots; enum ot_reason must fit). */
@@ -34,6 +38,8 @@ export const OT_RULE_SLOTS = 4096;
 export const OT_ANYCAST_MAX = 256;
 export const OT_GRE_PEERS_MAX = 16384;
 export const OT_TUNNELS_MAX = 65536;
+/** Tunnels of every customer router sharing one pin directory (ot_cpe_decaps, ot_cpe_encaps). */
+export const OT_CPE_TUNNELS_MAX = 4096;
 /** Bytes of a packet copied into a sample record (from the start of the Ethernet header). */
 export const OT_SAMPLE_BYTES = 128;
 /** Ring buffer size: a power of two, a multiple of the page size. */
@@ -65,7 +71,7 @@ export const VERDICT_NAMES: Readonly<Record<Verdict, string>> = {
   3: 'ENCAP',
 };
 
-/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. */
+/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. The customer router programs (cpe_gre.c) count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED, DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
 export const Reason = {
   /** IP traffic that passed every check */
   PASS: 0,
@@ -591,6 +597,148 @@ export const Tunnel: StructCodec<Tunnel> = {
   },
 };
 
+/** Key of ot_cpe_decaps: GRE as it arrives at a customer router. */
+export interface CpeDecapKey {
+  /** SO_NETNS_COOKIE of the router's netns */
+  netns_cookie: bigint;
+  /** outer destination: the router's public address */
+  local: number;
+  /** outer source: the anycast endpoint */
+  remote: number;
+}
+export const CpeDecapKey: StructCodec<CpeDecapKey> = {
+  cType: 'struct ot_cpe_decap_key',
+  size: 16,
+  align: 8,
+  fields: [
+    { name: 'netns_cookie', offset: 0, size: 8, type: 'u64' },
+    { name: 'local', offset: 8, size: 4, type: 'be32' },
+    { name: 'remote', offset: 12, size: 4, type: 'be32' },
+  ],
+  encode(v: CpeDecapKey, buf: Buffer = Buffer.alloc(16), off = 0, path = 'ot_cpe_decap_key'): Buffer {
+    const o = checkObject(v, path);
+    wU64(buf, off + 0, o.netns_cookie, path, 'netns_cookie');
+    wBe32(buf, off + 8, o.local, path, 'local');
+    wBe32(buf, off + 12, o.remote, path, 'remote');
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): CpeDecapKey {
+    return {
+      netns_cookie: buf.readBigUInt64LE(off + 0),
+      local: buf.readUInt32BE(off + 8),
+      remote: buf.readUInt32BE(off + 12),
+    };
+  },
+};
+
+/** Value of ot_cpe_decaps: the tunnel device the inner packet is handed to (as if received there). */
+export interface CpeDecap {
+  /** the tunnel device, in the router's netns */
+  ifindex: number;
+  /** its MAC: the inner frame's Ethernet destination, so the stack takes it as addressed to us */
+  mac: Buffer;
+}
+export const CpeDecap: StructCodec<CpeDecap> = {
+  cType: 'struct ot_cpe_decap',
+  size: 12,
+  align: 4,
+  fields: [
+    { name: 'ifindex', offset: 0, size: 4, type: 'u32' },
+    { name: 'mac', offset: 4, size: 6, type: 'u8', count: 6 },
+    { name: '_pad', offset: 10, size: 2, type: 'u8', count: 2 },
+  ],
+  encode(v: CpeDecap, buf: Buffer = Buffer.alloc(12), off = 0, path = 'ot_cpe_decap'): Buffer {
+    const o = checkObject(v, path);
+    wU32(buf, off + 0, o.ifindex, path, 'ifindex');
+    wBytes(buf, off + 4, o.mac, 6, path, 'mac');
+    buf.fill(0, off + 10, off + 10 + 2);
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): CpeDecap {
+    return {
+      ifindex: buf.readUInt32LE(off + 0),
+      mac: rBytes(buf, off + 4, 6),
+    };
+  },
+};
+
+/** Key of ot_cpe_encaps: a tunnel device of a customer router. */
+export interface CpeEncapKey {
+  /** SO_NETNS_COOKIE of the router's netns */
+  netns_cookie: bigint;
+  /** the tunnel device */
+  ifindex: number;
+}
+export const CpeEncapKey: StructCodec<CpeEncapKey> = {
+  cType: 'struct ot_cpe_encap_key',
+  size: 16,
+  align: 8,
+  fields: [
+    { name: 'netns_cookie', offset: 0, size: 8, type: 'u64' },
+    { name: 'ifindex', offset: 8, size: 4, type: 'u32' },
+    { name: '_pad', offset: 12, size: 4, type: 'u32' },
+  ],
+  encode(v: CpeEncapKey, buf: Buffer = Buffer.alloc(16), off = 0, path = 'ot_cpe_encap_key'): Buffer {
+    const o = checkObject(v, path);
+    wU64(buf, off + 0, o.netns_cookie, path, 'netns_cookie');
+    wU32(buf, off + 8, o.ifindex, path, 'ifindex');
+    buf.fill(0, off + 12, off + 12 + 4);
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): CpeEncapKey {
+    return {
+      netns_cookie: buf.readBigUInt64LE(off + 0),
+      ifindex: buf.readUInt32LE(off + 8),
+    };
+  },
+};
+
+/** Value of ot_cpe_encaps: the outer header of a customer router's tunnel, and where it leaves. */
+export interface CpeEncap {
+  /** outer source: the router's public address */
+  local: number;
+  /** outer destination: the anycast endpoint */
+  remote: number;
+  /** the device the encapsulated packet leaves by (next hop from the router's routes) */
+  uplink_ifindex: number;
+  /** outer TTL, 1..255 */
+  ttl: number;
+  /** OT_TUNNEL_F_* */
+  flags: number;
+}
+export const CpeEncap: StructCodec<CpeEncap> = {
+  cType: 'struct ot_cpe_encap',
+  size: 16,
+  align: 4,
+  fields: [
+    { name: 'local', offset: 0, size: 4, type: 'be32' },
+    { name: 'remote', offset: 4, size: 4, type: 'be32' },
+    { name: 'uplink_ifindex', offset: 8, size: 4, type: 'u32' },
+    { name: 'ttl', offset: 12, size: 1, type: 'u8' },
+    { name: 'flags', offset: 13, size: 1, type: 'u8' },
+    { name: '_pad', offset: 14, size: 2, type: 'u8', count: 2 },
+  ],
+  encode(v: CpeEncap, buf: Buffer = Buffer.alloc(16), off = 0, path = 'ot_cpe_encap'): Buffer {
+    const o = checkObject(v, path);
+    wBe32(buf, off + 0, o.local, path, 'local');
+    wBe32(buf, off + 4, o.remote, path, 'remote');
+    wU32(buf, off + 8, o.uplink_ifindex, path, 'uplink_ifindex');
+    wU8(buf, off + 12, o.ttl, path, 'ttl');
+    wU8(buf, off + 13, o.flags, path, 'flags');
+    buf.fill(0, off + 14, off + 14 + 2);
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): CpeEncap {
+    return {
+      local: buf.readUInt32BE(off + 0),
+      remote: buf.readUInt32BE(off + 4),
+      uplink_ifindex: buf.readUInt32LE(off + 8),
+      ttl: buf.readUInt8(off + 12),
+      flags: buf.readUInt8(off + 13),
+    };
+  },
+};
+
 /** A sampled packet, as written to ot_samples. */
 export interface Sample {
   /** bpf_ktime_get_ns() */
@@ -684,6 +832,10 @@ export const MAPS = {
   ot_delivery: { name: 'ot_delivery', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: U32, value: Delivery, maxEntries: 1024, flags: 0 } as MapSpec<number, Delivery>,
   /** (customer netns, tunnel MAC) → tunnel. */
   ot_tunnels: { name: 'ot_tunnels', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: TunnelKey, value: Tunnel, maxEntries: 65536, flags: 0 } as MapSpec<TunnelKey, Tunnel>,
+  /** Customer routers: (router netns, outer destination, outer source) → tunnel device. */
+  ot_cpe_decaps: { name: 'ot_cpe_decaps', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: CpeDecapKey, value: CpeDecap, maxEntries: 4096, flags: 1 } as MapSpec<CpeDecapKey, CpeDecap>,
+  /** Customer routers: (router netns, tunnel device) → outer header. */
+  ot_cpe_encaps: { name: 'ot_cpe_encaps', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: CpeEncapKey, value: CpeEncap, maxEntries: 4096, flags: 1 } as MapSpec<CpeEncapKey, CpeEncap>,
 } as const;
 export const RINGBUFS = {
   /** Sampled packets (struct ot_sample records). */

@@ -151,7 +151,9 @@ export function loadDataplane(o: { node: string; base?: string; objects?: { xdpE
     // Keep the programs and one fd per map; release the rest.
     for (const p of [...xdp.programs.values(), ...tc.programs.values()]) if (p !== xdpEdge && p !== tcGre) p.close();
     for (const m of tc.maps.values()) m.close();
-    for (const [name, m] of xdp.maps) if (!ALL_MAP_NAMES.includes(name)) m.close();
+    // Maps the edge does not use (.rodata, the customer router's ot_cpe_*) are closed too.
+    const kept = new Set<BpfMap>(Object.values(maps).map((m) => (m instanceof TypedMap ? m.map : (m as BpfMap))));
+    for (const m of xdp.maps.values()) if (!kept.has(m)) m.close();
     return {
       layout,
       xdpEdge,

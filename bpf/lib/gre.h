@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* GRE in tc programs (struct __sk_buff): the device's netns, and pushing plain outer IPv4 + GRE (RFC 2784, no
+ * optional fields). Shared by the edge's encap (tc_gre.c) and the customer router's (cpe_gre.c). */
+#ifndef OT_LIB_GRE_H
+#define OT_LIB_GRE_H
+
+#include "common.h"
+#include "csum.h"
+#include "maps.h" /* OT_TUNNEL_F_DF */
+
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+
+/* The netns of the device the packet is on (bpf_get_netns_cookie would give the socket's, i.e. init_net for
+ * forwarded packets). CO-RE: the field offsets come from the running kernel's BTF. */
+static __always_inline __u64 ot_dev_netns_cookie(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	return BPF_CORE_READ(kskb, dev, nd_net.net, net_cookie);
+}
+
+/* Outer Ethernet + IPv4 + GRE, written in one store. */
+struct ot_encap_hdr {
+	struct ethhdr eth;
+	struct iphdr ip;
+	__be16 gre_flags;
+	__be16 gre_proto;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct ot_encap_hdr) == ETH_HLEN + 24, "GRE encap is 24 bytes after Ethernet");
+
+/* The outer header of a tunnel and the Ethernet addresses of the encapsulated frame. */
+struct ot_gre_outer {
+	__be32 saddr;
+	__be32 daddr;
+	__u8 ttl;
+	__u8 flags; /* OT_TUNNEL_F_* */
+	__u8 dmac[ETH_ALEN];
+	__u8 smac[ETH_ALEN];
+};
+
+/*
+ * Puts outer IPv4 + GRE between the Ethernet header and the packet's IP header (EtherType `inner`, IPv4 or IPv6),
+ * with a computed header checksum (the kernel does not fill it in on this path), and rewrites Ethernet.
+ * Room comes from bpf_skb_adjust_room with the ENCAP flags, which keep GSO packets segmentable (gso_size shrinks
+ * by 24) and set skb->protocol to IPv4. Returns 0, or -1 when the kernel refused to grow or write the packet.
+ */
+static __always_inline int ot_gre_push(struct __sk_buff *skb, const struct ot_gre_outer *o, __be16 inner)
+{
+	struct ot_encap_hdr h;
+	struct iphdr ip; /* built apart: the packed header's member is not aligned for the checksum loop */
+	__builtin_memcpy(h.eth.h_dest, o->dmac, ETH_ALEN);
+	__builtin_memcpy(h.eth.h_source, o->smac, ETH_ALEN);
+	h.eth.h_proto = bpf_htons(ETH_P_IP);
+	ip.ihl = 5;
+	ip.version = 4;
+	ip.tos = 0;
+	ip.ttl = o->ttl;
+	ip.protocol = IPPROTO_GRE;
+	ip.saddr = o->saddr;
+	ip.daddr = o->daddr;
+	ip.check = 0;
+	if (o->flags & OT_TUNNEL_F_DF) {
+		ip.frag_off = bpf_htons(IP_DF);
+		ip.id = 0; /* an atomic datagram's ID means nothing (RFC 6864) */
+	} else {
+		ip.frag_off = 0;
+		ip.id = (__be16)bpf_get_prandom_u32();
+	}
+	h.gre_flags = 0;
+	h.gre_proto = inner;
+
+	if (bpf_skb_adjust_room(skb, 24, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
+		return -1;
+	ip.tot_len = bpf_htons(skb->len - ETH_HLEN);
+	ip.check = ot_ipv4_csum(&ip);
+	__builtin_memcpy(&h.ip, &ip, sizeof(ip));
+	if (bpf_skb_store_bytes(skb, 0, &h, sizeof(h), 0))
+		return -1;
+	return 0;
+}
+
+#endif
