@@ -9,7 +9,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { joinField, ValidationError } from './errors.js';
-import { formatIp, specialRangeOf, tryParseIp, type SpecialRangeKind } from './ip.js';
+import { UNROUTABLE_KINDS, formatIp, specialRangeOf, tryParseIp } from './ip.js';
 import { checkShape } from './shape.js';
 
 /**
@@ -73,24 +73,12 @@ export const BgpPeer = Type.Object({
 });
 export type BgpPeer = Static<typeof BgpPeer>;
 
-/** Ranges a BGP neighbour can never be in. Link-local would need an interface name (not supported). */
-const UNUSABLE_PEER_KINDS: ReadonlySet<SpecialRangeKind> = new Set<SpecialRangeKind>([
-  'unspecified',
-  'this-network',
-  'loopback',
-  'link-local',
-  'multicast',
-  'reserved',
-  'broadcast',
-  'ipv4-mapped',
-]);
-
 /** A unicast address a BGP session can be opened to, normalised; ValidationError(field) otherwise. */
 export function peerAddressField(text: string, field: string): string {
   const a = tryParseIp(text);
   if (!a) throw new ValidationError(field, `"${text}" is not an IPv4 or IPv6 address`);
   const r = specialRangeOf(a);
-  if (r && UNUSABLE_PEER_KINDS.has(r.kind)) throw new ValidationError(field, `${formatIp(a)} cannot be a BGP neighbour: it is in ${r.text}, ${r.name}`);
+  if (r && UNROUTABLE_KINDS.has(r.kind)) throw new ValidationError(field, `${formatIp(a)} cannot be a BGP neighbour: it is in ${r.text}, ${r.name}`);
   return formatIp(a);
 }
 

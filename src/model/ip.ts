@@ -365,8 +365,11 @@ export function isPublicUnicast(a: IpAddress, options: PublicUnicastOptions = {}
   return whyNotPublicUnicast(a, options) === undefined;
 }
 
-/** Ranges no customer prefix may touch: they are never routed on the Internet nor usable as destinations. */
-const UNROUTABLE_KINDS: ReadonlySet<SpecialRangeKind> = new Set<SpecialRangeKind>([
+/**
+ * Ranges that are never a unicast destination on a network: no customer prefix may touch them, and no BGP
+ * neighbour can be in them.
+ */
+export const UNROUTABLE_KINDS: ReadonlySet<SpecialRangeKind> = new Set<SpecialRangeKind>([
   'unspecified',
   'this-network',
   'loopback',
