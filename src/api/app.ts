@@ -19,6 +19,7 @@ import { NoQuery } from './http.js';
 import { Repo } from './repo.js';
 import { accountObjectRoutes } from './routes/account-objects.js';
 import { accountRoutes } from './routes/accounts.js';
+import { dataplaneRoutes } from './routes/dataplane.js';
 import { metaRoutes } from './routes/meta.js';
 import { operatorRoutes } from './routes/operator.js';
 
@@ -107,6 +108,7 @@ export async function build(opts: BuildOptions): Promise<FastifyInstance> {
   accountRoutes(app, ctx);
   accountObjectRoutes(app, ctx);
   operatorRoutes(app, ctx);
+  dataplaneRoutes(app, ctx, opts.store);
   await app.ready();
   return app;
 }

@@ -5,9 +5,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerAccountCommand } from './account.js';
 import { registerApplyCommand } from './apply.js';
+import { registerBlocklistCommand } from './blocklist.js';
+import { registerCountersCommand } from './counters.js';
 import { DEFAULT_API_URL, ENV_API, ENV_TOKEN, OUTPUT_FORMATS, processIo, type CliIo } from './context.js';
 import { registerDeleteCommand } from './delete.js';
 import { registerGetCommand } from './get.js';
+import { registerMitigationsCommand } from './mitigations.js';
 import { formatError } from './errors.js';
 import { registerSettingsCommand } from './settings.js';
 import { registerStatusCommand } from './status.js';
@@ -32,6 +35,9 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerAccountCommand(program, io);
   registerStatusCommand(program, io);
   registerSettingsCommand(program, io);
+  registerBlocklistCommand(program, io);
+  registerMitigationsCommand(program, io);
+  registerCountersCommand(program, io);
 }
 
 /**

@@ -47,9 +47,16 @@ const OPERATOR_CASES: Case[] = [
   { method: 'GET', path: '/v1/settings' },
   { method: 'PUT', path: '/v1/settings', body: { anycast_endpoints: ['192.0.2.10'] } },
   { method: 'GET', path: '/v1/nodes' },
+  { method: 'GET', path: '/v1/mitigations' },
+  { method: 'POST', path: '/v1/mitigations', body: { prefix: '198.18.7.0/24', action: 'drop' } },
+  { method: 'GET', path: '/v1/mitigations/{mid}' },
+  { method: 'DELETE', path: '/v1/mitigations/{mid}' },
 ];
 
-const SCOPED_CASES: Case[] = [{ method: 'GET', path: '/v1/accounts' }];
+const SCOPED_CASES: Case[] = [
+  { method: 'GET', path: '/v1/accounts' },
+  { method: 'GET', path: '/v1/counters' },
+];
 const PUBLIC_CASES: Case[] = [
   { method: 'GET', path: '/healthz' },
   { method: 'GET', path: '/openapi.json' },
@@ -73,7 +80,8 @@ async function setUp(api: ApiFixture) {
     gre_tunnels: Array<{ id: string }>;
     routes: Array<{ id: string }>;
   };
-  const ids = { id: a.id, pid: config.prefixes[1]!.id, tid: config.gre_tunnels[1]!.id, rid: config.routes[1]!.id };
+  const mitigation = (await api.call('POST', '/v1/mitigations', { body: { prefix: '203.0.113.0/24', protocol: 'udp', action: 'drop' } })).json() as { id: string };
+  const ids = { id: a.id, pid: config.prefixes[1]!.id, tid: config.gre_tunnels[1]!.id, rid: config.routes[1]!.id, mid: mitigation.id };
   const url = (path: string) => path.replace(/\{(\w+)\}/g, (_m, k: keyof typeof ids) => ids[k]);
   return { a, b, url };
 }
