@@ -82,6 +82,11 @@ function registerDaemonCommands(program: Command): void {
     .action(async (_o, cmd: Command) => (await labCmd()).labDownCommand(cmd.optsWithGlobals()));
   named(lab.command('status').description('hosts, addresses, edges, BGP sessions, API URL and operator token'))
     .action(async (_o, cmd: Command) => (await labCmd()).labStatusCommand(cmd.optsWithGlobals()));
+  named(lab.command('cpe-controller').description("(started by lab up) keep the customer routers' GRE tunnels equal to the store"))
+    .action(async (_o, cmd: Command) => {
+      const { runCpeController } = await import('./lab/cpe-controller.js');
+      await runCpeController((cmd.optsWithGlobals() as { name: string }).name);
+    });
   named(lab.command('exec').description('run a command inside a lab host: lab exec HOST -- CMD…').argument('<host>').argument('<command...>'))
     .action(async (host: string, argv: string[], _o, cmd: Command) => (await labCmd()).labExecCommand(cmd.optsWithGlobals(), host, argv));
 

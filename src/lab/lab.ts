@@ -156,6 +156,18 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
       await waitFor(`the agent of ${nodeId}`, proc, deadline, async () => ((await nodeReported(state, nodeId)) ? true : undefined));
     });
 
+    log(`lab ${topology.name}: starting the customer routers' GRE controller`);
+    const cpe = await record(
+      await spawnLabProcess({
+        lab: state.name,
+        role: 'cpe',
+        argv: [...nodeEntryArgv('main'), 'lab', 'cpe-controller', '-n', state.name],
+        log: path.join(paths.logDir, 'cpe-controller.log'),
+        cwd: packageRoot(),
+      }),
+    );
+    await waitFor('the GRE controller', cpe, deadline, async () => ((await tail(cpe.log, 20)).includes('watching') ? true : undefined));
+
     state.phase = 'up';
     await writeLabState(paths.stateFile, state);
     log(`lab ${topology.name}: up (API ${state.api.url}, run directory ${paths.runDir})`);
