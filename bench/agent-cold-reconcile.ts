@@ -46,15 +46,22 @@ async function shellStyleCustomer(node: NodeConfig, d: CustomerDesired): Promise
 }
 
 interface Convergence {
+  /** Every account ok at its revision and the host ok. */
+  converged: boolean;
+  /** Until convergence, or until the budget ran out. */
   ms: number;
   firstOkMs: number;
+  ok: number;
   errors: string[];
 }
 
-/** Polls the agent's status until every customer applied its revision (and the host is ok). */
-async function waitConverged(agent: Agent, customers: readonly WrittenCustomer[], timeoutMs: number, log: (m: string) => void, t0: number): Promise<Convergence> {
+/**
+ * Polls the agent's status (every 100 ms: a snapshot clones the whole status) until every customer applied its
+ * revision and the host is ok, until every customer is either ok or failed, or until the time budget is spent.
+ */
+async function waitConverged(agent: Agent, customers: readonly WrittenCustomer[], budgetMs: number, log: (m: string) => void, t0: number): Promise<Convergence> {
   let firstOkMs = Number.NaN;
-  let lastReported = 0;
+  let lastLog = 0;
   for (;;) {
     const s = agent.snapshotStatus();
     let ok = 0;
@@ -66,20 +73,13 @@ async function waitConverged(agent: Agent, customers: readonly WrittenCustomer[]
     }
     const now = performance.now() - t0;
     if (ok > 0 && Number.isNaN(firstOkMs)) firstOkMs = now;
-    if (ok === customers.length && s.host.state === 'ok') return { ms: now, firstOkMs, errors: [] };
-    if (errors.length) {
-      // Errors: once the agent settles, report them rather than wait for the timeout.
-      await agent.idle();
-      const again = agent.snapshotStatus();
-      const still = customers.filter((c) => again.accounts[c.id]?.state === 'error');
-      if (still.length) return { ms: now, firstOkMs, errors: still.map((c) => `${again.accounts[c.id]!.name}: ${again.accounts[c.id]!.error}`) };
+    if (ok === customers.length && s.host.state === 'ok') return { converged: true, ms: now, firstOkMs, ok, errors: [] };
+    if (ok + errors.length === customers.length || now > budgetMs) return { converged: false, ms: now, firstOkMs, ok, errors };
+    if (now - lastLog > 10_000) {
+      lastLog = now;
+      log(`${ok}/${customers.length} ok after ${(now / 1000).toFixed(0)} s`);
     }
-    if (now > timeoutMs) throw new Error(`not converged after ${Math.round(now)} ms: ${ok}/${customers.length} ok, host ${s.host.state}`);
-    if (ok - lastReported >= Math.max(100, customers.length / 5)) {
-      lastReported = ok;
-      log(`${ok}/${customers.length} ok after ${(now / 1000).toFixed(1)} s`);
-    }
-    await sleep(10);
+    await sleep(100);
   }
 }
 
@@ -91,6 +91,8 @@ registerBenchmark({
     const n = Math.min(1000, numberParam(ctx, 'customers', 1000, 20));
     const sample = Math.min(n, numberParam(ctx, 'baseline_sample', 20, 3));
     const concurrency = numberParam(ctx, 'concurrency', 4, 4);
+    // The whole bench must fit in ~10 minutes: a cold start slower than this is reported as not converged.
+    const budgetS = numberParam(ctx, 'budget_s', 300, 90);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
     const { api, customers } = await openApiWithCustomers(n, ctx.log);
@@ -117,35 +119,42 @@ registerBenchmark({
       agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
       const t0 = performance.now();
       await agent.start();
-      const conv = await waitConverged(agent, customers, 120_000 + n * 200, ctx.log, t0);
+      const conv = await waitConverged(agent, customers, budgetS * 1000, ctx.log, t0);
       if (conv.errors.length) throw new Error(`${conv.errors.length} account(s) failed: ${conv.errors.slice(0, 3).join('; ')}`);
       const spawns = spawnStats();
-      await agent.idle();
       const kernAfter = kernelMemory();
       const procAfter = processMemory();
-      ctx.log(`agent: ${n} customers in ${(conv.ms / 1000).toFixed(1)} s`);
+      ctx.log(conv.converged ? `agent: ${n} customers in ${(conv.ms / 1000).toFixed(1)} s` : `agent: NOT converged within ${budgetS} s (${conv.ok}/${n} ok)`);
 
       // --- warm restart: a new agent over the same kernel state (boots from its replica, changes nothing) ---
-      await agent.stop();
-      resetSpawnStats();
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
-      const w0 = performance.now();
-      await agent.start();
-      await agent.firstSync;
-      const warm = await waitConverged(agent, customers, 120_000 + n * 200, ctx.log, w0);
-      await agent.idle();
-      const warmMs = performance.now() - w0;
-      const warmSpawns = spawnStats().spawns;
-      void warm;
+      let warmMs = Number.NaN;
+      let warmSpawns = Number.NaN;
+      if (conv.converged) {
+        await agent.stop();
+        resetSpawnStats();
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
+        const w0 = performance.now();
+        await agent.start();
+        await agent.firstSync;
+        await agent.idle();
+        const warm = await waitConverged(agent, customers, budgetS * 1000, ctx.log, w0);
+        await agent.idle();
+        if (warm.converged) {
+          warmMs = performance.now() - w0;
+          warmSpawns = spawnStats().spawns;
+        }
+      }
 
-      const perCustomer = conv.ms / n;
+      // Not converged: the figure is the budget over the customers that made it (a lower bound of the cost).
+      const perCustomer = conv.converged ? conv.ms / n : conv.ms / Math.max(1, conv.ok);
       const kernMeminfo = (kernAfter.meminfoBytes - kernBefore.meminfoBytes) / n;
       const kernCgroup = kernAfter.cgroupKernelBytes !== undefined && kernBefore.cgroupKernelBytes !== undefined
         ? (kernAfter.cgroupKernelBytes - kernBefore.cgroupKernelBytes) / n : undefined;
       const metrics: Metric[] = [
         metric({ name: 'cold_ms_per_customer', value: perCustomer, unit: 'ms', better: 'lower', baseline: { label: 'shell', value: baselineMs },
           goal: { on: 'value', op: '<=', target: 10, stretch: 5 }, note: 'agent start → every account ok at its revision, divided by N' }),
-        metric({ name: 'cold_total', value: conv.ms / 1000, unit: 's', better: 'lower' }),
+        metric({ name: 'cold_total', value: conv.ms / 1000, unit: 's', better: 'lower', ...(conv.converged ? {} : { note: `NOT CONVERGED within the ${budgetS} s budget` }) }),
+        metric({ name: 'customers_ok', value: conv.ok, unit: `of ${n}`, better: 'higher', goal: { on: 'value', op: '>=', target: n } }),
         metric({ name: 'first_account_ok', value: conv.firstOkMs, unit: 'ms', better: 'lower' }),
         metric({ name: 'spawns_per_customer', value: spawns.spawns / n, unit: 'spawns', better: 'lower', baseline: { label: 'shell', value: baselineSpawns } }),
         metric({ name: 'spawn_ms_per_customer', value: spawns.totalMs / n, unit: 'ms', better: 'lower', note: 'sum of spawn wall times (concurrent spawns overlap)' }),
@@ -159,8 +168,9 @@ registerBenchmark({
       if (kernCgroup !== undefined)
         metrics.push(metric({ name: 'kernel_mem_per_customer_cgroup', value: kernCgroup / KiB, unit: 'KiB', better: 'lower', note: "this process's memory cgroup kernel (kmem) delta / N: accounted allocations only" }));
       return {
-        params: { customers: n, baseline_sample: sample, concurrency },
-        metrics,
+        // A figure that could not be measured (no warm restart after a cold start that did not converge) is left out.
+        metrics: metrics.filter((m) => Number.isFinite(m.value)),
+        params: { customers: n, baseline_sample: sample, concurrency, budget_s: budgetS, converged: conv.converged },
         notes: [
           'Each customer: netns, veth pair, addresses, a tunnel neighbour, a route, sysctls, GRO, host route, nft table (1 allow rule + default block).',
           'Baseline: the same objects from the same desired state, one ip/sysctl/ethtool/nft process per object, customers one after another.',
