@@ -21,6 +21,7 @@ import { accountObjectRoutes } from './routes/account-objects.js';
 import { accountRoutes } from './routes/accounts.js';
 import { dataplaneRoutes } from './routes/dataplane.js';
 import { metaRoutes } from './routes/meta.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { operatorRoutes } from './routes/operator.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -108,6 +109,7 @@ export async function build(opts: BuildOptions): Promise<FastifyInstance> {
   accountRoutes(app, ctx);
   accountObjectRoutes(app, ctx);
   operatorRoutes(app, ctx);
+  nodeRoutes(app, ctx, opts.store);
   dataplaneRoutes(app, ctx, opts.store);
   await app.ready();
   return app;

@@ -161,12 +161,14 @@ export class Repo {
   /**
    * Replaces the operator settings after checking no account breaks (a tunnel on a removed anycast endpoint, an
    * endpoint inside a customer prefix). Compares every account document and the registry: an account created or
-   * changed meanwhile makes the write retry against it.
+   * changed meanwhile makes the write retry against it. `nextOf` may be a function of the stored settings.
    */
-  async replaceSettings(next: Settings, ifMatch: number[] | undefined): Promise<WriteResult<Settings>> {
+  async replaceSettings(nextOf: Settings | ((current: Settings) => Settings), ifMatch: number[] | undefined): Promise<WriteResult<Settings>> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.settings();
       checkIfMatch(ifMatch, current.revision, 'the settings are');
+      // A function sees the stored settings: it resolves what the input leaves to them (kept BGP passwords).
+      const next = typeof nextOf === 'function' ? nextOf(current.value) : nextOf;
       if (current.revision > 0 && isDeepStrictEqual(current.value, next)) {
         return { result: next, revision: current.revision, changed: false };
       }

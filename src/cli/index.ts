@@ -12,6 +12,7 @@ import { registerDeleteCommand } from './delete.js';
 import { registerGetCommand } from './get.js';
 import { registerMitigationsCommand } from './mitigations.js';
 import { formatError } from './errors.js';
+import { registerNodeCommand } from './node.js';
 import { registerSettingsCommand } from './settings.js';
 import { registerStatusCommand } from './status.js';
 
@@ -35,6 +36,7 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerAccountCommand(program, io);
   registerStatusCommand(program, io);
   registerSettingsCommand(program, io);
+  registerNodeCommand(program, io);
   registerBlocklistCommand(program, io);
   registerMitigationsCommand(program, io);
   registerCountersCommand(program, io);

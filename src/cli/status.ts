@@ -15,6 +15,13 @@ export interface NodeRow {
   revision: unknown;
   lastReconcile: unknown;
   result: unknown;
+  bgp: unknown;
+}
+
+export interface BgpRow {
+  node: unknown;
+  announced: unknown;
+  sessions: unknown;
 }
 
 export interface AccountStateRow {
@@ -51,6 +58,7 @@ export function formatStatus(nodes: readonly NodeItem[], accounts: readonly Acco
     revision: n.applied_revision ?? undefined,
     lastReconcile: formatTime(n.last_reconcile_at, now),
     result: nodeResult(n),
+    bgp: bgpSummary(n),
   }));
   const accountRows: AccountStateRow[] = nodes.flatMap((n) =>
     Object.entries(n.accounts ?? {}).map(([id, a]) => ({
@@ -66,8 +74,28 @@ export function formatStatus(nodes: readonly NodeItem[], accounts: readonly Acco
     { header: 'applied_revision', value: (r) => r.revision },
     { header: 'last_reconcile', value: (r) => r.lastReconcile },
     { header: 'result', value: (r) => r.result },
+    { header: 'bgp', value: (r) => r.bgp, optional: true },
   ];
   let out = renderObjects(nodeCols, nodeRows);
+  const bgpRows: BgpRow[] = nodes
+    .filter((n) => n.bgp && n.bgp.state !== 'off')
+    .map((n) => ({
+      node: n.id ?? n.node_id,
+      announced: n.bgp!.announced?.length ? n.bgp!.announced.join(' ') : n.bgp!.withheld ? `nothing (${n.bgp!.withheld})` : 'nothing',
+      sessions: (n.bgp!.sessions ?? []).map((s) => `${s.peer} ${s.bgp_state ?? s.state}`).join(', ') || undefined,
+    }));
+  if (bgpRows.length > 0) {
+    out +=
+      '\n' +
+      renderObjects<BgpRow>(
+        [
+          { header: 'node', value: (r) => r.node },
+          { header: 'announced', value: (r) => r.announced },
+          { header: 'bgp_sessions', value: (r) => r.sessions },
+        ],
+        bgpRows,
+      );
+  }
   if (accountRows.length > 0) {
     const accountCols: Column<AccountStateRow>[] = [
       { header: 'node', value: (r) => r.node },
@@ -79,6 +107,19 @@ export function formatStatus(nodes: readonly NodeItem[], accounts: readonly Acco
     out += '\n' + renderObjects(accountCols, accountRows);
   }
   return out;
+}
+
+/** The node's BGP in a few words: ok, drained, off, pending or the error; with how much it announces. */
+export function bgpSummary(n: NodeItem): string | undefined {
+  const b = n.bgp;
+  if (!b) return undefined;
+  if (b.state === 'off') return 'off (no peers)';
+  const count = `${b.announced?.length ?? 0} announced`;
+  if (b.state === 'error') return `error: ${b.error ?? ''} (${count})`;
+  if (b.state === 'pending') return 'pending';
+  if (b.drained) return `drained (${count})`;
+  const up = (b.sessions ?? []).filter((s) => s.bgp_state === 'Established').length;
+  return `ok, ${count}, ${up}/${(b.sessions ?? []).length} sessions up`;
 }
 
 /** One word for a node: its host objects' state, and whether it can reach the store. */

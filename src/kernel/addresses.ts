@@ -1,15 +1,29 @@
 /**
  * Interface addresses. iproute2 6.1 cannot tag an address with a protocol, so ownership follows the device:
- * an address on a link we own (see links.ts ownerOfAlias) is ours.
+ * an address on a link we own (see links.ts ownerOfAlias) is ours. On a device we do not own (lo), an IPv4
+ * address can carry a label (`lo:ot`) that marks it as ours.
  */
 import { ipJson, runIpOps, type IpOp } from './ip.js';
 import type { NetnsRef } from './netns.js';
+import { KernelInputError } from './exec.js';
 import { checkCidr, checkIfname, type IpFamily } from './validate.js';
 
 export interface AddressSpec {
   dev: string;
   /** `addr/len`, e.g. 10.0.0.0/31 (host bits are the address itself). */
   cidr: string;
+  /** IPv4 only: `<dev>:<tag>` (≤ 15 characters), e.g. `lo:ot`. Listed only when it differs from the device name. */
+  label?: string;
+}
+
+const LABEL_TAG_RE = /^[A-Za-z0-9_-]+$/;
+
+function checkLabel(dev: string, label: string, family: IpFamily): string {
+  const tag = label.startsWith(`${dev}:`) ? label.slice(dev.length + 1) : '';
+  if (family !== 4) throw new KernelInputError('label', 'only IPv4 addresses carry a label');
+  if (!LABEL_TAG_RE.test(tag) || label.length > 15)
+    throw new KernelInputError('label', `must be "${dev}:" followed by [A-Za-z0-9_-], at most 15 characters in all, got ${JSON.stringify(label)}`);
+  return label;
 }
 
 export interface Address extends AddressSpec {
@@ -21,10 +35,12 @@ export interface Address extends AddressSpec {
   scope: number;
 }
 
-/** Twin: `ip address replace ADDR/LEN dev DEV` (idempotent). */
+/** Twin: `ip address replace ADDR/LEN dev DEV [label LABEL]` (idempotent). */
 export function addressReplaceOp(a: AddressSpec): IpOp {
-  const { addr, len } = checkCidr('cidr', a.cidr);
-  return { args: ['address', 'replace', `${addr}/${len}`, 'dev', checkIfname('dev', a.dev)] };
+  const { addr, len, family } = checkCidr('cidr', a.cidr);
+  const dev = checkIfname('dev', a.dev);
+  const label = a.label === undefined ? [] : ['label', checkLabel(dev, a.label, family)];
+  return { args: ['address', 'replace', `${addr}/${len}`, 'dev', dev, ...label] };
 }
 
 /** Twin: `ip address delete ADDR/LEN dev DEV`, succeeding when the address (or the device) is absent. */
@@ -45,7 +61,7 @@ export async function deleteAddressesIfPresent(ns: NetnsRef, addrs: readonly Add
 
 interface RawAddrLink {
   ifname: string;
-  addr_info?: { family: string; local: string; prefixlen: number; scope: string | number }[];
+  addr_info?: { family: string; local: string; prefixlen: number; scope: string | number; label?: string }[];
 }
 
 export function parseAddresses(raw: unknown): Address[] {
@@ -60,6 +76,7 @@ export function parseAddresses(raw: unknown): Address[] {
         local: a.local,
         prefixlen: a.prefixlen,
         scope: scopeNumber(a.scope),
+        ...(a.label !== undefined && a.label !== l.ifname ? { label: a.label } : {}),
       });
     }
   }

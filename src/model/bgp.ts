@@ -21,6 +21,21 @@ export const BGP_PASSWORD_RE = new RegExp(BGP_PASSWORD_PATTERN);
 
 export const BGP_DEFAULTS = { bfd: false, hold_time: 90, keepalive: 30, passive: false } as const;
 
+/** The edges' AS number when the operator has not set one: the first private 16-bit ASN (RFC 6996), as in the lab. */
+export const DEFAULT_EDGE_ASN = 64512;
+/** Sessions per edge: each is a BIRD protocol; more than this is a configuration mistake, not a network. */
+export const MAX_BGP_PEERS = 64;
+
+export const AsnSchema = (description: string) => Type.Integer({ minimum: 1, maximum: 4294967295, description });
+
+/** An IPv4 BGP router id (dotted quad, not 0.0.0.0); unique among the speakers, usually the uplink address. */
+export function routerIdField(text: unknown, field: string): string {
+  const a = typeof text === 'string' ? tryParseIp(text) : undefined;
+  if (!a || a.family !== 4 || !/^\d{1,3}(\.\d{1,3}){3}$/.test(text as string)) throw new ValidationError(field, `must be an IPv4 address (dotted quad), got ${JSON.stringify(text)}`);
+  if (a.value === 0n) throw new ValidationError(field, 'must not be 0.0.0.0');
+  return formatIp(a);
+}
+
 export const BgpPeerInput = Type.Object(
   {
     address: Type.String({ maxLength: 64, description: "The router's address: IPv4 or IPv6 unicast (not link-local). Unique." }),
@@ -54,6 +69,13 @@ export const BgpPeerInput = Type.Object(
     passive: Type.Optional(
       Type.Boolean({ default: BGP_DEFAULTS.passive, description: 'Wait for the router to connect; never open the connection.' }),
     ),
+    password_set: Type.Optional(
+      Type.Boolean({
+        description:
+          'What GET shows instead of the password (never returned). On PUT without `password`: true keeps the password ' +
+          'stored for this address, false (or absent) means none.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -82,8 +104,22 @@ export function peerAddressField(text: string, field: string): string {
   return formatIp(a);
 }
 
-/** Validates one peer (shape, address, keepalive vs hold time, local address family). */
-export function parseBgpPeerInput(input: unknown, base = ''): BgpPeer {
+/**
+ * The password stored for a peer address (PUT resolves `password_set: true` with it). Absent: nothing is stored,
+ * so `password_set: true` without a password is refused.
+ */
+export type StoredPassword = (address: string) => string | undefined;
+
+/** A lookup of the passwords of `peers` by address. */
+export function storedPasswords(peers: readonly BgpPeer[] | undefined): StoredPassword {
+  return (address) => peers?.find((p) => p.address === address)?.password;
+}
+
+/**
+ * Validates one peer (shape, address, keepalive vs hold time, local address family). `password_set: true` without
+ * a password takes the password `stored` has for the address (the GET → edit → PUT round trip keeps secrets).
+ */
+export function parseBgpPeerInput(input: unknown, base = '', stored?: StoredPassword): BgpPeer {
   const p = checkShape(BgpPeerInput, input, base);
   const address = peerAddressField(p.address, joinField(base, 'address'));
   const hold = p.hold_time ?? BGP_DEFAULTS.hold_time;
@@ -100,7 +136,14 @@ export function parseBgpPeerInput(input: unknown, base = ''): BgpPeer {
     keepalive,
     passive: p.passive ?? BGP_DEFAULTS.passive,
   };
-  if (p.password !== undefined) peer.password = p.password;
+  if (p.password !== undefined) {
+    if (p.password_set === false) throw new ValidationError(joinField(base, 'password_set'), 'is false but a password is given');
+    peer.password = p.password;
+  } else if (p.password_set === true) {
+    const kept = stored?.(address);
+    if (kept === undefined) throw new ValidationError(joinField(base, 'password_set'), `no password is stored for ${address}: give "password"`);
+    peer.password = kept;
+  }
   if (p.multihop !== undefined) peer.multihop = p.multihop;
   if (p.local_address !== undefined) {
     const field = joinField(base, 'local_address');
@@ -115,12 +158,13 @@ export function parseBgpPeerInput(input: unknown, base = ''): BgpPeer {
 }
 
 /** Validates a list of peers; the same address twice is refused (one session per router). */
-export function parseBgpPeersInput(input: unknown, base = 'bgp_peers'): BgpPeer[] {
+export function parseBgpPeersInput(input: unknown, base = 'bgp_peers', stored?: StoredPassword): BgpPeer[] {
   if (!Array.isArray(input)) throw new ValidationError(base || undefined, 'must be a list');
+  if (input.length > MAX_BGP_PEERS) throw new ValidationError(base || undefined, `must have at most ${MAX_BGP_PEERS} items`);
   const seen = new Map<string, number>();
   return input.map((item, i) => {
     const at = joinField(base, i);
-    const peer = parseBgpPeerInput(item, at);
+    const peer = parseBgpPeerInput(item, at, stored);
     const first = seen.get(peer.address);
     if (first !== undefined) throw new ValidationError(joinField(at, 'address'), `${peer.address} is already peer ${first}`);
     seen.set(peer.address, i);
@@ -128,3 +172,11 @@ export function parseBgpPeersInput(input: unknown, base = 'bgp_peers'): BgpPeer[
   });
 }
 
+
+/** A peer as the API shows it: everything but the password, which only says whether there is one. */
+export type BgpPeerView = Omit<BgpPeer, 'password'> & { password_set: boolean };
+
+export function redactBgpPeer(p: BgpPeer): BgpPeerView {
+  const { password, ...rest } = p;
+  return { ...rest, password_set: password !== undefined };
+}

@@ -1,5 +1,6 @@
 /** The data model: schemas, validation, cross-object rules, the declarative document and its diff. */
 export * from './account.js';
+export * from './bgp.js';
 export * from './config.js';
 export * from './consistency.js';
 export * from './errors.js';
@@ -7,6 +8,7 @@ export * from './firewall.js';
 export * from './gre-tunnel.js';
 export * from './ids.js';
 export * from './ip.js';
+export * from './node-config.js';
 export * from './operations.js';
 export * from './prefix.js';
 export * from './registry.js';

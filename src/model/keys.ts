@@ -32,6 +32,9 @@ export const keys = {
   /** Set by operators (`opentransit node drain`): the node withdraws its announcements. */
   nodeDrainPrefix: `${DESIRED}drain/`,
   nodeDrain: (nodeId: string) => `${DESIRED}drain/${nodeId}`,
+  /** Per-node configuration (operator): its BGP router id, AS and peers (src/model/node-config.ts). */
+  nodeConfigPrefix: `${DESIRED}nodes/`,
+  nodeConfig: (nodeId: string) => `${DESIRED}nodes/${nodeId}`,
   /** Names and prefixes of every account: the cross-tenant uniqueness/overlap index (API only). */
   registry: `${ROOT}registry`,
   /** Account tokens, by the SHA-256 of the token (hex); value names the account (API only). */

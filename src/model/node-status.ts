@@ -12,6 +12,46 @@ export interface AccountStatus {
   reconciled_at?: string;
 }
 
+/** One BGP session of the node's BIRD, as BIRD reports it. */
+export interface BgpSessionStatus {
+  /** The router's address. */
+  peer: string;
+  peer_asn: number;
+  /** BIRD's protocol state ('up', 'start', 'down'…) and BGP state ('Established', 'Active', 'Connect'…). */
+  state: string;
+  bgp_state?: string;
+  /** Since when the session is in this state (BIRD's time). */
+  since?: string;
+  /** Routes this session exports (what the router hears from this node). */
+  exported?: number;
+  /** BIRD's last error for it, e.g. "Received: Hold timer expired". */
+  info?: string;
+}
+
+/** The node's BGP: what it announces and why, its sessions, its BIRD. */
+export interface NodeBgpStatus {
+  /**
+   * ok: BIRD runs with the desired announcements; off: no peers configured (no BIRD); pending: waiting for the
+   * first complete reconcile; error: see `error` (announcements may be stale or withdrawn).
+   */
+  state: 'ok' | 'off' | 'pending' | 'error';
+  error?: string;
+  /** An operator drain is in effect (keys.nodeDrain): nothing is announced, sessions stay up. */
+  drained: boolean;
+  router_id?: string;
+  asn?: number;
+  /** Every network announced now (customer prefixes, then anycast endpoints as /32). */
+  announced: string[];
+  /** Why nothing is announced for a node-wide reason. */
+  withheld?: 'drained' | 'data-plane-not-ready';
+  /** Prefixes of accounts that are not ready here (withdrawn from this node alone): account id → prefixes. */
+  not_ready?: Record<string, string[]>;
+  /** Announcements refused by the agent's own checks, with the reason. */
+  refused?: { account_id?: string; value: string; reason: string }[];
+  sessions: BgpSessionStatus[];
+  bird?: { pid?: number; restarts: number; adopted?: boolean };
+}
+
 export interface NodeStatus {
   node_id: string;
   host_netns: string;
@@ -24,6 +64,8 @@ export interface NodeStatus {
   /** The eBPF data plane (its errors are also in `host`): program ids, pins, accounts numbered. */
   dataplane?: { state: 'ok' | 'error' | 'pending'; error?: string; xdp_prog_id?: number; tc_prog_id?: number; pins?: string; accounts?: number };
   accounts: Record<string, AccountStatus>;
+  /** BGP announcements and sessions (absent until the agent's first BGP pass). */
+  bgp?: NodeBgpStatus;
   last_reconcile_at: string | null;
   updated_at: string;
 }

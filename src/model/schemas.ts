@@ -15,6 +15,7 @@
  * user).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { AsnSchema, BgpPeer, BgpPeerInput, DEFAULT_EDGE_ASN, MAX_BGP_PEERS } from './bgp.js';
 import { ID_PATTERN } from './ids.js';
 
 export const Id = Type.String({
@@ -265,14 +266,36 @@ export const BlocklistEntryInput = Type.Object(
 export const BlocklistEntry = Type.Object({ cidr: Type.String(), description: Type.String() });
 export type BlocklistEntry = Static<typeof BlocklistEntry>;
 
+/** The edges' BGP: their AS and the routers every edge peers with (a node's own config may override both). */
+export const BgpSettingsInput = Type.Object(
+  {
+    asn: Type.Optional({ ...AsnSchema("The edges' AS number (1–4294967295)."), default: DEFAULT_EDGE_ASN }),
+    peers: Type.Optional(
+      Type.Array(BgpPeerInput, {
+        maxItems: MAX_BGP_PEERS,
+        description: 'Routers every edge opens a session to (unless its node config names its own). Passwords are never returned: GET shows password_set.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type BgpSettingsInput = Static<typeof BgpSettingsInput>;
+
+export const BgpSettings = Type.Object({ asn: Type.Integer(), peers: Type.Array(BgpPeer) });
+export type BgpSettings = Static<typeof BgpSettings>;
+
 export const SettingsInput = Type.Object(
   {
     anycast_endpoints: Type.Array(IpText('Public unicast IPv4 (documentation ranges accepted for labs).'), {
       maxItems: 64,
       description: 'Edge GRE endpoints, announced from every edge.',
     }),
+    bgp: Type.Optional(BgpSettingsInput),
     bgp_peers: Type.Optional(
-      Type.Array(Type.Unknown(), { maxItems: 0, description: 'Not configurable yet: must be empty.' }),
+      Type.Array(Type.Unknown(), {
+        maxItems: 0,
+        description: 'Deprecated (it was never configurable): accepted only empty, and ignored. Use bgp.peers.',
+      }),
     ),
     blocklist: Type.Optional(Type.Array(BlocklistEntryInput, { maxItems: 10000 })),
   },
@@ -280,9 +303,10 @@ export const SettingsInput = Type.Object(
 );
 export type SettingsInput = Static<typeof SettingsInput>;
 
+/** The stored settings (passwords included: agents need them; the API never returns them). */
 export const Settings = Type.Object({
   anycast_endpoints: Type.Array(Type.String()),
-  bgp_peers: Type.Array(Type.Unknown()),
+  bgp: BgpSettings,
   blocklist: Type.Array(BlocklistEntry),
 });
 export type Settings = Static<typeof Settings>;

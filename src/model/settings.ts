@@ -1,4 +1,5 @@
-/** Operator settings: the anycast GRE endpoints, BGP peers and the global source blocklist. */
+/** Operator settings: the anycast GRE endpoints, the edges' BGP (AS, peers) and the global source blocklist. */
+import { DEFAULT_EDGE_ASN, parseBgpPeersInput, redactBgpPeer, storedPasswords, type BgpPeerView } from './bgp.js';
 import { findProblems, introducedProblems } from './consistency.js';
 import { ConflictError, joinField, ValidationError } from './errors.js';
 import { publicIpv4Field } from './gre-tunnel.js';
@@ -8,7 +9,7 @@ import { SettingsInput, type AccountDocument, type Registry, type Settings } fro
 import { checkShape } from './shape.js';
 
 /** A fresh store starts with the lab's anycast endpoint. */
-export const DEFAULT_SETTINGS: Settings = { anycast_endpoints: ['192.0.2.10'], bgp_peers: [], blocklist: [] };
+export const DEFAULT_SETTINGS: Settings = { anycast_endpoints: ['192.0.2.10'], bgp: { asn: DEFAULT_EDGE_ASN, peers: [] }, blocklist: [] };
 
 export function defaultSettings(): Settings {
   return structuredClone(DEFAULT_SETTINGS);
@@ -31,11 +32,21 @@ export function decodeSettings(text: string | undefined): Settings {
 
 /**
  * Validates settings on their own: endpoints are public unicast IPv4 (documentation ranges accepted) without
- * duplicates; blocklist networks are normalised, never /0 (that would drop everything), without duplicates.
- * Whether tunnels still find their endpoint is checked against the accounts (consistency.ts).
+ * duplicates; blocklist networks are normalised, never /0 (that would drop everything), without duplicates; BGP
+ * peers as src/model/bgp.ts checks them. Whether tunnels still find their endpoint is checked against the
+ * accounts (consistency.ts).
+ *
+ * `current` (the stored settings) resolves a peer's `password_set: true` to the password stored for its address.
+ * The old `bgp_peers` field (never configurable) is accepted empty and dropped: documents stored before `bgp`
+ * existed still decode.
  */
-export function parseSettingsInput(input: unknown, base = ''): Settings {
+export function parseSettingsInput(input: unknown, base = '', current?: Settings): Settings {
+  const legacy = (input as { bgp_peers?: unknown } | null)?.bgp_peers;
+  if (Array.isArray(legacy) && legacy.length > 0)
+    throw new ValidationError(joinField(base, 'bgp_peers'), 'has moved to bgp.peers (this old field is accepted only empty)');
   const s = checkShape(SettingsInput, input, base);
+  const bgpBase = joinField(base, 'bgp');
+  const peers = parseBgpPeersInput(s.bgp?.peers ?? [], joinField(bgpBase, 'peers'), storedPasswords(current?.bgp.peers));
   const endpoints: string[] = [];
   s.anycast_endpoints.forEach((text, i) => {
     const field = joinField(joinField(base, 'anycast_endpoints'), i);
@@ -57,7 +68,7 @@ export function parseSettingsInput(input: unknown, base = ''): Settings {
   }
   return {
     anycast_endpoints: endpoints,
-    bgp_peers: [],
+    bgp: { asn: s.bgp?.asn ?? DEFAULT_EDGE_ASN, peers },
     blocklist: blocklist.map(({ cidr, description }) => ({ cidr, description })),
   };
 }
@@ -80,4 +91,11 @@ export function checkSettingsChange(
       throw new ConflictError(field, `this change would break ${p.label} of account ${doc.name}: ${p.message}`);
     }
   }
+}
+
+/** Settings as the API shows them: every BGP password replaced by `password_set`. */
+export type SettingsView = Omit<Settings, 'bgp'> & { bgp: { asn: number; peers: BgpPeerView[] } };
+
+export function settingsView(s: Settings): SettingsView {
+  return { ...s, bgp: { asn: s.bgp.asn, peers: s.bgp.peers.map(redactBgpPeer) } };
 }

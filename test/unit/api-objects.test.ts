@@ -255,7 +255,7 @@ test('settings: defaults, replace, anycast endpoints in use are protected', asyn
   try {
     const got = await api.call('GET', '/v1/settings');
     assert.equal(got.statusCode, 200);
-    assert.deepEqual(got.json(), { anycast_endpoints: ['192.0.2.10'], bgp_peers: [], blocklist: [] });
+    assert.deepEqual(got.json(), { anycast_endpoints: ['192.0.2.10'], bgp: { asn: 64512, peers: [] }, blocklist: [] });
     assert.equal(got.headers.etag, '"0"');
     const put = await api.call('PUT', '/v1/settings', {
       body: { anycast_endpoints: ['192.0.2.10', '192.0.2.11'], blocklist: [{ cidr: '198.51.100.128/25', description: 'attackers' }] },
@@ -263,14 +263,14 @@ test('settings: defaults, replace, anycast endpoints in use are protected', asyn
     assert.equal(put.statusCode, 200);
     assert.deepEqual(put.json(), {
       anycast_endpoints: ['192.0.2.10', '192.0.2.11'],
-      bgp_peers: [],
+      bgp: { asn: 64512, peers: [] },
       blocklist: [{ cidr: '198.51.100.128/25', description: 'attackers' }],
     });
     const acme = await api.createAccount('acme');
     assert.equal((await api.call('POST', `/v1/accounts/${acme.id}/gre_tunnels`, { token: acme.token, body: tunnel({ edge_gre_endpoint: '192.0.2.11' }) })).statusCode, 201);
     await refused(api, () => api.call('PUT', '/v1/settings', { body: { anycast_endpoints: ['192.0.2.10'] } }), 409, 'conflict', 'anycast_endpoints', /would break GRE tunnel acme-chi of account acme: 192\.0\.2\.11 is not one of/);
     await refused(api, () => api.call('PUT', '/v1/settings', { body: { anycast_endpoints: ['10.0.0.1'] } }), 400, 'invalid', 'anycast_endpoints[0]', /private-use/);
-    await refused(api, () => api.call('PUT', '/v1/settings', { body: { anycast_endpoints: [], bgp_peers: [{}] } }), 400, 'invalid', 'bgp_peers', /must be empty/);
+    await refused(api, () => api.call('PUT', '/v1/settings', { body: { anycast_endpoints: [], bgp_peers: [{}] } }), 400, 'invalid', 'bgp_peers', /moved to bgp\.peers/);
     const etag = String((await api.call('GET', '/v1/settings')).headers.etag);
     const dropUnused = await api.call('PUT', '/v1/settings', { body: { anycast_endpoints: ['192.0.2.11'] }, headers: { 'if-match': etag } });
     assert.equal(dropUnused.statusCode, 200);

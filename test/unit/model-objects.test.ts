@@ -205,15 +205,21 @@ test('firewall: actions, defaults, expression errors carry the position and what
   );
 });
 
-test('settings: public IPv4 endpoints without duplicates, empty BGP peers, blocklist', () => {
-  assert.deepEqual(parseSettingsInput({ anycast_endpoints: ['192.0.2.10'] }), { anycast_endpoints: ['192.0.2.10'], bgp_peers: [], blocklist: [] });
+test('settings: public IPv4 endpoints without duplicates, BGP (default AS 64512, no peers), blocklist', () => {
+  assert.deepEqual(parseSettingsInput({ anycast_endpoints: ['192.0.2.10'] }), { anycast_endpoints: ['192.0.2.10'], bgp: { asn: 64512, peers: [] }, blocklist: [] });
   assert.deepEqual(parseSettingsInput({ anycast_endpoints: [], blocklist: [{ cidr: '2001:DB8:1::/48' }] }).blocklist, [
     { cidr: '2001:db8:1::/48', description: '' },
   ]);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['10.0.0.1'] }), 'anycast_endpoints[0]', /private-use/);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['192.0.2.10', '192.0.2.10'] }), 'anycast_endpoints[1]', /listed twice/);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['2001:db8::1'] }), 'anycast_endpoints[0]', /not an IPv4/);
-  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp_peers: [{ address: '192.0.2.1' }] }), 'bgp_peers', /must be empty/);
+  // The old field (never configurable) is accepted empty, for documents stored before `bgp`; anything else moved.
+  assert.deepEqual(parseSettingsInput({ anycast_endpoints: [], bgp_peers: [] }).bgp, { asn: 64512, peers: [] });
+  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp_peers: [{ address: '192.0.2.1' }] }), 'bgp_peers', /moved to bgp\.peers/);
+  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp: { asn: 0 } }), 'bgp.asn', /at least 1/);
+  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp: { peers: [{ address: '127.0.0.1', asn: 1 }] } }), 'bgp.peers[0].address', /loopback/);
+  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp: { peers: {} } }), 'bgp.peers', /list/);
+  invalid(() => parseSettingsInput({ anycast_endpoints: [], bgp: { routers: [] } }), 'bgp.routers', /not a known field/);
   invalid(() => parseSettingsInput({ anycast_endpoints: [], blocklist: [{ cidr: '0.0.0.0/0' }] }), 'blocklist[0].cidr', /every source/);
   invalid(() => parseSettingsInput({ anycast_endpoints: [], blocklist: [{ cidr: '198.51.100.1/24' }] }), 'blocklist[0].cidr', /host bits/);
   invalid(
@@ -225,7 +231,7 @@ test('settings: public IPv4 endpoints without duplicates, empty BGP peers, block
 });
 
 test('stored settings decode; an absent key means the defaults (the lab\'s anycast endpoint)', () => {
-  assert.deepEqual(decodeSettings(undefined), { anycast_endpoints: ['192.0.2.10'], bgp_peers: [], blocklist: [] });
+  assert.deepEqual(decodeSettings(undefined), { anycast_endpoints: ['192.0.2.10'], bgp: { asn: 64512, peers: [] }, blocklist: [] });
   assert.deepEqual(decodeSettings(JSON.stringify({ anycast_endpoints: ['192.0.2.20'], bgp_peers: [], blocklist: [] })).anycast_endpoints, ['192.0.2.20']);
   invalid(() => decodeSettings('{'), undefined, /stored settings are not JSON/);
   invalid(() => decodeSettings('{"anycast_endpoints": "x"}'), 'anycast_endpoints', /must be a list/);

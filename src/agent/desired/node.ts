@@ -33,8 +33,8 @@ export const NODE_DEFAULTS = {
   rulePriority: 1000,
 } as const;
 
-/** Node ids name files, keys and namespaces: keep them to a safe, short slug. */
-export const NODE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** Node ids name files, keys and namespaces: keep them to a safe, short slug (the model's rule, shared with the API). */
+export { NODE_ID_PATTERN } from '../../model/node-config.js';
 
 /** The part of an account id that names its kernel objects (12 hex digits: collisions are checked, not assumed). */
 export function accountShortId(accountId: string): string {

@@ -1,8 +1,15 @@
 /** Operator-wide endpoints: settings (anycast endpoints, BGP peers, blocklist) and the nodes' reported status. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { parseSettingsInput } from '../../model/settings.js';
-import { Settings, SettingsInput } from '../../model/schemas.js';
+import { parseSettingsInput, settingsView } from '../../model/settings.js';
+import { SettingsInput } from '../../model/schemas.js';
+
+/** What GET and PUT return: the settings with password_set instead of each BGP password. */
+const SettingsViewSchema = Type.Object({
+  anycast_endpoints: Type.Array(Type.String()),
+  bgp: Type.Object({ asn: Type.Integer(), peers: Type.Array(Type.Object({ address: Type.String(), asn: Type.Integer(), password_set: Type.Boolean() }, { additionalProperties: true })) }),
+  blocklist: Type.Array(Type.Object({ cidr: Type.String(), description: Type.String() })),
+});
 import type { ApiContext } from '../context.js';
 import { errorResponses, ifMatchOf, listOf, setEtag } from '../http.js';
 
@@ -11,12 +18,13 @@ export function operatorRoutes(app: FastifyInstance, { repo }: ApiContext): void
     '/v1/settings',
     {
       config: { access: 'operator' },
-      schema: { tags: ['operator'], summary: 'Operator settings (ETag: their revision, 0 before the first PUT)', response: { 200: Settings, ...errorResponses } },
+      schema: { tags: ['operator'], summary: 'Operator settings (ETag: their revision, 0 before the first PUT)', response: { 200: SettingsViewSchema, ...errorResponses } },
     },
     async (_request, reply) => {
       const { value, revision } = await repo.settings();
       setEtag(reply, revision);
-      return value;
+      // BGP passwords are secrets: never returned (password_set says whether one is stored).
+      return settingsView(value);
     },
   );
 
@@ -26,16 +34,16 @@ export function operatorRoutes(app: FastifyInstance, { repo }: ApiContext): void
       config: { access: 'operator' },
       schema: {
         tags: ['operator'],
-        summary: 'Replace the operator settings (409 if a tunnel uses a removed anycast endpoint)',
+        summary: 'Replace the operator settings (409 if a tunnel uses a removed anycast endpoint); a BGP peer with password_set: true keeps its stored password',
         body: SettingsInput,
-        response: { 200: Settings, ...errorResponses },
+        response: { 200: SettingsViewSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const next = parseSettingsInput(request.body);
-      const w = await repo.replaceSettings(next, ifMatchOf(request));
+      // Parsed against the stored settings: a peer's password_set: true keeps the password stored for it.
+      const w = await repo.replaceSettings((current) => parseSettingsInput(request.body, '', current), ifMatchOf(request));
       setEtag(reply, w.revision);
-      return w.result;
+      return settingsView(w.result);
     },
   );
 
