@@ -2,17 +2,27 @@
  * Synthetic customers for benchmarks, written through the real API (build() on an LMDB store in a temporary
  * directory, via test/support's fixture) so they pass the same validation as an operator's.
  *
- * Customer i (0 ≤ i < 1000): prefix 198.18.0.0/15 cut into /26s (198.18.0.0/26, 198.18.0.64/26 …); one GRE
- * tunnel from 198.51.100.x to 192.0.2.y (pairs unique across accounts) over 10.100.x.y/31; one route of its
- * prefix over that tunnel; a firewall of one allow rule and a default block.
+ * Customer i (0 ≤ i < MAX_CUSTOMERS = 767): prefix 198.18.0.0/15 cut into /26s (198.18.0.0/26, 198.18.0.64/26 …);
+ * one GRE tunnel from its own router address (documentation ranges) to the anycast endpoint 192.0.2.10 over
+ * 10.100.x.y/31; one route of its prefix over that tunnel; a firewall of one allow rule and a default block.
  */
 import { decodeAccountDocument } from '../../src/model/account.js';
 import { keys } from '../../src/model/keys.js';
 import type { AccountDocument } from '../../src/model/schemas.js';
 import { openApi, type ApiFixture } from '../../test/support/api-fixture.js';
 
-export const MAX_CUSTOMERS = 1000;
-export const ANYCAST_ENDPOINTS = ['192.0.2.10', '192.0.2.11', '192.0.2.12', '192.0.2.13'];
+/** The anycast endpoint of a fresh store (the model's default settings). */
+export const ANYCAST_ENDPOINT = '192.0.2.10';
+
+/**
+ * Customer router addresses: every address of the three IPv4 documentation ranges but the anycast endpoint. An
+ * agent accepts GRE from a customer router for one account only (decap knows the router by its address), so each
+ * customer needs its own — which is what bounds a benchmark's customer count, not the machine.
+ */
+const ROUTERS: string[] = ['198.51.100', '203.0.113', '192.0.2']
+  .flatMap((net) => Array.from({ length: 256 }, (_, h) => `${net}.${h}`))
+  .filter((a) => a !== ANYCAST_ENDPOINT);
+export const MAX_CUSTOMERS = ROUTERS.length;
 
 function ipv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
@@ -35,9 +45,8 @@ export function customerConfig(i: number, priority = 100): Record<string, unknow
     gre_tunnels: [
       {
         name: `bench-${i}`,
-        // (customer, edge) endpoint pairs must be unique across accounts; the documentation ranges play the Internet.
-        customer_gre_endpoint: `198.51.100.${(i % 250) + 1}`,
-        edge_gre_endpoint: ANYCAST_ENDPOINTS[Math.floor(i / 250)]!,
+        customer_gre_endpoint: ROUTERS[i]!,
+        edge_gre_endpoint: ANYCAST_ENDPOINT,
         interface_address: `${ipv4(tun)}/31`,
       },
     ],
@@ -66,9 +75,6 @@ export async function openApiWithCustomers(n: number, log?: (m: string) => void)
   const api = await openApi();
   const customers: WrittenCustomer[] = [];
   try {
-    // Four anycast endpoints: a (customer, edge) endpoint pair must be unique, and 198.51.100.0/24 has 250 hosts.
-    const settings = await api.call('PUT', '/v1/settings', { body: { anycast_endpoints: ANYCAST_ENDPOINTS, bgp_peers: [], blocklist: [] } });
-    if (settings.statusCode !== 200) throw new Error(`operator settings: ${settings.statusCode} ${settings.body}`);
     for (let i = 0; i < n; i++) customers.push(await writeCustomer(api, i));
     if (n >= 100) log?.(`wrote ${n} customers through the API`);
   } catch (e) {
