@@ -90,6 +90,7 @@ export class Agent {
   private forceDataplane = true;
   private hostErrors: string[] | undefined;
   private dataplaneErrors: string[] | undefined;
+  private dataplaneWarnings: string[] = [];
   private expiryTimer: NodeJS.Timeout | undefined;
   private countersTimer: NodeJS.Timeout | undefined;
   private countersWriting: Promise<void> = Promise.resolve();
@@ -382,7 +383,10 @@ export class Agent {
     return { ...plan, mitigationProblems };
   }
 
-  /** An account's part of the data plane (synchronous: see reconcile/dataplane.ts). Returns its problems. */
+  /**
+   * An account's part of the data plane (synchronous: see reconcile/dataplane.ts). Its warnings (keys another
+   * account holds) are the data-plane pass's to report: they are not errors of the account.
+   */
   private applyAccountDataplane(accountId: string, netns: string, hostVeth: string, changes: string[]): string[] {
     const dp = this.requireDataplane();
     const plan = this.dataplanePlan(dp);
@@ -391,14 +395,20 @@ export class Agent {
     dp.syncGlobal(plan.global, { prune: false }, changes);
     const a = plan.accounts.get(accountId);
     // Deleted while its pass ran: the pass that follows removes it.
-    if (!a) return [];
-    return dp.applyAccount(a, netns, hostVeth, changes);
+    if (a) dp.applyAccount(a, netns, hostVeth, changes);
+    return [];
   }
 
-  /** The data plane's shared state: XDP, global maps; from a complete state also pruning and freeing numbers. */
+  /**
+   * The data plane's shared state: XDP, global maps; from a complete state also pruning and freeing numbers.
+   * Errors (not loaded, XDP not attached…) mean this node cannot filter or decapsulate: the host is in error.
+   * Warnings (a rule without room, a key two accounts want, an unreadable rule) are reported, never errors: the
+   * node as a whole, and each account's forward path, still work.
+   */
   private async reconcileDataplane(): Promise<void> {
     const changes: string[] = [];
     const errors: string[] = [];
+    let warnings: string[] = this.dataplaneWarnings;
     try {
       const dp = this.requireDataplane();
       const plan = this.dataplanePlan(dp);
@@ -406,13 +416,20 @@ export class Agent {
       this.forceDataplane = false;
       dp.syncGlobal(plan.global, { force, prune: this.complete }, changes);
       if (this.complete) dp.pruneAccounts(plan, changes);
-      errors.push(...plan.global.problems, ...plan.mitigationProblems.map((p) => `mitigation ${p}`));
+      const names = this.accounts().docs;
+      warnings = [
+        ...plan.global.warnings,
+        ...plan.mitigationProblems.map((p) => `mitigation ${p}`),
+        ...[...plan.accounts.values()].flatMap((a) => a.warnings.map((w) => `account ${names.get(a.accountId)?.doc.name ?? a.accountId}: ${w}`)),
+      ];
       this.armExpiry(plan.global.nextExpiryMs);
       await dp.ensureGro(changes);
     } catch (err) {
       errors.push(errorText(err));
     }
     for (const c of changes) this.log(`dataplane: ${c}`);
+    if (warnings.join('\n') !== this.dataplaneWarnings.join('\n')) for (const w of warnings) this.log(`dataplane: warning: ${w}`);
+    this.dataplaneWarnings = warnings;
     this.dataplaneErrors = errors;
     this.updateHostStatus();
     this.stamp();
@@ -436,6 +453,7 @@ export class Agent {
     this.status.dataplane = {
       state: dpErrors === undefined ? 'pending' : dpErrors.length ? 'error' : 'ok',
       ...(dpErrors?.length ? { error: dpErrors.join('; ') } : {}),
+      ...(this.dataplaneWarnings.length ? { warnings: this.dataplaneWarnings } : {}),
       ...(described ?? {}),
       accounts: this.dataplane?.numbers.accounts.size ?? 0,
     };

@@ -62,7 +62,16 @@ export interface NodeStatus {
   applied_revision: number | null;
   host: { state: 'ok' | 'error' | 'pending'; error?: string };
   /** The eBPF data plane (its errors are also in `host`): program ids, pins, accounts numbered. */
-  dataplane?: { state: 'ok' | 'error' | 'pending'; error?: string; xdp_prog_id?: number; tc_prog_id?: number; pins?: string; accounts?: number };
+  dataplane?: {
+    state: 'ok' | 'error' | 'pending';
+    error?: string;
+    /** What does not work without stopping the node (a rule without room, a key two accounts want). */
+    warnings?: string[];
+    xdp_prog_id?: number;
+    tc_prog_id?: number;
+    pins?: string;
+    accounts?: number;
+  };
   accounts: Record<string, AccountStatus>;
   /** BGP announcements and sessions (absent until the agent's first BGP pass). */
   bgp?: NodeBgpStatus;

@@ -348,6 +348,25 @@ test('mitigation rules: a drop rule and a rate limit act in XDP, counted per rea
   assert.equal(grew(clean, await counters(), 'acme:encap_gre'), 1);
 });
 
+test('an expiring rule leaves the map when it expires (the agent re-plans then), and reads as expired', async () => {
+  const res = await api.call('POST', '/v1/mitigations', { body: { prefix: '203.0.113.0/24', protocol: 'udp', action: 'drop', expires_in: 3 } });
+  assert.equal(res.statusCode, 201, res.body);
+  const id = (res.json() as { id: string }).id;
+  await converged(revisionOf(res.headers.etag));
+  const entries = () => {
+    const dp = openDataplane({ node: node.nodeId, base: pinBase });
+    try {
+      return dp.maps.mitigation.entries().length;
+    } finally {
+      dp.close();
+    }
+  };
+  assert.equal(entries(), 1);
+  await eventually('the expired rule removed from ot_mitigation', () => entries() === 0);
+  assert.equal(((await api.call('GET', `/v1/mitigations/${id}`)).json() as { expired: boolean }).expired, true);
+  assert.equal((await api.call('DELETE', `/v1/mitigations/${id}`)).statusCode, 204);
+});
+
 test('drift: a tunnel entry deleted and tc detached by hand come back within a resync', async () => {
   const ns = customerNetns(node, acmeId);
   const dp = openDataplane({ node: node.nodeId, base: pinBase });
@@ -459,6 +478,30 @@ test('numbers survive losing their file: adopted from the maps, nothing renumber
   const after = JSON.parse(fs.readFileSync(file, 'utf8')) as { accounts: Record<string, number> };
   assert.equal(after.accounts[acmeId], before.accounts[acmeId]);
   assert.ok(!logs.some((l) => /bpf: (add|update|delete) ot_(prefixes|gre_peers|delivery|tunnels)/.test(l)), logs.join('\n'));
+});
+
+test('a second account with the same tunnel subnet: both ok, the data plane warns which one lacks it', async () => {
+  const beta = await api.createAccount('beta');
+  const res = await api.call('PUT', `/v1/accounts/${beta.id}/config`, {
+    body: {
+      account: 'beta',
+      prefixes: [{ cidr: '198.18.0.0/24', advertised: true }],
+      gre_tunnels: [{ name: 'beta-1', customer_gre_endpoint: '198.51.100.20', edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
+      routes: [{ prefix: '198.18.0.0/24', nexthop: '10.200.0.1', priority: 1 }],
+    },
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  await converged((res.json() as { revision: number }).revision);
+  const s = agent.snapshotStatus();
+  assert.equal(s.accounts[beta.id]?.state, 'ok');
+  assert.equal(s.accounts[acmeId]?.state, 'ok');
+  assert.equal(s.host.state, 'ok', 'a warning is not an error: the node keeps announcing');
+  const loser = acmeId < beta.id ? 'beta' : 'acme';
+  assert.deepEqual(s.dataplane?.warnings, [`account ${loser}: tunnel ${loser === 'beta' ? 'beta-1' : 'acme-chi'} 10.200.0.0/31: account ${loser === 'beta' ? 'acme' : 'beta'} holds this prefix in the data plane on this node`]);
+  assert.equal((await api.call('DELETE', `/v1/accounts/${beta.id}`)).statusCode, 204);
+  await eventually('beta removed', () => agent.snapshotStatus().accounts[beta.id] === undefined);
+  await agent.idle();
+  assert.equal(agent.snapshotStatus().dataplane?.warnings, undefined);
 });
 
 test('deleting the account removes its entries and frees its number', async () => {

@@ -89,10 +89,10 @@ test('an account holds its prefixes, its tunnel subnets (health checks), its GRE
     df: true,
     hostMac: hostVethMac(node, A),
   });
-  assert.deepEqual(a.problems, []);
+  assert.deepEqual(a.warnings, []);
 });
 
-test('keys two accounts want: the first account id keeps them, the other one reports it', () => {
+test('keys two accounts want: the first account id keeps them, the other one gets a warning', () => {
   const beta = account(B, 'beta', {
     prefixes: [prefix('198.18.0.0/24'), prefix('10.200.0.2/31')],
     // The same interface subnet as Acme's acme-chi, and Acme's customer endpoint paired with another anycast endpoint.
@@ -106,11 +106,11 @@ test('keys two accounts want: the first account id keeps them, the other one rep
   assert.ok(b.prefixes.some((p) => p.cidr === '10.200.0.2/31'));
   assert.ok(!b.prefixes.some((p) => p.cidr === '10.200.0.0/31'));
   assert.deepEqual(b.peers, []);
-  assert.equal(b.problems.length, 2, JSON.stringify(b.problems));
-  assert.match(b.problems[0]!, /tunnel beta-1 10\.200\.0\.0\/31: account acme holds this prefix/);
-  assert.match(b.problems[1]!, /GRE from 198\.51\.100\.2 is already accepted for account acme/);
-  assert.equal(a.problems.length, 1);
-  assert.match(a.problems[0]!, /tunnel acme-ams 10\.200\.0\.2\/31: account beta holds this prefix/);
+  assert.equal(b.warnings.length, 2, JSON.stringify(b.warnings));
+  assert.match(b.warnings[0]!, /tunnel beta-1 10\.200\.0\.0\/31: account acme holds this prefix/);
+  assert.match(b.warnings[1]!, /GRE from 198\.51\.100\.2 is already accepted for account acme/);
+  assert.equal(a.warnings.length, 1);
+  assert.match(a.warnings[0]!, /tunnel acme-ams 10\.200\.0\.2\/31: account beta holds this prefix/);
 });
 
 test('global maps: anycast endpoints, blocklist, sampling', () => {
@@ -168,7 +168,7 @@ test('more rules on a prefix than the data plane evaluates: the first ones apply
   const g = dataplanePlan(input({ mitigations: rules, slots: new Map(rules.map((r, i) => [r.id, i])) })).global;
   assert.equal(g.mitigation[0]!.rules.length, OT_RULES_PER_PREFIX);
   assert.deepEqual(g.mitigation[0]!.ruleIds, rules.slice(0, OT_RULES_PER_PREFIX).map((r) => r.id));
-  assert.match(g.problems[0]!, /198\.18\.0\.0\/24: 10 rules apply, the data plane evaluates 8/);
+  assert.match(g.warnings[0]!, /198\.18\.0\.0\/24: 10 rules apply, the data plane evaluates 8/);
 });
 
 test("the model's limits are the data plane's", () => {

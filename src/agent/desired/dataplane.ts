@@ -19,7 +19,9 @@
  *
  * Two accounts cannot both own one map key. Customer prefixes never collide (the API keeps tenants apart), but
  * tunnel interface subnets (private, per tunnel) and customer GRE endpoints paired with different anycast
- * endpoints can: the account whose id sorts first keeps the key and the other reports the problem.
+ * endpoints can: the account whose id sorts first keeps the key, and the other gets a warning — not an error: its
+ * forward path works, and an account in error would have its prefixes withdrawn from BGP for what is at worst a
+ * failing health check or GRE return path.
  */
 import type { AccountDocument, Settings } from '../../model/schemas.js';
 import { tunnelAddresses } from '../../model/gre-tunnel.js';
@@ -61,8 +63,8 @@ export interface AccountDataplane {
   peers: string[];
   delivery: { dmac: string; smac: string };
   tunnels: TunnelEntry[];
-  /** Keys this account could not get (another account holds them). */
-  problems: string[];
+  /** Keys this account could not get (another account holds them): what will not work for it on this node. */
+  warnings: string[];
 }
 
 export interface MitigationEntry {
@@ -81,7 +83,8 @@ export interface GlobalDataplane {
   activeRuleIds: string[];
   /** When the next active rule expires (wall-clock ms), to re-plan then; null when none does. */
   nextExpiryMs: number | null;
-  problems: string[];
+  /** Rules the data plane has no room for. */
+  warnings: string[];
 }
 
 export interface DataplanePlanInput {
@@ -136,7 +139,7 @@ function accountEntries(node: NodeConfig, accounts: readonly AccountDocument[], 
         df: true,
         hostMac,
       })),
-      problems: [],
+      warnings: [],
     });
   }
   // Prefixes first, for every account, then tunnel subnets: a customer prefix always keeps its key.
@@ -149,7 +152,7 @@ function accountEntries(node: NodeConfig, accounts: readonly AccountDocument[], 
       entry.prefixes.push({ cidr, source });
     } else if (owner !== a.id) {
       const other = accounts.find((x) => x.id === owner);
-      entry.problems.push(`${source} ${cidr}: account ${other?.name ?? owner} holds this prefix in the data plane on this node`);
+      entry.warnings.push(`${source} ${cidr}: account ${other?.name ?? owner} holds this prefix in the data plane on this node`);
     }
   };
   for (const a of sorted) for (const p of a.prefixes) claim(a, p.cidr, 'prefix');
@@ -170,7 +173,7 @@ function accountEntries(node: NodeConfig, accounts: readonly AccountDocument[], 
         entry.peers.push(t.customer_gre_endpoint);
       } else if (owner !== a.id) {
         const other = accounts.find((x) => x.id === owner);
-        entry.problems.push(
+        entry.warnings.push(
           `tunnel ${t.name}: GRE from ${t.customer_gre_endpoint} is already accepted for account ${other?.name ?? owner} on this node ` +
             '(decap knows a customer endpoint by its address alone)',
         );
@@ -215,11 +218,11 @@ export function activeMitigations(mitigations: readonly Mitigation[], nowMs: num
 }
 
 function globalEntries(i: DataplanePlanInput): GlobalDataplane {
-  const problems: string[] = [];
+  const warnings: string[] = [];
   const active = activeMitigations(i.mitigations, i.nowMs);
   let sets = effectiveRuleSets(active);
   if (sets.length > MITIGATION_MAX_PREFIXES) {
-    problems.push(`mitigation: ${sets.length} prefixes have rules, the data plane holds ${MITIGATION_MAX_PREFIXES}; the rest are not applied`);
+    warnings.push(`mitigation: ${sets.length} prefixes have rules, the data plane holds ${MITIGATION_MAX_PREFIXES}; the rest are not applied`);
     sets = sets.slice(0, MITIGATION_MAX_PREFIXES);
   }
   const mitigation: MitigationEntry[] = [];
@@ -227,7 +230,7 @@ function globalEntries(i: DataplanePlanInput): GlobalDataplane {
     let rules = s.rules.filter((r) => i.slots.has(r.id));
     if (rules.length > MITIGATION_RULES_PER_PREFIX) {
       const left = rules.slice(MITIGATION_RULES_PER_PREFIX).map((r) => r.id);
-      problems.push(`mitigation ${s.prefix}: ${rules.length} rules apply, the data plane evaluates ${MITIGATION_RULES_PER_PREFIX}; not applied there: ${left.join(', ')}`);
+      warnings.push(`mitigation ${s.prefix}: ${rules.length} rules apply, the data plane evaluates ${MITIGATION_RULES_PER_PREFIX}; not applied there: ${left.join(', ')}`);
       rules = rules.slice(0, MITIGATION_RULES_PER_PREFIX);
     }
     mitigation.push({
@@ -244,7 +247,7 @@ function globalEntries(i: DataplanePlanInput): GlobalDataplane {
     config: { sample_every: i.sampleEvery, flags: 0 },
     activeRuleIds: active.map((m) => m.id),
     nextExpiryMs: expiries.length ? Math.min(...expiries) : null,
-    problems,
+    warnings,
   };
 }
 

@@ -441,9 +441,9 @@ export class DataplaneManager {
   /**
    * One account: tc_gre on edge0's egress in its netns (the pinned program shared by every customer), then its
    * entries — prefixes and delivery before tunnels and GRE peers, so decap never accepts a peer whose packets it
-   * could not check or deliver. Returns the account's problems (keys held by another account).
+   * could not check or deliver.
    */
-  applyAccount(a: AccountDataplane, netns: string, hostVeth: string, changes: string[]): string[] {
+  applyAccount(a: AccountDataplane, netns: string, hostVeth: string, changes: string[]): void {
     const dp = this.require();
     const ifindex = ifIndex(CUSTOMER_VETH, netns);
     const attached = queryTc({ ifindex, netns, direction: 'egress' });
@@ -466,7 +466,6 @@ export class DataplaneManager {
     );
     this.ensure(m.tunnels, this.tunnelWants(a, cookie), this.bytesEqual(m.tunnels), changes);
     this.ensure(m.grePeers, this.peerWants(a), this.bytesEqual(m.grePeers), changes);
-    return a.problems;
   }
 
   /**
