@@ -37,10 +37,14 @@ import { DataplaneManager } from './reconcile/dataplane.js';
 import { reconcileHost } from './reconcile/host.js';
 import { Scheduler } from './reconcile/scheduler.js';
 import { errorText } from './reconcile/engine.js';
+import { BgpManager, type BgpManagerOptions } from './bgp/manager.js';
+import { decodeNodeConfig } from '../model/node-config.js';
 
 export const HOST_KEY = 'host';
 /** The scheduler key of the data plane's shared state: XDP on the uplink, global maps, pruning. */
 export const DATAPLANE_KEY = 'dataplane';
+/** The scheduler key of BGP (bgp/manager.ts): BIRD's announcements follow every other key's result. */
+export const BGP_KEY = 'bgp';
 
 interface AccountsView {
   version: number;
@@ -66,6 +70,8 @@ export interface AgentOptions {
   sampleEvery?: number;
   /** How often data-plane counters are published to the store; default 10000 ms. */
   countersMs?: number;
+  /** BGP tuning (supervision, timers; tests). */
+  bgp?: Partial<Omit<BgpManagerOptions, 'node' | 'dataDir' | 'log' | 'onStatus'>>;
 }
 
 export class Agent {
@@ -95,6 +101,7 @@ export class Agent {
   private countersTimer: NodeJS.Timeout | undefined;
   private countersWriting: Promise<void> = Promise.resolve();
   private lastCounters: string | undefined;
+  private readonly bgp: BgpManager;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -103,6 +110,18 @@ export class Agent {
       concurrency: opts.concurrency ?? 4,
       onResult: (key, err) => {
         if (err) this.log(`reconcile ${key} failed: ${errorText(err)}`);
+        // What BGP announces depends on every other key's outcome (an account failing here is withdrawn).
+        if (key !== BGP_KEY) this.scheduler.schedule(BGP_KEY);
+        this.scheduleStatus();
+      },
+    });
+    this.bgp = new BgpManager({
+      ...opts.bgp,
+      node: opts.node,
+      dataDir: opts.dataDir,
+      log: (m) => this.log(m),
+      onStatus: () => {
+        this.status.bgp = this.bgp.snapshot();
         this.scheduleStatus();
       },
     });
@@ -186,8 +205,13 @@ export class Agent {
     return structuredClone(this.status);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the agent. BGP first: `bgp: 'withdraw'` (default, a graceful stop) withdraws every announcement and
+   * stops BIRD before anything else; 'leave' keeps BIRD announcing for the next agent to adopt (like a crash).
+   */
+  async stop(opts: { bgp?: 'withdraw' | 'leave' } = {}): Promise<void> {
     if (this.stopped) return;
+    await this.bgp.stop(opts.bgp ?? 'withdraw');
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.countersTimer) clearInterval(this.countersTimer);
@@ -230,6 +254,8 @@ export class Agent {
       this.scheduler.schedule(DATAPLANE_KEY);
     } else if (key === keys.settings) {
       this.scheduleAll();
+    } else if (key === keys.nodeDrain(this.opts.node.nodeId) || key === keys.nodeConfig(this.opts.node.nodeId)) {
+      this.scheduler.schedule(BGP_KEY);
     } else if (key.startsWith(keys.mitigationsPrefix)) {
       this.scheduler.schedule(DATAPLANE_KEY);
     }
@@ -284,6 +310,7 @@ export class Agent {
     if (!this.complete || this.stopped) return;
     this.scheduler.schedule(DATAPLANE_KEY);
     this.scheduler.schedule(HOST_KEY);
+    this.scheduler.schedule(BGP_KEY);
     for (const id of this.accounts().docs.keys()) this.scheduler.schedule(id);
     // Accounts with status but no document any more: their removal is reconciled too.
     for (const id of Object.keys(this.status.accounts)) this.scheduler.schedule(id);
@@ -292,6 +319,7 @@ export class Agent {
   private async reconcileKey(key: string): Promise<void> {
     const { node } = this.opts;
     if (key === DATAPLANE_KEY) return this.reconcileDataplane();
+    if (key === BGP_KEY) return this.reconcileBgp();
     if (key === HOST_KEY) {
       const { docs } = this.accounts();
       const accounts = [...docs.values()].map((d) => d.doc);
@@ -331,9 +359,11 @@ export class Agent {
       this.status.accounts[key] = { name: entry.doc.name, state: 'error', error: `its kernel names clash with account ${clash}` };
       return;
     }
+    // A pass that throws (e.g. its namespace cannot be entered) is an error of this account like any other: its
+    // status must say so, or BGP would keep announcing an account this node cannot serve.
     const result = await reconcileCustomer(node, customerDesired(node, entry.doc), {
       dataplane: (d, changes) => this.applyAccountDataplane(d.accountId, d.netns, d.veth.name, changes),
-    });
+    }).catch((err: unknown) => ({ changes: [] as string[], errors: [errorText(err)] }));
     for (const c of result.changes) this.log(`${entry.doc.name}: ${c}`);
     const now = new Date().toISOString();
     const previous = this.status.accounts[key];
@@ -434,6 +464,21 @@ export class Agent {
     this.updateHostStatus();
     this.stamp();
     if (errors.length) throw new Error(errors.join('; '));
+  }
+
+  /** BGP: the desired announcements from the replica and this node's reconcile results (bgp/manager.ts). */
+  private async reconcileBgp(): Promise<void> {
+    const { docs } = this.accounts();
+    const nodeId = this.opts.node.nodeId;
+    await this.bgp.apply({
+      complete: this.complete,
+      settings: () => decodeSettings(this.replica.get(keys.settings)?.value),
+      nodeConfig: () => decodeNodeConfig(this.replica.get(keys.nodeConfig(nodeId))?.value),
+      drained: this.replica.get(keys.nodeDrain(nodeId)) !== undefined,
+      docs,
+      states: this.status.accounts,
+      hostState: this.status.host.state,
+    });
   }
 
   /** Re-plans when the next mitigation rule expires (the program ignores it from then on; this removes it). */

@@ -22,6 +22,8 @@ export interface AgentCliOptions {
   dataDir?: string;
   netnsPrefix?: string;
   resyncMs?: number;
+  /** bpffs directory for the data plane's pins (default /sys/fs/bpf/opentransit). */
+  bpfPinBase?: string;
 }
 
 export class AgentOptionError extends Error {
@@ -51,15 +53,24 @@ export async function runAgent(o: AgentCliOptions): Promise<void> {
   const node = await nodeConfig(o);
   const store = await openStore(o.store);
   const dataDir = path.resolve(o.dataDir ?? `/var/lib/opentransit/agent-${node.nodeId}`);
-  const agent = new Agent({ node, store, dataDir, ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}) });
+  if (o.bpfPinBase !== undefined && !/^\/sys\/fs\/bpf\/[A-Za-z0-9_\/-]+$/.test(o.bpfPinBase))
+    throw new AgentOptionError('bpf-pin-base', 'must be a directory under /sys/fs/bpf/ of [A-Za-z0-9_/-]');
+  const agent = new Agent({
+    node,
+    store,
+    dataDir,
+    ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
+    ...(o.bpfPinBase !== undefined ? { bpf: { pinBase: o.bpfPinBase } } : {}),
+  });
   await agent.start();
   process.stderr.write(`agent ${node.nodeId}: host netns ${node.hostNetns}, store ${store.kind}, data ${dataDir}\n`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`agent ${node.nodeId}: ${signal}, stopping (the kernel is left as it is)\n`);
-    await agent.stop();
+    // BGP first: every announcement is withdrawn (and BIRD stopped) before anything else; the kernel stays as it is.
+    process.stderr.write(`agent ${node.nodeId}: ${signal}, withdrawing BGP announcements, then stopping (the kernel is left as it is)\n`);
+    await agent.stop({ bgp: 'withdraw' });
     await store.close();
     process.exit(0);
   };

@@ -679,6 +679,17 @@ export class BirdSupervisor {
     await this.current?.stop(opts);
   }
 
+  /**
+   * Ends supervision and leaves BIRD running as it is, announcing what it announces: for a process handing over
+   * to its next run, which adopts the daemon (start()) without a session flap.
+   */
+  async release(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    clearTimeout(this.restartTimer);
+    await this.restarting?.catch(() => undefined);
+  }
+
   private emit(e: BirdSupervisorEvent): void {
     try {
       this.opts.onEvent?.(e);
