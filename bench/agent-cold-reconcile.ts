@@ -6,6 +6,7 @@
  * plainest way, one `ip`/`sysctl`/`ethtool`/`nft` process per object, as a shell script would.
  */
 import { Agent } from '../src/agent/agent.js';
+import { BPFFS, unpin } from '../src/kernel/bpf/index.js';
 import { customerDesired, type CustomerDesired } from '../src/agent/desired/customer.js';
 import { CUSTOMER_VETH, type NodeConfig } from '../src/agent/desired/node.js';
 import { resetSpawnStats, run, spawnStats } from '../src/kernel/exec.js';
@@ -98,6 +99,8 @@ registerBenchmark({
     const budgetS = numberParam(ctx, 'budget_s', 300, 90);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
+    // The data plane's pins live under a bpffs directory of this run only (removed at the end).
+    const pinBase = `${BPFFS}/ot-bench-agent-${process.pid}`;
     const { api, customers } = await openApiWithCustomers(n, ctx.log);
     let agent: Agent | undefined;
     try {
@@ -119,7 +122,7 @@ registerBenchmark({
       const procBefore = processMemory();
       const kernBefore = kernelMemory();
       resetSpawnStats();
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {}, bpf: { pinBase } });
       const t0 = performance.now();
       await agent.start();
       const conv = await waitConverged(agent, customers, budgetS * 1000, ctx.log, t0);
@@ -135,7 +138,7 @@ registerBenchmark({
       if (conv.converged) {
         await agent.stop();
         resetSpawnStats();
-        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {} });
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {}, bpf: { pinBase } });
         const w0 = performance.now();
         await agent.start();
         await agent.firstSync;
@@ -189,6 +192,7 @@ registerBenchmark({
       await agent?.stop();
       await api.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
+      unpin(pinBase);
       await ns.cleanup();
     }
   },

@@ -9,6 +9,7 @@
  * changes the kernel through iproute2.
  */
 import { Agent } from '../src/agent/agent.js';
+import { BPFFS, unpin } from '../src/kernel/bpf/index.js';
 import { customerNetns } from '../src/agent/desired/node.js';
 import { runIpOps } from '../src/kernel/ip.js';
 import { addressReplaceOp } from '../src/kernel/addresses.js';
@@ -34,11 +35,13 @@ registerBenchmark({
     const writes = numberParam(ctx, 'writes', 200, 20);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-latency-'));
+    // The data plane's pins live under a bpffs directory of this run only (removed at the end).
+    const pinBase = `${BPFFS}/ot-bench-latency-${process.pid}`;
     const { api, customers } = await openApiWithCustomers(k);
     let agent: Agent | undefined;
     try {
       const edge = await createEdgeHost(ns, 'l');
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, log: () => {} });
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, log: () => {}, bpf: { pinBase } });
       await agent.start();
       for (;;) {
         await agent.idle();
@@ -121,6 +124,7 @@ registerBenchmark({
       await agent?.stop();
       await api.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
+      unpin(pinBase);
       await ns.cleanup();
     }
   },

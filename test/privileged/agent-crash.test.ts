@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { customerNetns, hostVethName, NODE_DEFAULTS } from '../../src/agent/desired/node.js';
 import { keys } from '../../src/model/keys.js';
+import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { ensureVeth, listLinks } from '../../src/kernel/links.js';
 import { listNetns } from '../../src/kernel/netns.js';
 import { readNftTable } from '../../src/kernel/nft.js';
@@ -20,6 +21,8 @@ import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
 
 const CUSTOMERS = 300;
+// The data plane's pins live under a bpffs directory of this run only (removed at the end).
+const pinBase = `${BPFFS}/ot-test-crash-${process.pid}`;
 const KILLS = 20;
 
 function repoRoot(): string {
@@ -40,7 +43,7 @@ let child: ChildProcess | undefined;
 function startAgent(): ChildProcess {
   const p = spawn(
     process.execPath,
-    [bin, 'agent', '--node-id', 'crash', '--host-netns', host, '--uplink', 'up0', '--store', `lmdb:${api.dir}`, '--data-dir', dataDir, '--netns-prefix', prefix, '--resync-ms', '2000'],
+    [bin, 'agent', '--node-id', 'crash', '--host-netns', host, '--uplink', 'up0', '--store', `lmdb:${api.dir}`, '--data-dir', dataDir, '--netns-prefix', prefix, '--resync-ms', '2000', '--bpf-pin-base', pinBase],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   p.stderr!.on('data', () => {}); // drained, not shown: the agent logs every change
@@ -86,6 +89,7 @@ after(async () => {
   if (child) await kill(child);
   await api?.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
+  unpin(pinBase);
   await harness.cleanup();
 });
 

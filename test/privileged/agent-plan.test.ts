@@ -12,10 +12,13 @@ import { formatPlan, planNode, type AgentCliOptions } from '../../src/agent/main
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth } from '../../src/kernel/links.js';
 import { listNetns } from '../../src/kernel/netns.js';
+import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
 
 const harness = netnsHarness();
+// The data plane's pins live under a bpffs directory of this run only (removed at the end).
+const pinBase = `${BPFFS}/ot-test-plan-${process.pid}`;
 let api: ApiFixture;
 let node: NodeConfig;
 let cli: AgentCliOptions;
@@ -47,6 +50,7 @@ before(async () => {
 after(async () => {
   await api?.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
+  unpin(pinBase);
   await harness.cleanup();
 });
 
@@ -60,7 +64,7 @@ test('before any agent ran, the plan lists what it would create, and creates not
 });
 
 test('after the agent converged the plan is empty; drift by hand shows up in the plan', async () => {
-  const agent = new Agent({ node, store: api.store, dataDir, log: () => {} });
+  const agent = new Agent({ node, store: api.store, dataDir, log: () => {}, bpf: { pinBase } });
   await agent.start();
   await agent.firstSync;
   for (let i = 0; i < 100 && agent.snapshotStatus().accounts[accountId]?.state !== 'ok'; i++) {

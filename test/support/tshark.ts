@@ -41,7 +41,10 @@ export async function tsharkCapture(o: TsharkCaptureOptions): Promise<TsharkCapt
   const ready = new Promise<void>((resolve, reject) => {
     child.stderr.on('data', (b: Buffer) => {
       err += b.toString();
-      if (err.includes('Capturing on')) resolve();
+      // "Capturing on" comes before dumpcap really captures (packets sent right then were missed, 6 in 20);
+      // "Capture started" comes once it does. Fall back to a pause in case a tshark build never prints it.
+      if (err.includes('Capture started')) resolve();
+      else if (err.includes('Capturing on')) setTimeout(resolve, 1000).unref();
     });
     child.on('exit', (c) => reject(new Error(`tshark exited (${c}) before capturing: ${err}`)));
   });
