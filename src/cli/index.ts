@@ -47,7 +47,13 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
  * Every failure becomes one `error: …` line on stderr — commander's own usage errors print themselves.
  */
 export async function runProgram(program: Command, argv: readonly string[], io: CliIo): Promise<number> {
-  program.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  // Commander copies these settings to subcommands only when they are created: apply them to the whole tree, so a
+  // usage error in a nested verb (`mitigations add` without a prefix) is reported here, not by process.exit.
+  const configure = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
   try {
     await program.parseAsync([...argv]);
     return 0;

@@ -176,3 +176,9 @@ test('apply names the file when it cannot be read, and stops before calling the 
   assert.match(bad.err, /^error: <stdin>:3:1: /);
   assert.equal(seen.length, 0);
 });
+
+test('a usage error in a nested verb is returned as an exit code, not a process exit', async () => {
+  const r = await run(['account', 'create']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /missing required argument 'name'/);
+});
