@@ -2,8 +2,9 @@
  * BGP in the lab: one BIRD per BGP router (the core `internet` and each site router), rendered from the plan.
  *   core ↔ site router: eBGP (core AS 65000, site i AS 65001+i); the core sends everything it knows, a site
  *     router sends its clients' /32s and what its edges announce. So anycast is real BGP, not static routes.
- *   site router ↔ edges: a passive session per edge (AS 64512) waiting for the edge agent's BIRD; routes from
- *     the edges are merged into one ECMP kernel route (`merge paths on`, fib_multipath_hash_policy=1).
+ *   site router ↔ edges: a passive session per edge (AS 64512, BFD) waiting for the edge agent's BIRD (its node
+ *     config names this router: agents.ts); routes from the edges are merged into one ECMP kernel route
+ *     (`merge paths on`, fib_multipath_hash_policy=1).
  * Prefixes a router originates (a client's /32, a customer router's /32) are announce-only static routes in
  * BIRD; the forwarding route itself is a kernel static route the lab installs (build.ts).
  */
@@ -77,7 +78,7 @@ export async function startRouting(
     const pid = bird.pid!;
     await record({ role: 'bird', host: h.name, pid, startTime: (await procStartTime(pid)) ?? '', argv: ['bird', '-c', bird.paths.config], log: bird.paths.log });
   }
-  // Core sessions only: edge sessions wait for the edge agents, which the lab does not start (yet).
+  // Core sessions only: the edge sessions come up once the edge agents (started later) run their BIRD.
   for (;;) {
     const sessions = (await routingStatus(state)).filter((s) => !state.plan.edges.some((e) => e.name === s.peerHost));
     if (sessions.length > 0 && sessions.every((s) => s.state === 'Established')) return;

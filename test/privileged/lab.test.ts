@@ -1,8 +1,9 @@
 /**
  * The lab end to end: build a small internet (1 site, 2 edges, 1 client, 1 customer with a host), check its
  * namespaces, BGP, reachability, the CLI (`status -o json`, `exec`), then that `down` leaves nothing — also
- * after a simulated crash. Edges get a stand-in BIRD (what the edge agent will run) to prove the hook: the site
- * router's passive sessions come up and anycast is ECMP at the site and BGP at the core.
+ * after a simulated crash. Each edge agent runs its own BIRD (node configs written by the lab name its site
+ * router): the site router's passive sessions come up and the anycast endpoint is ECMP at the site and BGP at the
+ * core, announced by the agents themselves.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { rm } from 'node:fs/promises';
 import { listLinks } from '../../src/kernel/links.js';
 import { listNetns } from '../../src/kernel/netns.js';
 import { listRoutes } from '../../src/kernel/routes.js';
-import { startBird } from '../../src/kernel/bird.js';
+import { labAgentPinBase } from '../../src/lab/agents.js';
 import { labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import { labPaths, nodeEntryArgv, packageRoot } from '../../src/lab/paths.js';
 import { findLabPids, isRunning, type LabProcess } from '../../src/lab/processes.js';
@@ -40,6 +41,7 @@ async function assertNothingLeft(recorded: readonly LabProcess[] = []): Promise<
   assert.deepEqual(await findLabPids(NAME, []), [], 'processes marked with the lab left');
   for (const p of recorded) assert.equal(await isRunning(p), false, `${p.role} ${p.host ?? ''} (pid ${p.pid}) still runs`);
   assert.equal(existsSync(labPaths(NAME).runDir), false, 'run directory left');
+  assert.equal(existsSync(labAgentPinBase(NAME)), false, "the agents' BPF pins left");
 }
 
 /** Runs `opentransit ARGS…` (compiled or from source, like the lab's own processes). */
@@ -147,26 +149,21 @@ test('lab up builds the internet; status, exec, BGP, reachability; down leaves n
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /no host "nosuch".*hosts: internet, chi-router/);
 
-  // The edge hook: a BIRD in each edge namespace (what the agent will run) announcing the anycast endpoint.
-  for (const e of state.plan.edges) {
-    await startBird({
-      name: e.name,
-      netns: e.netns,
-      runDir: `${labPaths(NAME).agentsDir}/${e.name}`,
-      spec: {
-        routerId: e.uplink.address.split('/')[0]!,
-        asn: e.asn,
-        kernel: { export: 'none', mergePaths: false },
-        staticRoutes: [{ prefix: '192.0.2.10/32' }],
-        bgpPeers: [{ name: 'site', neighbor: e.router.address, remoteAs: e.router.asn, bfd: true, holdTime: 3, keepaliveTime: 1, import: 'none', export: ['192.0.2.10/32'], connectDelayTime: 1 }],
-      },
-    });
-  }
+  // BGP from the edges: every agent's BIRD peers with its site router (node configs the lab wrote) and announces
+  // the anycast endpoint as soon as its data plane is ready (no account needed).
+  const nodeConfig = (await (await fetch(`${status.api_url}/v1/nodes/chi-edge1/config`, { headers: { authorization: `Bearer ${status.operator_token}` } })).json()) as { bgp: { router_id: string; peers: { address: string; asn: number; bfd: boolean }[] } };
+  assert.equal(nodeConfig.bgp.router_id, '100.65.0.1');
+  assert.deepEqual(nodeConfig.bgp.peers.map((p) => [p.address, p.asn, p.bfd]), [['100.65.0.0', 65001, true]]);
   await waitUntil('edge sessions Established', async () => Object.values((await labStatus(NAME)).edges).every((e) => e.bgp === 'Established'));
   await waitUntil('anycast ECMP at the site router and a BGP route at the core', async () => {
     const site = (await listRoutes(`${PREFIX}chi-router`)).find((r) => r.dst === '192.0.2.10/32');
     const atCore = (await listRoutes(`${PREFIX}internet`)).find((r) => r.dst === '192.0.2.10/32');
     return site?.nexthops.length === 2 && atCore?.protocol === 12;
+  });
+  // Each agent reports what it announces and its session (`opentransit status`).
+  await waitUntil('the agents report their BGP', async () => {
+    const reported = (await (await fetch(`${status.api_url}/v1/nodes`, { headers: { authorization: `Bearer ${status.operator_token}` } })).json()) as { items: { id: string; bgp?: { announced: string[]; sessions: { bgp_state?: string }[] } }[] };
+    return reported.items.length === 2 && reported.items.every((n) => JSON.stringify(n.bgp?.announced) === '["192.0.2.10/32"]' && n.bgp?.sessions[0]?.bgp_state === 'Established');
   });
 
   // Down: every namespace, process (recorded, swept in namespaces) and file goes.
