@@ -111,7 +111,7 @@ export class Agent {
       onResult: (key, err) => {
         if (err) this.log(`reconcile ${key} failed: ${errorText(err)}`);
         // What BGP announces depends on every other key's outcome (an account failing here is withdrawn).
-        if (key !== BGP_KEY) this.scheduler.schedule(BGP_KEY);
+        if (key !== BGP_KEY && this.bgp.outcomeChanged(key, this.status)) this.scheduler.schedule(BGP_KEY);
         this.scheduleStatus();
       },
     });
@@ -252,6 +252,8 @@ export class Agent {
       this.scheduler.schedule(accountId);
       this.scheduler.schedule(HOST_KEY);
       this.scheduler.schedule(DATAPLANE_KEY);
+      // A prefix no longer advertised (or an account deleted) is withdrawn at once, before any kernel work.
+      this.scheduler.schedule(BGP_KEY);
     } else if (key === keys.settings) {
       this.scheduleAll();
     } else if (key === keys.nodeDrain(this.opts.node.nodeId) || key === keys.nodeConfig(this.opts.node.nodeId)) {

@@ -24,7 +24,7 @@ import { listAddresses } from '../../kernel/addresses.js';
 import { BirdSupervisor, birdPaths, startBird, type BirdBfdSpec, type BirdConfigSpec, type BirdSupervisorEvent } from '../../kernel/bird.js';
 import { listRoutes, RT_PROTO_OPENTRANSIT } from '../../kernel/routes.js';
 import { effectiveNodeBgp, type NodeConfig as NodeDocument } from '../../model/node-config.js';
-import type { BgpSessionStatus, NodeBgpStatus } from '../../model/node-status.js';
+import type { BgpSessionStatus, NodeBgpStatus, NodeStatus } from '../../model/node-status.js';
 import type { Settings } from '../../model/schemas.js';
 import { hostVethName, type NodeConfig } from '../desired/node.js';
 import { errorText } from '../reconcile/engine.js';
@@ -75,6 +75,7 @@ export interface BgpView extends AccountsForBgp {
 export class BgpManager {
   private supervisor: BirdSupervisor | undefined;
   private readonly applied: AppliedAdvertised = new Map();
+  private readonly outcomes = new Map<string, string>();
   private readonly status: NodeBgpStatus = { state: 'pending', drained: false, announced: [], sessions: [] };
   private readonly startedAt = Date.now();
   private stopped = false;
@@ -85,6 +86,24 @@ export class BgpManager {
 
   constructor(private readonly o: BgpManagerOptions) {
     this.runDir = path.join(o.dataDir, 'bird');
+  }
+
+  /**
+   * Whether the outcome of scheduler key `key` (an account's state and applied revision, or the host's state)
+   * differs from the last one seen: a BGP pass is needed only then (a periodic resync of 1000 unchanged accounts
+   * must not cost 1000 passes).
+   */
+  outcomeChanged(key: string, status: Pick<NodeStatus, 'accounts' | 'host'>): boolean {
+    const a = status.accounts[key];
+    const outcome = a ? `${a.state}|${a.applied_revision ?? ''}` : key === 'host' || key === 'dataplane' ? status.host.state : undefined;
+    const before = this.outcomes.get(key);
+    if (outcome === undefined) {
+      this.outcomes.delete(key);
+      return true;
+    }
+    if (before === outcome) return false;
+    this.outcomes.set(key, outcome);
+    return true;
   }
 
   /** The BGP part of the node status (a copy). */
