@@ -10,9 +10,10 @@
  * For the loop, H's XDP treats the tunnel's remote (198.51.100.10) as its anycast endpoint and the tunnel's local
  * (192.0.2.1) as the customer endpoint. Namespaces are unique to this run and deleted at the end, even on failure.
  */
+import { tsharkCapture } from '../support/tshark.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import {
@@ -177,30 +178,6 @@ describe('devices in a netns', () => {
   });
 });
 
-/** Starts tshark in a netns and resolves once it captures; `done` resolves with its output. */
-async function capture(ns: string, dev: string, filter: string, fields: string[]): Promise<{ done: Promise<string> }> {
-  const args = ['netns', 'exec', ns, 'tshark', '-i', dev, '-f', filter, '-c', '1', '-a', 'duration:10', '-l', '-n'];
-  // Checksums are only verified on request.
-  args.push('-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE');
-  args.push('-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f]));
-  const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (b: Buffer) => {
-      err += b.toString();
-      if (err.includes('Capturing on')) resolve();
-    });
-    child.on('exit', (c) => reject(new Error(`tshark exited (${c}) before capturing: ${err}`)));
-  });
-  const done = new Promise<string>((resolve, reject) =>
-    child.on('exit', (c) => (c === 0 ? resolve(out.trim()) : reject(new Error(`tshark failed (${c}): ${err}`)))),
-  );
-  await ready;
-  return { done };
-}
-
 describe('end to end: tc encap in a customer netns, XDP decap and redirect in the host netns', () => {
   test('a datagram through both programs; tshark decodes the GRE with good checksums', async () => {
     const cookieC = netnsCookie(C);
@@ -216,14 +193,14 @@ describe('end to end: tc encap in a customer netns, XDP decap and redirect in th
     attachXdp({ ifindex: ifIndex('h0', H), netns: H, prog: dp.xdpEdge, mode: 'native', replace: null });
     const before = readCounters(dp.maps.counters);
 
-    const wire = await capture(C, 'c0', 'ip proto 47', ['ip.src', 'ip.dst', 'ip.checksum.status', 'ip.flags.df', 'ip.ttl', 'gre.proto', 'udp.dstport', 'udp.checksum.status']);
-    const delivered = await capture(D, 'd1', 'udp', ['eth.src', 'eth.dst', 'ip.src', 'ip.dst', 'ip.checksum.status', 'udp.dstport', 'udp.checksum.status', 'data.len']);
+    const wire = await tsharkCapture({ netns: C, dev: 'c0', filter: 'ip proto 47', timeoutS: 10, fields: ['ip.src', 'ip.dst', 'ip.checksum.status', 'ip.flags.df', 'ip.ttl', 'gre.proto', 'udp.dstport', 'udp.checksum.status'] });
+    const delivered = await tsharkCapture({ netns: D, dev: 'd1', filter: 'udp', timeoutS: 10, fields: ['eth.src', 'eth.dst', 'ip.src', 'ip.dst', 'ip.checksum.status', 'udp.dstport', 'udp.checksum.status', 'data.len'] });
     // One UDP datagram from the customer netns (Debian's python3: the image has no ping).
     nsExec(C, '/usr/bin/python3', '-c', "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x' * 32, ('198.51.100.200', 9))");
-    const [w, d] = await Promise.all([wire.done, delivered.done]);
+    const [[w], [d]] = await Promise.all([wire.done, delivered.done]);
     // Status 1 = checksum good. The outer header is ours (DF, TTL 64), the inner the kernel's.
-    assert.deepEqual(w.split('|'), ['192.0.2.1,10.10.0.0', '198.51.100.10,198.51.100.200', '1,1', '1,1', '64,64', '0x0800', '9', '1']);
-    assert.deepEqual(d.split('|'), [MAC.h1, MAC.d1, '10.10.0.0', '198.51.100.200', '1', '9', '1', '32']);
+    assert.deepEqual(w, ['192.0.2.1,10.10.0.0', '198.51.100.10,198.51.100.200', '1,1', '1,1', '64,64', '0x0800', '9', '1']);
+    assert.deepEqual(d, [MAC.h1, MAC.d1, '10.10.0.0', '198.51.100.200', '1', '9', '1', '32']);
 
     const after = readCounters(dp.maps.counters);
     const grew = (reason: Reason) =>
