@@ -30,7 +30,7 @@ import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
-import { tsharkCapture, type TsharkCaptureOptions } from '../support/tshark.js';
+import { tsharkCapture } from '../support/tshark.js';
 
 const harness = netnsHarness();
 const pinBase = `${BPFFS}/ot-test-agentdp-${process.pid}`;
@@ -157,16 +157,6 @@ async function sendGre(ns: string, dst: string, inner: Buffer, count = 1): Promi
   await run(inNetns(ns, ['/usr/bin/python3', '-c', py]));
 }
 
-/**
- * tsharkCapture resolves on "Capturing on", which dumpcap prints a moment before packets are really captured (a
- * packet sent right then was missed 6 times in 20 here; none once tshark logged "Capture started"): let it settle.
- */
-async function capture(o: TsharkCaptureOptions) {
-  const cap = await tsharkCapture(o);
-  await new Promise((r) => setTimeout(r, 300));
-  return cap;
-}
-
 interface Item {
   account_id: string | null;
   reason: string;
@@ -223,7 +213,7 @@ test('Acme through the API: its netns, XDP on the uplink, tc on edge0 and its ma
 
 test('forward: a datagram to Acme leaves as GRE from the anycast endpoint to the customer router, inner packet intact', async () => {
   const before = await counters();
-  const cap = await capture({
+  const cap = await tsharkCapture({
     netns: CR,
     dev: 'eth0',
     filter: 'ip proto 47',
@@ -248,7 +238,7 @@ test('forward: a datagram to Acme leaves as GRE from the anycast endpoint to the
 
 test('return: GRE from the customer endpoint is decapsulated by XDP and delivered through the customer netns', async () => {
   const before = await counters();
-  const cap = await capture({ netns: C, dev: 'eth0', filter: 'udp port 40001', fields: ['ip.src', 'ip.dst', 'ip.checksum.status', 'ip.ttl', 'udp.checksum.status', 'data.data'] });
+  const cap = await tsharkCapture({ netns: C, dev: 'eth0', filter: 'udp port 40001', fields: ['ip.src', 'ip.dst', 'ip.checksum.status', 'ip.ttl', 'udp.checksum.status', 'data.data'] });
   await sendGre(CR, ANYCAST, ipv4({ src: ACME_HOST, dst: CLIENT, ttl: 64 }, udp({ sport: 9000, dport: 40001 }, Buffer.from('reply'))));
   const [row] = await cap.done;
   // TTL: 64 less the customer netns, H and R.
@@ -259,7 +249,7 @@ test('return: GRE from the customer endpoint is decapsulated by XDP and delivere
 
 test('a health check from the tunnel address is accepted, answered through the tunnel', async () => {
   const before = await counters();
-  const cap = await capture({ netns: CR, dev: 'eth0', filter: 'ip proto 47 and ip src 192.0.2.10', fields: ['ip.src', 'ip.dst', 'icmp.type', 'ip.checksum.status'] });
+  const cap = await tsharkCapture({ netns: CR, dev: 'eth0', filter: 'ip proto 47 and ip src 192.0.2.10', fields: ['ip.src', 'ip.dst', 'icmp.type', 'ip.checksum.status'] });
   // The customer router pings the edge side of the tunnel from its side, inside the tunnel.
   await sendGre(CR, ANYCAST, ipv4({ src: '10.200.0.1', dst: '10.200.0.0' }, icmp({ type: 8 }, Buffer.from('hc'))));
   const [row] = await cap.done;
