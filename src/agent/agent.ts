@@ -70,6 +70,11 @@ export interface AgentOptions {
   sampleEvery?: number;
   /** How often data-plane counters are published to the store; default 10000 ms. */
   countersMs?: number;
+  /**
+   * The status is republished at least this often (default 5000 ms), even when nothing changed: readers take a
+   * node whose last report is older than three heartbeats as stale (the agent died or cannot reach the store).
+   */
+  heartbeatMs?: number;
   /** BGP tuning (supervision, timers; tests). */
   bgp?: Partial<Omit<BgpManagerOptions, 'node' | 'dataDir' | 'log' | 'onStatus'>>;
 }
@@ -81,6 +86,7 @@ export class Agent {
   private complete = false;
   private storeReachable = false;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private statusWriting: Promise<void> = Promise.resolve();
   private readonly status: NodeStatus;
@@ -134,6 +140,7 @@ export class Agent {
       host: { state: 'pending' },
       accounts: {},
       last_reconcile_at: null,
+      heartbeat_ms: opts.heartbeatMs ?? 5000,
       updated_at: new Date().toISOString(),
     };
   }
@@ -162,6 +169,8 @@ export class Agent {
       this.scheduleAll();
     }, resyncMs);
     this.resyncTimer.unref();
+    this.heartbeatTimer = setInterval(() => this.scheduleStatus(), this.status.heartbeat_ms);
+    this.heartbeatTimer.unref();
     const countersMs = this.opts.countersMs ?? 10_000;
     this.countersTimer = setInterval(() => this.publishCounters(), countersMs);
     this.countersTimer.unref();
@@ -214,6 +223,7 @@ export class Agent {
     await this.bgp.stop(opts.bgp ?? 'withdraw');
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.countersTimer) clearInterval(this.countersTimer);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.following?.close();

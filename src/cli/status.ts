@@ -49,7 +49,7 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
 }
 
 /** A node as `GET /v1/nodes` lists it: the agent's status document plus its id. */
-export type NodeItem = Partial<NodeStatus> & { id?: string };
+export type NodeItem = Partial<NodeStatus> & { id?: string; stale?: boolean; age_ms?: number | null };
 
 export function formatStatus(nodes: readonly NodeItem[], accounts: readonly AccountRef[], now: number): string {
   const nameOf = (id: string, reported: string | undefined) => reported || accounts.find((a) => a.id === id)?.name || id;
@@ -124,6 +124,7 @@ export function bgpSummary(n: NodeItem): string | undefined {
 
 /** One word for a node: its host objects' state, and whether it can reach the store. */
 function nodeResult(n: NodeItem): string | undefined {
+  if (n.stale) return `STALE: no report for ${n.age_ms === null || n.age_ms === undefined ? '?' : formatAge(n.age_ms).replace(' ago', '')}`;
   if (!n.host) return undefined;
   const host = n.host.state === 'error' ? `error: ${n.host.error ?? ''}` : n.host.state;
   return n.store && !n.store.reachable ? `${host} (store unreachable)` : host;

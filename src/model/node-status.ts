@@ -76,5 +76,19 @@ export interface NodeStatus {
   /** BGP announcements and sessions (absent until the agent's first BGP pass). */
   bgp?: NodeBgpStatus;
   last_reconcile_at: string | null;
+  /** When the agent wrote this document; it writes at least every heartbeat_ms. */
   updated_at: string;
+  heartbeat_ms: number;
+}
+
+/** A node whose last report is older than this many heartbeats is stale: its agent died or lost the store. */
+export const STALE_AFTER_HEARTBEATS = 3;
+
+/** Age of a status document and whether it is stale, at time `now` (ms). */
+export function nodeFreshness(status: { updated_at?: unknown; heartbeat_ms?: unknown }, now: number): { age_ms: number | null; stale: boolean } {
+  const at = typeof status.updated_at === 'string' ? Date.parse(status.updated_at) : Number.NaN;
+  if (Number.isNaN(at)) return { age_ms: null, stale: true };
+  const heartbeat = typeof status.heartbeat_ms === 'number' && status.heartbeat_ms > 0 ? status.heartbeat_ms : 5000;
+  const age = Math.max(0, now - at);
+  return { age_ms: age, stale: age > STALE_AFTER_HEARTBEATS * heartbeat };
 }

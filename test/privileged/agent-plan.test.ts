@@ -15,6 +15,7 @@ import { listNetns } from '../../src/kernel/netns.js';
 import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { keys } from '../../src/model/keys.js';
 
 const harness = netnsHarness();
 // The data plane's pins live under a bpffs directory of this run only (removed at the end).
@@ -64,13 +65,18 @@ test('before any agent ran, the plan lists what it would create, and creates not
 });
 
 test('after the agent converged the plan is empty; drift by hand shows up in the plan', async () => {
-  const agent = new Agent({ node, store: api.store, dataDir, log: () => {}, bpf: { pinBase } });
+  const agent = new Agent({ node, store: api.store, dataDir, log: () => {}, bpf: { pinBase }, heartbeatMs: 150 });
   await agent.start();
   await agent.firstSync;
   for (let i = 0; i < 100 && agent.snapshotStatus().accounts[accountId]?.state !== 'ok'; i++) {
     await agent.idle();
     await new Promise((r) => setTimeout(r, 50));
   }
+  // The heartbeat: with nothing to change, the status is still republished (liveness for readers).
+  const reported = async () => JSON.parse((await api.store.get(keys.nodeStatus('plan')))!.value).updated_at as string;
+  const first = await reported();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.notEqual(await reported(), first, 'the status is republished every heartbeat');
   await agent.stop();
   const clean = await planNode(cli);
   assert.match(formatPlan(clean), /no changes/, formatPlan(clean));

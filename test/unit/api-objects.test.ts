@@ -288,7 +288,19 @@ test('nodes: the agents\' status documents, one item per node', async () => {
       { type: 'put', key: keys.nodeStatus('edge-1'), value: JSON.stringify({ applied_revision: 7 }) },
       { type: 'put', key: keys.nodeDrain('edge-1'), value: 'true' },
     ]);
-    assert.deepEqual((await api.call('GET', '/v1/nodes')).json(), { items: [{ id: 'edge-1', applied_revision: 7 }] });
+    // A status without a time of report cannot be trusted: stale.
+    assert.deepEqual((await api.call('GET', '/v1/nodes')).json(), { items: [{ id: 'edge-1', applied_revision: 7, age_ms: null, stale: true }] });
+    // Fresh within three heartbeats; stale beyond.
+    const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    await api.store.txn([], [
+      { type: 'put', key: keys.nodeStatus('edge-1'), value: JSON.stringify({ updated_at: at(1000), heartbeat_ms: 1000 }) },
+      { type: 'put', key: keys.nodeStatus('edge-2'), value: JSON.stringify({ updated_at: at(60_000), heartbeat_ms: 5000 }) },
+    ]);
+    const items = (api.call('GET', '/v1/nodes').then((r) => r.json() as { items: { id: string; stale: boolean; age_ms: number }[] }));
+    const byId = Object.fromEntries((await items).items.map((n) => [n.id, n]));
+    assert.equal(byId['edge-1']!.stale, false);
+    assert.ok(byId['edge-1']!.age_ms >= 1000 && byId['edge-1']!.age_ms < 3000, String(byId['edge-1']!.age_ms));
+    assert.equal(byId['edge-2']!.stale, true);
   } finally {
     await api.close();
   }

@@ -148,11 +148,13 @@ test('formatStatus shows each node and each account state on it, with names for 
       host: { state: 'error', error: 'nft: syntax error' }, store: { kind: 'etcd', reachable: false },
       accounts: { a1: { name: '', state: 'error', error: 'firewall: too large' } },
     },
+    { id: 'edge-3', applied_revision: 41, last_reconcile_at: '2026-11-22T18:59:00Z', host: { state: 'ok' }, stale: true, age_ms: 70_000 },
   ], [{ id: 'a1', name: 'acme' }], now);
   assert.equal(out, [
     'NODE    APPLIED_REVISION  LAST_RECONCILE                      RESULT',
     'edge-1  42                2026-11-22T19:00:00.000Z (10s ago)  ok',
     'edge-2  40                2026-11-22T18:00:10.000Z (1h ago)   error: nft: syntax error (store unreachable)',
+    'edge-3  41                2026-11-22T18:59:00.000Z (1m ago)   STALE: no report for 1m',
     '',
     'NODE    ACCOUNT  STATE  REVISION  MESSAGE',
     'edge-1  acme     ok     42        -',
