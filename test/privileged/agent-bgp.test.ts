@@ -19,6 +19,7 @@ import { Agent } from '../../src/agent/agent.js';
 import { customerNetns, NODE_DEFAULTS, type NodeConfig } from '../../src/agent/desired/node.js';
 import { listAddresses, replaceAddresses } from '../../src/kernel/addresses.js';
 import { startBird, type BirdConfigSpec, type BirdInstance } from '../../src/kernel/bird.js';
+import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth } from '../../src/kernel/links.js';
 import { listNetns, setSysctls } from '../../src/kernel/netns.js';
@@ -95,6 +96,12 @@ const routerSpec: BirdConfigSpec = {
     errorWaitTime: { min: 1, max: 2 },
   })),
 };
+
+/** A name under /run/netns that no namespace is mounted on (a mounted one lives on nsfs, another device). */
+function isPlainFile(p: string): boolean {
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  return st !== undefined && st.isFile() && st.dev === fs.statSync(path.dirname(p)).dev;
+}
 
 async function birdsUnder(dir: string): Promise<number[]> {
   const pids: number[] = [];
@@ -285,19 +292,32 @@ before(async () => {
 });
 
 after(async () => {
-  agentProcess?.kill('SIGKILL');
-  for (const a of agents.values()) await a.stop().catch(() => undefined);
-  for (const r of responders) r.kill('SIGKILL');
-  await router?.stop({ withdrawFirst: false }).catch(() => undefined);
-  for (const pid of await birdsUnder(tmp)) process.kill(pid, 'SIGKILL');
-  await sleep(100);
+  // Every step runs whatever failed before it: the namespaces and pins must go even after a broken test.
+  const problems: unknown[] = [];
+  const step = async (fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (e) {
+      problems.push(e);
+    }
+  };
+  await step(() => agentProcess?.kill('SIGKILL'));
+  for (const a of agents.values()) await step(() => a.stop());
+  await step(() => responders.forEach((r) => r.kill('SIGKILL')));
+  await step(() => router?.stop({ withdrawFirst: false }));
+  await step(async () => {
+    for (const pid of await birdsUnder(tmp)) process.kill(pid, 'SIGKILL');
+    await sleep(100);
+  });
   const left = await birdsUnder(tmp);
-  await api?.close();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  // The broken-account test removes its stand-in file for a namespace itself; this is the safety net.
-  if (brokenFile) fs.rmSync(brokenFile, { force: true });
-  await h.cleanup();
-  unpin(pinBase);
+  await step(() => api?.close());
+  await step(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // The broken-account test removes its stand-in file itself; this is the safety net (a plain file only: once the
+  // agent recreated the namespace there, the harness deletes it like any other).
+  await step(() => brokenFile && isPlainFile(brokenFile) && fs.rmSync(brokenFile));
+  await step(() => h.cleanup());
+  await step(() => unpin(pinBase));
+  assert.deepEqual(problems, [], 'cleanup');
   assert.deepEqual(left, [], 'no BIRD may outlive the test');
   assert.equal(fs.existsSync(pinBase), false, 'no pins left');
 });
@@ -459,10 +479,12 @@ test('a silent failure of an edge (every packet dropped, link up): BFD removes i
 test("one account broken on one edge is withdrawn from that edge alone; repaired, it comes back", async () => {
   const node2 = nodes.get(2)!;
   const ns = customerNetns(node2, betaId);
-  // Beta's namespace on edge 2 is replaced by a plain file: every reconcile of Beta there fails.
-  await runIpOps(null, [{ args: ['netns', 'delete', ns] }]).catch(() => undefined);
+  // Beta's namespace on edge 2 is unmounted from its name, which stays as a plain file: the agent sees the name,
+  // so it does not recreate it, and every reconcile of Beta there fails (entering it: EINVAL). One step, no race
+  // with the agent's resync (a delete-then-create would be).
   brokenFile = `/run/netns/${ns}`;
-  fs.writeFileSync(brokenFile, '');
+  await run(['umount', brokenFile]);
+  assert.ok(isPlainFile(brokenFile), 'the name is a plain file now');
   try {
     const ms = await waitNexthops({ [ACME]: EDGES, [BETA]: [1, 3], [ENDPOINT]: EDGES }, 'beta broken on edge 2');
     const st = await eventually('edge 2 reports beta not ready', async () => {
@@ -473,7 +495,7 @@ test("one account broken on one edge is withdrawn from that edge alone; repaired
     assert.deepEqual(st.bgp!.announced, [ACME, ENDPOINT]);
     console.log(`# beta broken on edge 2: withdrawn there after ${ms.toFixed(0)} ms (resync 1 s); error: ${st.accounts[betaId]!.error?.slice(0, 100)}`);
   } finally {
-    fs.rmSync(`/run/netns/${ns}`, { force: true });
+    fs.rmSync(brokenFile, { force: true });
     brokenFile = undefined;
   }
   await waitNexthops(ALL, 'beta repaired on edge 2');
