@@ -8,7 +8,7 @@
 import type { IpOp } from '../kernel/ip.js';
 import { runIpOps } from '../kernel/ip.js';
 import { addressReplaceOp } from '../kernel/addresses.js';
-import { linkSetOp, macFromKey, vethOps } from '../kernel/links.js';
+import { linkSetOp, macFromKey, setLinkFeatures, vethOps } from '../kernel/links.js';
 import { listNetns, netnsAddOp, netnsDeleteOp, setSysctls } from '../kernel/netns.js';
 import { routeReplaceOp } from '../kernel/routes.js';
 import type { LabHostPlan, LabPlan } from './topology.js';
@@ -79,6 +79,14 @@ export async function buildNetwork(plan: LabPlan): Promise<void> {
   });
   await inParallel(plan.hosts, PARALLEL, async (h) => {
     await runIpOps(h.netns, hostConfigOps(plan, h));
+  });
+  // Hosts that originate traffic put complete checksums on the "wire", as a real NIC does. A veth would otherwise
+  // hand on CHECKSUM_PARTIAL packets across namespaces; that survives encapsulation in skb land but not an XDP
+  // redirect (an xdp_frame has no checksum state), so a reply decapsulated at an edge reached the client with a
+  // bad TCP checksum (DESIGN.md §2: "veth leaves inner checksums partial").
+  const originating = plan.hosts.filter((h) => h.role === 'client' || h.role === 'customer-host');
+  await inParallel(originating, PARALLEL, async (h) => {
+    for (const i of h.interfaces) await setLinkFeatures(h.netns, i.name, { tx: false });
   });
 }
 
