@@ -30,7 +30,7 @@ import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
-import { tsharkCapture } from '../support/tshark.js';
+import { tsharkCapture } from '../../src/lab/tshark.js';
 
 const harness = netnsHarness();
 const pinBase = `${BPFFS}/ot-test-agentdp-${process.pid}`;

@@ -10,7 +10,7 @@
  * For the loop, H's XDP treats the tunnel's remote (198.51.100.10) as its anycast endpoint and the tunnel's local
  * (192.0.2.1) as the customer endpoint. Namespaces are unique to this run and deleted at the end, even on failure.
  */
-import { tsharkCapture } from '../support/tshark.js';
+import { tsharkCapture } from '../../src/lab/tshark.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

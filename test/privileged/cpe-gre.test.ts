@@ -40,7 +40,7 @@ import { KernelInputError } from '../../src/kernel/exec.js';
 import { OT_REASON_SLOTS, OT_TUNNEL_F_DF, REASON_NAMES, Reason } from '../../src/kernel/bpf/abi.generated.js';
 import { netnsHarness } from '../support/netns.js';
 import { icmpEcho } from '../support/netns.js';
-import { tsharkCapture } from '../support/tshark.js';
+import { tsharkCapture } from '../../src/lab/tshark.js';
 import { gre, ipv4, udp } from '../support/packets.js';
 
 const ns = netnsHarness();

@@ -1,6 +1,7 @@
 /**
- * tshark as an independent decoder in privileged tests: capture in a netns with a capture filter, validate
- * checksums (tshark only does when asked), print chosen fields. Start the capture, make the traffic, await `done`.
+ * tshark as an independent decoder (privileged tests, and the demo showing the GRE on the wire): capture in a netns
+ * with a capture filter, validate checksums (tshark only does when asked), print chosen fields. Start the capture,
+ * make the traffic, await `done`.
  *
  *   const cap = await tsharkCapture({ netns, dev: 'uplink', filter: 'ip proto 47', fields: ['ip.src', 'gre.proto'] });
  *   …send…
