@@ -75,10 +75,12 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
   const prefixCidrs: Cidr[] = doc.prefixes.map((p) => parseCidr(p.cidr));
   const others: Array<{ cidr: Cidr; text: string }> = [];
   const otherEndpoints = new Set<string>();
+  const otherSubnets: Array<{ cidr: Cidr; text: string }> = [];
   for (const [id, entry] of Object.entries(ctx.registry.accounts)) {
     if (id === doc.id) continue;
     for (const text of entry.prefixes) others.push({ cidr: parseCidr(text), text });
     for (const key of entry.gre_endpoints) otherEndpoints.add(key);
+    for (const text of entry.tunnel_subnets ?? []) otherSubnets.push({ cidr: parseCidr(text), text });
   }
   const anycast = ctx.settings.anycast_endpoints.map((text) => ({ text, ip: parseIp(text) }));
   const cidrCounts = counts(doc.prefixes, (p) => p.cidr);
@@ -140,6 +142,15 @@ export function findProblems(doc: AccountDocument, ctx: ConsistencyContext): Pro
         nature: 'global',
         field: 'customer_gre_endpoint',
         message: `a GRE tunnel of another account already runs between ${t.customer_gre_endpoint} and ${t.edge_gre_endpoint}`,
+      });
+    }
+    const foreign = otherSubnets.find((o) => cidrsOverlap(o.cidr, subnetCidrs[i]!));
+    if (foreign) {
+      add({
+        ...base,
+        nature: 'global',
+        field: 'interface_address',
+        message: `${subnets[i]!.subnet} overlaps the tunnel subnet ${foreign.text} of another account (edges tell accounts' tunnel sources apart by subnet)`,
       });
     }
     const overlapping = doc.gre_tunnels.findIndex((_u, j) => j !== i && cidrsOverlap(subnetCidrs[j]!, subnetCidrs[i]!));

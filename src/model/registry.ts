@@ -1,8 +1,9 @@
 /**
  * The registry document (keys.registry): the small cross-account index every write that changes an account's
- * name, prefixes or tunnel endpoints compares and rewrites (compare-and-swap), so two tenants can never claim
- * overlapping prefixes or the same tunnel endpoints, whatever the interleaving of their writes.
+ * name, prefixes or tunnels compares and rewrites (compare-and-swap), so two tenants can never claim overlapping
+ * prefixes, the same tunnel endpoints or overlapping tunnel subnets, whatever the interleaving of their writes.
  */
+import { tunnelAddresses } from './gre-tunnel.js';
 import type { AccountDocument, Registry, RegistryAccount } from './schemas.js';
 
 export function emptyRegistry(): Registry {
@@ -22,6 +23,7 @@ export function registryEntryOf(doc: AccountDocument): RegistryAccount {
     name: doc.name,
     prefixes: doc.prefixes.map((p) => p.cidr),
     gre_endpoints: doc.gre_tunnels.map(greEndpointKey),
+    tunnel_subnets: doc.gre_tunnels.map((t) => tunnelAddresses(t.interface_address).subnet),
   };
 }
 

@@ -318,6 +318,11 @@ export const RegistryAccount = Type.Object({
   prefixes: Type.Array(Type.String()),
   /** "customer>edge" pairs: the decap side tells tenants' tunnels apart by this pair, so it is unique globally. */
   gre_endpoints: Type.Array(Type.String()),
+  /**
+   * The tunnels' interface subnets: the edges' XDP accepts them as inner sources of the account (health checks),
+   * in one trie for all accounts, so they are unique globally. Optional: registries written before it lack it.
+   */
+  tunnel_subnets: Type.Optional(Type.Array(Type.String())),
 });
 export type RegistryAccount = Static<typeof RegistryAccount>;
 

@@ -13,6 +13,7 @@
  * from tshark (checksums validated), from the counters the agent publishes (GET /v1/counters) and from the kernel.
  * Everything lives in namespaces of this run and a bpffs directory of its own, removed at the end.
  */
+import { keys } from '../../src/model/keys.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -472,16 +473,26 @@ test('numbers survive losing their file: adopted from the maps, nothing renumber
 
 test('a second account with the same tunnel subnet: both ok, the data plane warns which one lacks it', async () => {
   const beta = await api.createAccount('beta');
-  const res = await api.call('PUT', `/v1/accounts/${beta.id}/config`, {
-    body: {
-      account: 'beta',
-      prefixes: [{ cidr: '198.18.0.0/24', advertised: true }],
-      gre_tunnels: [{ name: 'beta-1', customer_gre_endpoint: '198.51.100.20', edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
-      routes: [{ prefix: '198.18.0.0/24', nexthop: '10.200.0.1', priority: 1 }],
-    },
+  const betaConfig = {
+    account: 'beta',
+    prefixes: [{ cidr: '198.18.0.0/24', advertised: true }],
+    gre_tunnels: [{ name: 'beta-1', customer_gre_endpoint: '198.51.100.20', edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
+    routes: [{ prefix: '198.18.0.0/24', nexthop: '10.200.0.1', priority: 1 }],
+  };
+  // The API refuses it (tunnel subnets are unique across accounts)…
+  const refused = await api.call('PUT', `/v1/accounts/${beta.id}/config`, { body: betaConfig });
+  assert.equal(refused.statusCode, 409, refused.body);
+  // …but a store written before that rule may hold it: plant it beside the API (the subnet under another name
+  // first, then the document rewritten), and the agent must still cope.
+  const ok = await api.call('PUT', `/v1/accounts/${beta.id}/config`, {
+    body: { ...betaConfig, gre_tunnels: [{ ...betaConfig.gre_tunnels[0], interface_address: '10.250.0.0/31' }], routes: [{ ...betaConfig.routes[0], nexthop: '10.250.0.1' }] },
   });
-  assert.equal(res.statusCode, 200, res.body);
-  await converged((res.json() as { revision: number }).revision);
+  assert.equal(ok.statusCode, 200, ok.body);
+  const stored = JSON.parse((await api.store.get(keys.account(beta.id)))!.value);
+  stored.gre_tunnels[0].interface_address = '10.200.0.0/31';
+  stored.routes[0].nexthop = '10.200.0.1';
+  const res = await api.store.txn([], [{ type: 'put', key: keys.account(beta.id), value: JSON.stringify(stored) }]);
+  await converged(res.revision);
   const s = agent.snapshotStatus();
   assert.equal(s.accounts[beta.id]?.state, 'ok');
   assert.equal(s.accounts[acmeId]?.state, 'ok');

@@ -102,6 +102,11 @@ test('a bad document is refused as a whole, naming the field by path; nothing is
     const acme = await api.createAccount('acme');
     const beta = await api.createAccount('beta');
     await api.call('POST', `/v1/accounts/${beta.id}/prefixes`, { token: beta.token, body: { cidr: '198.51.100.0/24' } });
+    const betaTunnel = await api.call('POST', `/v1/accounts/${beta.id}/gre_tunnels`, {
+      token: beta.token,
+      body: tunnel({ name: 'beta-1', customer_gre_endpoint: '192.0.2.77', interface_address: '10.210.0.0/31' }),
+    });
+    assert.equal(betaTunnel.statusCode, 201, betaTunnel.body);
     const url = `/v1/accounts/${acme.id}/config`;
     await api.call('PUT', url, { token: acme.token, body: ACME_CONFIG });
     const cases: Array<[unknown, number, string, string, RegExp]> = [
@@ -110,6 +115,13 @@ test('a bad document is refused as a whole, naming the field by path; nothing is
       [{ ...ACME_CONFIG, routes: [route({ nexthop: '10.200.0.7' })] }, 400, 'invalid', 'routes[0].nexthop', /not the customer-side address/],
       [{ ...ACME_CONFIG, routes: [route({ prefix: '198.18.0.0/24' })] }, 400, 'invalid', 'routes[0].prefix', /not inside any of this account's prefixes/],
       [{ ...ACME_CONFIG, prefixes: [...ACME_CONFIG.prefixes, { cidr: '198.51.100.0/25' }] }, 409, 'conflict', 'prefixes[1].cidr', /overlaps 198\.51\.100\.0\/24 of another account/],
+      [
+        { ...ACME_CONFIG, gre_tunnels: [tunnel({ interface_address: '10.210.0.1/31' })], routes: [] },
+        409,
+        'conflict',
+        'gre_tunnels[0].interface_address',
+        /10\.210\.0\.0\/31 overlaps the tunnel subnet 10\.210\.0\.0\/31 of another account/,
+      ],
       [
         { ...ACME_CONFIG, firewall: { default_action: 'block', rules: [{ action: 'allow', expression: 'ip.dst == 203.0.113.100 and' }] } },
         400,

@@ -154,8 +154,11 @@ test('tunnel endpoints used by another account are refused (409)', () => {
   const ctx = ctxWith(other);
   const mine = newAccountDocument('b'.repeat(32), 'beta');
   fails(() => addGreTunnel(mine, tunnel, ctx), ConflictError, 'customer_gre_endpoint', /a GRE tunnel of another account already runs between/);
-  // Another customer router, or the same interface subnet (each account has its own namespace), is fine.
-  assert.equal(addGreTunnel(mine, { ...tunnel, customer_gre_endpoint: '198.51.100.9' }, ctx).doc.gre_tunnels.length, 1);
+  // The same interface subnet is refused too: every edge accepts a tunnel subnet as an inner source of its
+  // account in one trie for all accounts (health checks), so two accounts cannot share one.
+  fails(() => addGreTunnel(mine, { ...tunnel, customer_gre_endpoint: '198.51.100.9' }, ctx), ConflictError, 'interface_address', /overlaps the tunnel subnet 10\.200\.0\.0\/31 of another account/);
+  // Another customer router with its own subnet is fine.
+  assert.equal(addGreTunnel(mine, { ...tunnel, customer_gre_endpoint: '198.51.100.9', interface_address: '10.201.0.0/31' }, ctx).doc.gre_tunnels.length, 1);
 });
 
 test('deleting a tunnel a route uses is refused (409); changing its interface address too', () => {
