@@ -46,7 +46,7 @@ import {
   type CpeEncap,
   type CpeEncapKey,
 } from './abi.generated.js';
-import { macBytes, pinLayout, type PinLayout } from './dataplane.js';
+import { macBytes, openPinned, pinLayout, type PinLayout } from './dataplane.js';
 import { attachTc, BPFFS, BpfMap, BpfProgram, detachTc, ensureBpffs, ifIndex, isNativeError, loadObject, netnsCookie, TypedMap, type LoadedObject } from './index.js';
 import { bpfObjectPath } from './paths.js';
 
@@ -342,30 +342,8 @@ export function loadCpeDataplane(o: { node: string; base?: string; object?: stri
 /** Opens the pinned CPE programs and maps of `<base>/<node>` without loading anything. */
 export function openCpeDataplane(o: { node: string; base?: string }): CpeDataplane {
   const layout = pinLayout(o.node, o.base ?? CPE_PIN_BASE);
-  const opened: { close(): void }[] = [];
-  try {
-    const decap = BpfProgram.fromPin(join(layout.progs, OT_PROG_CPE_DECAP));
-    opened.push(decap);
-    const encap = BpfProgram.fromPin(join(layout.progs, OT_PROG_CPE_ENCAP));
-    opened.push(encap);
-    const maps = wrapCpeMaps((name) => {
-      const m = BpfMap.fromPin(join(layout.maps, name));
-      opened.push(m);
-      return m;
-    });
-    return {
-      layout,
-      decap,
-      encap,
-      maps,
-      close() {
-        for (const x of opened) x.close();
-      },
-    };
-  } catch (e) {
-    for (const x of opened) x.close();
-    throw e;
-  }
+  const { programs, maps, close } = openPinned(layout, [OT_PROG_CPE_DECAP, OT_PROG_CPE_ENCAP], wrapCpeMaps);
+  return { layout, decap: programs[0]!, encap: programs[1]!, maps, close };
 }
 
 /** Opens the pins when they exist, else loads and pins. */

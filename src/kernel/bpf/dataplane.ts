@@ -171,24 +171,30 @@ export function loadDataplane(o: { node: string; base?: string; objects?: { xdpE
   }
 }
 
-/** Opens a node's data plane from its pins (an agent restart), without loading anything. */
-export function openDataplane(o: { node: string; base?: string }): Dataplane {
-  const layout = pinLayout(o.node, o.base);
+/**
+ * Opens pinned programs (by name, under layout.progs) and maps (through `wrap`, under layout.maps) without loading
+ * anything; if one is missing, closes what it had opened and throws. Shared by the edge and customer-router data
+ * planes.
+ */
+export function openPinned<M>(
+  layout: PinLayout,
+  programs: readonly string[],
+  wrap: (get: (name: string) => BpfMap) => M,
+): { programs: BpfProgram[]; maps: M; close(): void } {
   const opened: { close(): void }[] = [];
   try {
-    const xdpEdge = BpfProgram.fromPin(join(layout.progs, OT_PROG_XDP_EDGE));
-    opened.push(xdpEdge);
-    const tcGre = BpfProgram.fromPin(join(layout.progs, OT_PROG_TC_GRE));
-    opened.push(tcGre);
-    const maps = wrapMaps((name) => {
+    const progs = programs.map((name) => {
+      const p = BpfProgram.fromPin(join(layout.progs, name));
+      opened.push(p);
+      return p;
+    });
+    const maps = wrap((name) => {
       const m = BpfMap.fromPin(join(layout.maps, name));
       opened.push(m);
       return m;
     });
     return {
-      layout,
-      xdpEdge,
-      tcGre,
+      programs: progs,
       maps,
       close() {
         for (const x of opened) x.close();
@@ -198,6 +204,13 @@ export function openDataplane(o: { node: string; base?: string }): Dataplane {
     for (const x of opened) x.close();
     throw e;
   }
+}
+
+/** Opens a node's data plane from its pins (an agent restart), without loading anything. */
+export function openDataplane(o: { node: string; base?: string }): Dataplane {
+  const layout = pinLayout(o.node, o.base);
+  const { programs, maps, close } = openPinned(layout, [OT_PROG_XDP_EDGE, OT_PROG_TC_GRE], wrapMaps);
+  return { layout, xdpEdge: programs[0]!, tcGre: programs[1]!, maps, close };
 }
 
 /**
