@@ -17,9 +17,17 @@
  * still crosses the edge's XDP program (a lookup that passes) and the edge host's nft prerouting chain (no match),
  * as any non-customer packet does; it has no GRE, no customer netns, no customer firewall and a 1500-byte MTU
  * (the tunnel path's is 1476, with MSS clamping).
+ *
+ * No-GRE path (for "encap+decap ÷ the same path without GRE"): a third host address inside the customer prefix
+ * that takes the full path up to the customer netns and its firewall, and leaves it unencapsulated (installNoGre).
+ * This kernel has no ip_gre, so a kernel-GRE variant of the baseline is not possible here.
+ *
+ * The customer firewall's counters are read around every run: they must rise for the full and no-GRE paths and
+ * stay still for the baseline, or the benchmark fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { customerNetns } from '../src/agent/desired/node.js';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CUSTOMER_VETH, HOST_LINK_ADDRESS, customerNetns, hostVethName } from '../src/agent/desired/node.js';
 import { readRuleCounters } from '../src/kernel/nft.js';
 import { listRoutes } from '../src/kernel/routes.js';
 import { edgeNetnsPrefix } from '../src/lab/agents.js';
@@ -34,6 +42,8 @@ const SITE = 's1';
 const CUSTOMER = 'cust';
 const HOST_ADDR = '203.0.113.100';
 const BASELINE_ADDR = '198.18.0.100';
+/** A third address of the host, inside the customer prefix: the customer path without GRE (installNoGre). */
+const NOGRE_ADDR = '203.0.113.101';
 const PORT = 5201;
 /** 18 bytes of UDP payload: 18 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = a 60-byte frame. */
 const UDP_PAYLOAD = 18;
@@ -54,9 +64,13 @@ const ACCOUNT = {
   routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
   firewall: {
     default_action: 'block',
-    rules: [{ action: 'allow', expression: `ip.dst == ${HOST_ADDR} and (tcp.dstport == ${PORT} or udp.dstport == ${PORT})` }],
+    rules: [{ action: 'allow', expression: `(ip.dst == ${HOST_ADDR} or ip.dst == 203.0.113.101) and (tcp.dstport == ${PORT} or udp.dstport == ${PORT})` }],
   },
 };
+
+async function run(cmd: string, argv: string[]): Promise<void> {
+  await promisify(execFile)(cmd, argv, { timeout: 30_000 });
+}
 
 async function must(host: string, argv: string[]): Promise<string> {
   const r = await labExec(LAB, host, argv, { timeoutMs: 30_000 });
@@ -137,6 +151,39 @@ async function installBaseline(state: LabState): Promise<void> {
   await must(siteRouter, ['ip', 'rule', 'add', 'pref', '4301', 'iif', 'uplink', 'from', b32, 'lookup', '4301']);
 }
 
+/**
+ * NOGRE_ADDR: the customer path with the tunnel taken out. It is inside the customer's prefix, so the edge's XDP
+ * marks it, it enters the customer's netns and its firewall, exactly as HOST_ADDR does; there a more specific
+ * route of ours (protocol static: the agent only ever prunes its own protocol) sends it back out of edge0 to the
+ * host side, unencapsulated, instead of to the tunnel peer; from the edge it goes on plainly like the baseline
+ * (site router → core → customer router → host, static /32 routes). Replies from it skip the customer router's
+ * tunnel rule (a rule of ours before it) and come back plainly through the edge like the baseline's (so, unlike the
+ * full path's replies, they are not decapsulated by the edge's XDP: only the forward direction is the same).
+ */
+async function installNoGre(state: LabState, accountId: string): Promise<void> {
+  const edge = state.plan.edges[0]!;
+  const edgeAddr = edge.uplink.address.split('/')[0]!;
+  const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
+  const siteUplink = siteRouter.interfaces.find((i) => i.name === 'uplink')!;
+  const edgeDev = siteRouter.interfaces.find((i) => i.peerHost === edge.name)!.name;
+  const cust = state.plan.customers[0]!;
+  const custUplink = state.plan.hosts.find((h) => h.name === cust.routerHost)!.interfaces.find((i) => i.name === 'uplink')!;
+  const n32 = `${NOGRE_ADDR}/32`;
+  const ns = customerNetns({ netnsPrefix: edgeNetnsPrefix(state, edge.name) }, accountId);
+  await run('ip', ['-n', ns, 'route', 'replace', n32, 'via', HOST_LINK_ADDRESS, 'dev', CUSTOMER_VETH, 'onlink', 'proto', 'static']);
+  // Back on the edge's host side it still matches the customer prefix (the mark rule would send it into the
+  // customer netns again): a rule of ours, before the agent's fwmark rule, routes it from the veth by main.
+  await must(edge.name, ['ip', 'rule', 'add', 'pref', '50', 'iif', hostVethName(accountId), 'to', n32, 'lookup', 'main']);
+  await must(cust.hosts[0]!.host, ['ip', 'addr', 'replace', n32, 'dev', 'lo']);
+  await must(cust.routerHost, ['ip', 'route', 'replace', n32, 'via', HOST_ADDR, 'dev', 'lan']);
+  await must(cust.routerHost, ['ip', 'rule', 'add', 'pref', '900', 'from', n32, 'iif', 'lan', 'lookup', 'main']);
+  await must('internet', ['ip', 'route', 'replace', n32, 'via', custUplink.address.split('/')[0]!, 'dev', custUplink.peerInterface]);
+  await must(siteRouter.name, ['ip', 'route', 'replace', n32, 'via', siteUplink.peerAddress, 'dev', 'uplink', 'table', '4300']);
+  await must(siteRouter.name, ['ip', 'rule', 'add', 'pref', '4302', 'iif', edgeDev, 'to', n32, 'lookup', '4300']);
+  await must(siteRouter.name, ['ip', 'route', 'replace', 'default', 'via', edgeAddr, 'dev', edgeDev, 'table', '4301']);
+  await must(siteRouter.name, ['ip', 'rule', 'add', 'pref', '4303', 'iif', 'uplink', 'from', n32, 'lookup', '4301']);
+}
+
 registerBenchmark({
   name: 'full-path',
   description: 'client → customer host through XDP + customer netns + nft + GRE, vs plain routing over the same lab hops: TCP Gb/s, 60-byte UDP pps',
@@ -174,15 +221,16 @@ registerBenchmark({
         (await listRoutes(siteNetns, { table: 254, family: 4 })).some((r) => r.dst === '203.0.113.0/24') ? true : undefined,
       );
       await installBaseline(state);
+      await installNoGre(state, accountId);
 
       const hostNetns = state.plan.customers[0]!.hosts[0]!.netns;
       // One server per address, bound to it: an unbound UDP server would answer the baseline's UDP handshake from
       // the host's primary address (the source routing picks), which then goes back through the tunnel instead.
-      for (const addr of [HOST_ADDR, BASELINE_ADDR]) {
+      for (const addr of [HOST_ADDR, BASELINE_ADDR, NOGRE_ADDR]) {
         servers.push(spawn('ip', ['netns', 'exec', hostNetns, 'iperf3', '-s', '-B', addr, '-p', String(PORT)], { stdio: 'ignore' }));
       }
       // Both paths must carry a short TCP test before anything is measured (BGP, tunnel and server all ready).
-      for (const dst of [HOST_ADDR, BASELINE_ADDR]) {
+      for (const dst of [HOST_ADDR, BASELINE_ADDR, NOGRE_ADDR]) {
         await waitFor(`a TCP test to ${dst} to pass`, 30_000, async () => {
           try {
             await tcpGbps(dst, 1);
@@ -193,13 +241,14 @@ registerBenchmark({
         });
       }
 
-      const runs = { full_tcp_gbps: [] as number[], base_tcp_gbps: [] as number[], full_udp_kpps: [] as number[], base_udp_kpps: [] as number[] };
+      const runs = { full_tcp_gbps: [] as number[], base_tcp_gbps: [] as number[], full_udp_kpps: [] as number[], base_udp_kpps: [] as number[], nogre_tcp_gbps: [] as number[], nogre_udp_kpps: [] as number[] };
       const udpDetail: unknown[] = [];
       let fwFull = 0;
       let fwBase = 0;
-      // Interleaved (full, baseline, full, baseline…) so drift on the shared CPUs hits both alike.
+      let fwNogre = 0;
+      // Interleaved (full, baseline, no-GRE, full, …) so drift on the shared CPUs hits every path alike.
       for (let r = 0; r < repeats; r++) {
-        for (const [path, dst] of [['full', HOST_ADDR], ['base', BASELINE_ADDR]] as const) {
+        for (const [path, dst] of [['full', HOST_ADDR], ['base', BASELINE_ADDR], ['nogre', NOGRE_ADDR]] as const) {
           const fw0 = await firewallPackets(state, accountId);
           ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s, UDP ${seconds} s`);
           runs[`${path}_tcp_gbps`].push(await tcpGbps(dst, seconds));
@@ -208,11 +257,13 @@ registerBenchmark({
           udpDetail.push({ path, round: r + 1, received_kpps: u.kpps, sent_kpps: u.sentKpps, loss: u.loss });
           const hits = (await firewallPackets(state, accountId)) - fw0;
           if (path === 'full') fwFull += hits;
-          else fwBase += hits;
+          else if (path === 'base') fwBase += hits;
+          else fwNogre += hits;
         }
       }
       // The proof that each path is what it says: the customer firewall counted the full path, not the baseline.
       if (fwFull === 0) throw new Error('the customer firewall counted no packet during the full-path runs: traffic did not take the customer path');
+      if (fwNogre === 0) throw new Error('the customer firewall counted no packet during the no-GRE runs: traffic did not take the customer path');
       if (fwBase !== 0) throw new Error(`the customer firewall counted ${fwBase} packets during the baseline runs: the baseline is not plain routing`);
 
       const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])) as Record<keyof typeof runs, number>;
@@ -229,16 +280,26 @@ registerBenchmark({
             baseline: { label: 'plain routing, same hops', value: m.base_udp_kpps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
             note: `iperf3 -u -l ${UDP_PAYLOAD} -b 0 (60-byte frames): packets the server received per second, median of ${repeats}`,
           }),
+          metric({
+            name: 'udp_60b_pps_vs_no_gre', value: m.full_udp_kpps, unit: 'kpps', better: 'higher',
+            baseline: { label: 'customer path without GRE', value: m.nogre_udp_kpps },
+            note: `encap+decap path ÷ the same customer path (XDP, mark, netns, nft) routed plainly to ${NOGRE_ADDR}`,
+          }),
+          metric({
+            name: 'tcp_throughput_vs_no_gre', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
+            baseline: { label: 'customer path without GRE', value: m.nogre_tcp_gbps },
+            note: 'the same, TCP (the no-GRE path has a 1500-byte MTU; its replies return plainly)',
+          }),
         ],
         notes: [
           'The lab shares this machine\'s CPUs (2 here) between every namespace: sender, receiver, routers and the edge all compete, so read the ratios, not the absolute figures.',
           `Full path: client → site router → edge XDP (mark) → customer netns (nftables firewall, routes) → eBPF GRE encap → site router → core → customer router (tc GRE decap) → host; replies return through the tunnel to the anycast endpoint and the edge\'s XDP decap.`,
           `Baseline: ${BASELINE_ADDR} on the same customer host, static routes over the same namespaces in both directions (site router → edge → site router via a policy rule on iif → core → customer router → host, and back through the edge). It still crosses the edge's XDP program (passed: not a customer prefix) and the edge host's nft prerouting chain; no customer netns, no firewall, no GRE, MTU 1500 (the tunnel's is 1476 with MSS clamping).`,
           'Checked in the run: the customer firewall\'s counters rise during the full-path runs and stay still during the baseline runs.',
-          'Not measured separately: the same customer path without GRE (encap+decap alone); the UDP ratio above is full path ÷ plain routing.',
+          `No-GRE path: ${NOGRE_ADDR} (inside the customer prefix, allowed by the same firewall rule) takes XDP → mark → customer netns → nft like the full path, then a static /32 route in the customer netns sends it back out of edge0 unencapsulated and on by plain static routes (site router → core → customer router → host); its replies return plainly through the edge (no tunnel, no XDP decap). A second lab host address, rules of the benchmark's own (edge host: iif <veth> lookup main before the fwmark rule; customer router: from ${NOGRE_ADDR} lookup main before the tunnel rule). Kernel GRE (ip_gre) is not built into this kernel, so the "without GRE" path is this one.`,
           'UDP with -b 0 saturates the sender; the received rate is what the path delivered while sender, path and receiver share the CPUs.',
         ],
-        details: { runs, udp: udpDetail, firewall_packets: { full: fwFull, baseline: fwBase } },
+        details: { runs, udp: udpDetail, firewall_packets: { full: fwFull, baseline: fwBase, no_gre: fwNogre } },
       };
     } finally {
       for (const s of servers) if (s.pid !== undefined && s.exitCode === null) s.kill('SIGTERM');
