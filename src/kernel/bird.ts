@@ -184,7 +184,6 @@ export class BirdInstance {
   readonly adopted: boolean;
   private currentSpec: BirdConfigSpec;
   private configText: string;
-  private child: ChildProcess | undefined;
   private exitInfo: BirdExit | undefined;
   private pidValue: number | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -206,7 +205,6 @@ export class BirdInstance {
     this.paths = init.paths;
     this.currentSpec = init.spec;
     this.configText = init.configText;
-    this.child = init.child;
     this.adopted = init.child === undefined;
     this.pidValue = init.pid;
     this.controlTimeoutMs = init.controlTimeoutMs;

@@ -37,9 +37,8 @@ import {
   type CustomerRouterGreSpec,
 } from '../../src/kernel/bpf/cpe.js';
 import { KernelInputError } from '../../src/kernel/exec.js';
-import { OT_REASON_SLOTS, OT_TUNNEL_F_DF, REASON_NAMES, Reason } from '../../src/kernel/bpf/abi.generated.js';
-import { netnsHarness } from '../support/netns.js';
-import { icmpEcho } from '../support/netns.js';
+import { OT_REASON_SLOTS, OT_TUNNEL_F_DF, REASON_NAMES } from '../../src/kernel/bpf/abi.generated.js';
+import { icmpEcho, netnsHarness } from '../support/netns.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 import { gre, ipv4, udp } from '../support/packets.js';
 
