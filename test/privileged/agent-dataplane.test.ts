@@ -30,6 +30,7 @@ import { inNetns } from '../../src/kernel/netns.js';
 import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { waitConverged, waitFor } from '../support/agent-wait.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 
@@ -115,24 +116,8 @@ let acmeId = '';
 
 const revisionOf = (etag: string | string[] | undefined) => Number(String(etag).replace(/\D/g, ''));
 
-async function converged(revision: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await agent.idle();
-    const s = agent.snapshotStatus();
-    if (s.applied_revision !== null && s.applied_revision >= revision) return;
-    if (Date.now() > deadline) assert.fail(`not converged to ${revision}: ${JSON.stringify(s, null, 1)}\n${logs.slice(-30).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}\n${logs.slice(-20).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const converged = (revision: number, timeoutMs?: number) => waitConverged(agent, revision, { timeoutMs, context: () => logs.slice(-30).join('\n') });
+const eventually = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs, context: () => logs.slice(-20).join('\n') });
 
 /** UDP datagrams from a namespace (Debian's python3; the image has no other sender). Returns how many were sent. */
 async function sendUdp(ns: string, dst: string, dport: number, o: { count?: number; gapS?: number; payload?: string; sport?: number } = {}): Promise<number> {

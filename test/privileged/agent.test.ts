@@ -23,6 +23,7 @@ import { run } from '../../src/kernel/exec.js';
 import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { waitConverged, waitFor } from '../support/agent-wait.js';
 
 const harness = netnsHarness();
 let api: ApiFixture;
@@ -83,25 +84,8 @@ async function putConfig(accountId: string, config: unknown): Promise<number> {
   return (res.json() as { revision: number }).revision;
 }
 
-/** Waits until the agent applied `revision` of every account (or fails with what it reports). */
-async function converged(revision: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await agent.idle();
-    const s = agent.snapshotStatus();
-    if (s.applied_revision !== null && s.applied_revision >= revision) return;
-    if (Date.now() > deadline) assert.fail(`not converged to ${revision}: ${JSON.stringify(s, null, 1)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const converged = (revision: number, timeoutMs?: number) => waitConverged(agent, revision, { timeoutMs });
+const eventually = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs });
 
 /** One TCP connection attempt from the client (a few SYNs; no answer is expected: there is no customer here). */
 async function syn(dst: string, port: number, from = client): Promise<void> {
