@@ -202,23 +202,29 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// tcDetach(netns, ifindex, point, handle, priority) → whether a filter was removed.
-Napi::Value TcDetach(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// Runs a tc filter operation (detach or query) inside the netns on the filter named by the call's arguments
+// (netns, ifindex, point, handle, priority); returns libbpf's error.
+template <typename Op>
+int RunTcFilterOp(const Napi::CallbackInfo& info, bpf_tc_opts* opts, Op op) {
   std::string ns = NetnsArg(info, 0);
   bpf_tc_hook hook;
   InitHook(&hook, ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
-  OT_OPTS(bpf_tc_opts, opts);
-  opts.handle = ArgU32(info, 3, "handle");
-  opts.priority = ArgU32(info, 4, "priority");
+  opts->handle = ArgU32(info, 3, "handle");
+  opts->priority = ArgU32(info, 4, "priority");
   ClearLog();
-  int err;
-  {
-    NetnsScope scope(env, ns);
-    err = bpf_tc_detach(&hook, &opts);
-  }
-  if (err == -ENOENT || err == -EINVAL) {
-    // EINVAL: no clsact qdisc at all on the device, so nothing to remove either.
+  NetnsScope scope(info.Env(), ns);
+  return op(&hook, opts);
+}
+
+// EINVAL: no clsact qdisc at all on the device, so no filter either.
+bool NoSuchFilter(int err) { return err == -ENOENT || err == -EINVAL; }
+
+// tcDetach(netns, ifindex, point, handle, priority) → whether a filter was removed.
+Napi::Value TcDetach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OT_OPTS(bpf_tc_opts, opts);
+  int err = RunTcFilterOp(info, &opts, [](bpf_tc_hook* h, bpf_tc_opts* o) { return bpf_tc_detach(h, o); });
+  if (NoSuchFilter(err)) {
     TakeLog();
     return Napi::Boolean::New(env, false);
   }
@@ -229,19 +235,9 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
 // tcQuery(netns, ifindex, point, handle, priority) → the attached program's id, 0 when none.
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string ns = NetnsArg(info, 0);
-  bpf_tc_hook hook;
-  InitHook(&hook, ArgInt(info, 1, "ifindex"), ArgU32(info, 2, "point"));
   OT_OPTS(bpf_tc_opts, opts);
-  opts.handle = ArgU32(info, 3, "handle");
-  opts.priority = ArgU32(info, 4, "priority");
-  ClearLog();
-  int err;
-  {
-    NetnsScope scope(env, ns);
-    err = bpf_tc_query(&hook, &opts);
-  }
-  if (err == -ENOENT || err == -EINVAL) {
+  int err = RunTcFilterOp(info, &opts, [](bpf_tc_hook* h, bpf_tc_opts* o) { return bpf_tc_query(h, o); });
+  if (NoSuchFilter(err)) {
     TakeLog();
     return Napi::Number::New(env, 0);
   }
