@@ -15,7 +15,7 @@ import { KernelError } from '../../kernel/exec.js';
 import { ipJsonBatch, runIpOps, type IpOp } from '../../kernel/ip.js';
 import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
-import { createNetns, deleteNetnsIfPresent, netnsExists, readSysctls, setSysctls } from '../../kernel/netns.js';
+import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
 import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
@@ -31,6 +31,7 @@ import {
 } from '../../kernel/routes.js';
 import { readIpState, type IpState } from '../../kernel/state.js';
 import { diffObjects, errorText } from './engine.js';
+import { reconcileSysctls } from './sysctls.js';
 
 export interface CustomerReconcileOptions {
   /** Compute the changes without making them (`opentransit plan`). */
@@ -137,23 +138,6 @@ function ipObjectOps(
   return ops;
 }
 
-/** Writes the sysctls whose current value differs (one read spawn, one write spawn when needed). */
-async function reconcileSysctls(
-  ns: string,
-  wanted: Record<string, string | number>,
-  changes: string[],
-  where: string,
-  dryRun: boolean,
-  exists: boolean,
-): Promise<void> {
-  const current = exists ? await readSysctls(ns, Object.keys(wanted)).catch(() => ({}) as Record<string, string>) : {};
-  const diff: Record<string, string | number> = {};
-  for (const [k, v] of Object.entries(wanted)) if (current[k] !== String(v)) diff[k] = v;
-  if (Object.keys(diff).length === 0) return;
-  changes.push(`${where}: sysctl ${Object.entries(diff).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  if (!dryRun) await setSysctls(ns, diff);
-}
-
 /** Reads the host side of one customer: its veth's addresses and its routes in the customer table. */
 async function readHostSide(node: NodeConfig, d: CustomerDesired): Promise<{ addresses: Address[]; routes: Route[] }> {
   const dev = d.veth.name;
@@ -223,8 +207,8 @@ export async function reconcileCustomer(
   }
 
   // 3. Sysctls on both sides.
-  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, dryRun, exists));
-  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, dryRun, true));
+  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists, tolerateReadErrors: true }));
+  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: true, tolerateReadErrors: true }));
 
   // 3b. The data plane: the encapsulation program and the tunnels' entries are in place before the first route
   // sends a packet towards a tunnel MAC (a frame that found no tunnel would be dropped, failing closed).

@@ -10,7 +10,8 @@ import type { HostDesired } from '../desired/host.js';
 import { KernelError } from '../../kernel/exec.js';
 import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { linkDeleteOp, listLinks, ownerOfAlias } from '../../kernel/links.js';
-import { listNetns, readSysctls, setSysctls } from '../../kernel/netns.js';
+import { listNetns } from '../../kernel/netns.js';
+import { reconcileSysctls } from './sysctls.js';
 import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
@@ -53,13 +54,7 @@ export async function reconcileHost(node: NodeConfig, d: HostDesired, options: H
   };
   const ns = node.hostNetns;
 
-  await step('sysctls', async () => {
-    const current = await readSysctls(ns, Object.keys(d.sysctls));
-    const diff = Object.fromEntries(Object.entries(d.sysctls).filter(([k, v]) => current[k] !== String(v)));
-    if (Object.keys(diff).length === 0) return;
-    changes.push(`${ns}: sysctl ${Object.entries(diff).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-    if (!dryRun) await setSysctls(ns, diff);
-  });
+  await step('sysctls', () => reconcileSysctls(ns, d.sysctls, changes, ns, { dryRun, exists: true, tolerateReadErrors: false }));
 
   // Policy rules: the kernel has no "rule replace", so a changed rule is added, then the old one deleted.
   await step('rules', async () => {
