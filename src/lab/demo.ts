@@ -65,6 +65,11 @@ interface NodeItem {
 }
 
 
+/** Acme's namespace on one edge server. */
+function acmeNetns(ctx: Context, edge: string): string {
+  return customerNetns({ netnsPrefix: edgeNetnsPrefix(ctx.state, edge) }, ctx.acmeId!);
+}
+
 /** The lab's (first) client host. */
 function clientOf(ctx: Context): string {
   const client = ctx.state.plan.hosts.find((h) => h.role === 'client');
@@ -94,7 +99,7 @@ async function connectAndEcho(ctx: Context, host: string, port: number, text: st
 async function ruleHitsByEdge(ctx: Context, pick: (c: { comment?: string }) => boolean): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const edge of Object.keys(ctx.status.edges)) {
-    const ns = customerNetns({ netnsPrefix: edgeNetnsPrefix(ctx.state, edge) }, ctx.acmeId!);
+    const ns = acmeNetns(ctx, edge);
     out.set(edge, (await readRuleCounters(ns, 'inet', 'opentransit')).filter(pick).reduce((a, c) => a + c.packets, 0));
   }
   return out;
@@ -165,7 +170,7 @@ const STEPS: Step[] = [
     run: async (ctx) => {
       const lines: string[] = [];
       for (const edge of Object.keys(ctx.status.edges)) {
-        const ns = customerNetns({ netnsPrefix: edgeNetnsPrefix(ctx.state, edge) }, ctx.acmeId!);
+        const ns = acmeNetns(ctx, edge);
         const counters = await readRuleCounters(ns, 'inet', 'opentransit');
         check(counters.some((c) => c.comment?.startsWith('rule:')), `${edge}: no firewall rule in ${ns}`);
         check(counters.some((c) => c.comment === 'default'), `${edge}: no default action in ${ns}`);
@@ -228,7 +233,7 @@ const STEPS: Step[] = [
       // the default action's counter in Acme's namespaces moves by at least one per attempt.
       const client = ctx.state.plan.hosts.find((h) => h.role === 'client');
       check(client, 'the lab has no client');
-      const namespaces = Object.keys(ctx.status.edges).map((edge) => customerNetns({ netnsPrefix: edgeNetnsPrefix(ctx.state, edge) }, ctx.acmeId!));
+      const namespaces = Object.keys(ctx.status.edges).map((edge) => acmeNetns(ctx, edge));
       const dropped = async () => {
         let n = 0;
         for (const ns of namespaces) n += (await readRuleCounters(ns, 'inet', 'opentransit')).filter((c) => c.comment === 'default').reduce((a, c) => a + c.packets, 0);
