@@ -93,8 +93,25 @@ interface IperfEnd {
   error?: string;
 }
 
-/** One iperf3 client run in the client's netns (JSON output); throws with iperf3's own error. */
+/**
+ * One iperf3 client run in the client's netns (JSON output); throws with iperf3's own error. A run that finds the
+ * path unreachable is retried for a while: with both CPUs saturated by the previous run, BFD (50 ms × 3) between an
+ * edge and its site router can time out and BGP takes a few seconds to bring the route back — measure the path,
+ * not that recovery (a path that stays unreachable still fails).
+ */
 async function iperf(dst: string, args: string[], seconds: number): Promise<IperfEnd> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await iperfOnce(dst, args, seconds);
+    } catch (err) {
+      if (!/unreachable/i.test((err as Error).message) || Date.now() > deadline) throw err;
+      await sleep(500);
+    }
+  }
+}
+
+async function iperfOnce(dst: string, args: string[], seconds: number): Promise<IperfEnd> {
   const r = await labExec(LAB, CLIENT, ['iperf3', '-c', dst, '-p', String(PORT), '-t', String(seconds), '-J', ...args], { timeoutMs: (seconds + 20) * 1000 });
   let j: IperfEnd;
   try {
