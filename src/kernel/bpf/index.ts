@@ -390,6 +390,16 @@ export function netnsCookie(netns?: string): bigint {
   return native().netnsCookie(netnsPath(netns));
 }
 
+/**
+ * Runs fn synchronously with this thread inside the named netns (a name under /run/netns, or none for the current
+ * one), switching back afterwards, also when fn throws. Sockets and files fn opens stay bound to that netns: this
+ * is how in-process netlink, sysctl and nftables reach a customer's namespace without spawning `ip netns exec`.
+ * fn must not await: code after an await would run in the original netns.
+ */
+export function withNetns<T>(netns: string | undefined, fn: () => T): T {
+  return native().withNetns(netnsPath(netns), fn);
+}
+
 export type XdpMode = 'native' | 'generic';
 const XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
 const XDP_MODE_FLAGS: Record<XdpMode, number> = { generic: 2 /* XDP_FLAGS_SKB_MODE */, native: 4 /* XDP_FLAGS_DRV_MODE */ };

@@ -69,6 +69,8 @@ export interface NativeBpf {
 
   ifIndex(netns: string | null, name: string): number;
   netnsCookie(netns: string | null): bigint;
+  /** Calls fn synchronously inside netns (null: the current one) and switches back, also when fn throws. */
+  withNetns<T>(netns: string | null, fn: () => T): T;
   xdpAttach(netns: string | null, ifindex: number, progFd: number, flags: number, oldProgFd: number): void;
   xdpQuery(
     netns: string | null,

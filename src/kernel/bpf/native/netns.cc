@@ -111,6 +111,22 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, cookie);
 }
 
+// withNetns(netns, fn) → fn(): calls fn synchronously with the JS thread inside netns, then switches back (also
+// when fn throws). What fn creates there stays there: a netlink socket, a /proc/sys/net file opened in it, an nft
+// context. fn must be synchronous: an await inside it would run later, in the original netns.
+Napi::Value WithNetns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ns = NetnsArg(info, 0);
+  if (info.Length() < 2 || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "fn: must be a function").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Function fn = info[1].As<Napi::Function>();
+  NetnsScope scope(env, ns);
+  // A JS exception propagates after the scope's destructor has switched back.
+  return fn.Call(env.Global(), {});
+}
+
 // xdpAttach(netns, ifindex, progFd, flags, oldProgFd): bpf_xdp_attach. progFd -1 detaches. With oldProgFd >= 0
 // the kernel replaces atomically only if that program is the one attached (XDP_FLAGS_REPLACE), else EEXIST.
 Napi::Value XdpAttach(const Napi::CallbackInfo& info) {
@@ -270,6 +286,7 @@ Napi::Value TcHookDestroy(const Napi::CallbackInfo& info) {
 void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("ifIndex", Napi::Function::New(env, IfIndex, "ifIndex"));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
+  exports.Set("withNetns", Napi::Function::New(env, WithNetns, "withNetns"));
   exports.Set("xdpAttach", Napi::Function::New(env, XdpAttach, "xdpAttach"));
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery, "xdpQuery"));
   exports.Set("tcAttach", Napi::Function::New(env, TcAttach, "tcAttach"));
