@@ -7,6 +7,7 @@ import {
   customerNetns,
   hostVethMac,
   hostVethName,
+  tunnelLinkLocal,
   tunnelMac,
   tunnelNumbers,
   type NodeConfig,
@@ -84,11 +85,64 @@ test('equal priorities make one multipath route with weights; lower priority is 
     [200, 1400, [['10.200.0.3', 1, true]]],
   ]);
   assert.deepEqual(d.problems, []);
-  // One permanent neighbour per tunnel peer, whose MAC encodes the tunnel.
-  assert.deepEqual(d.neighbours.map((n) => n.address), ['10.200.0.1', '10.200.0.3']);
+  // One permanent neighbour per tunnel peer and family, whose MAC encodes the tunnel.
+  assert.deepEqual(d.neighbours.filter((n) => !n.address.includes(':')).map((n) => n.address), ['10.200.0.1', '10.200.0.3']);
   assert.ok(d.neighbours.every((n) => n.lladdr.startsWith('02:4f:')));
   assert.deepEqual(d.addresses.map((a) => a.cidr), ['169.254.0.2/32', 'fe80::2/64', '10.200.0.0/31', '10.200.0.2/31']);
   assert.deepEqual(d.hostRoutes.map((r) => [r.dst, r.table, r.nexthops![0]!.dev]), [['203.0.113.0/24', 4242, 'ot0123456789ab']]);
+});
+
+test('the tunnel link-local address is the modified EUI-64 of the tunnel MAC', () => {
+  assert.equal(tunnelLinkLocal('02:4f:a1:b2:c3:d4'), 'fe80::4f:a1ff:feb2:c3d4');
+  assert.equal(tunnelLinkLocal(tunnelMac(0x01020304)), 'fe80::4f:1ff:fe02:304');
+  assert.equal(tunnelLinkLocal(tunnelMac(0)), 'fe80::4f:ff:fe00:0');
+  assert.throws(() => tunnelLinkLocal('02:4f:zz:00:00:00'), /not a MAC address/);
+});
+
+test('IPv6 routes go over the IPv4 tunnels via each tunnel\'s link-local next hop, with priorities, weights and MTU as IPv4', () => {
+  const d = customerDesired(node, account({
+    prefixes: [
+      { id: 'p'.repeat(32), cidr: '203.0.113.0/24', advertised: true, description: '' },
+      { id: 'q'.repeat(32), cidr: '2001:db8:100::/48', advertised: true, description: '' },
+    ],
+    routes: [
+      route('2001:db8:100::/48', '10.200.0.1', 100, 3),
+      route('2001:db8:100::/48', '10.200.0.3', 100, 1),
+      route('2001:db8:100::/48', '10.200.0.3', 200),
+      route('203.0.113.0/24', '10.200.0.1', 100),
+    ],
+  }));
+  assert.deepEqual(d.problems, []);
+  const [chi, ams] = d.tunnels;
+  assert.equal(chi!.peer6, tunnelLinkLocal(chi!.mac));
+  assert.notEqual(chi!.peer6, ams!.peer6);
+  const v6 = d.routes.filter((r) => r.dst === '2001:db8:100::/48');
+  assert.deepEqual(v6.map((r) => [r.metric, r.mtu, r.nexthops!.map((h) => [h.via, h.dev, h.weight, h.onlink ?? false])]), [
+    [100, 1400, [[chi!.peer6, 'edge0', 3, false], [ams!.peer6, 'edge0', 1, false]]],
+    [200, 1400, [[ams!.peer6, 'edge0', 1, false]]],
+  ]);
+  // IPv4 routes are unchanged by the IPv6 ones.
+  assert.deepEqual(d.routes.filter((r) => r.dst === '203.0.113.0/24').map((r) => r.nexthops!.map((h) => h.via)), [['10.200.0.1']]);
+  // Each tunnel's IPv4 peer and IPv6 link-local both resolve (permanently) to the tunnel MAC.
+  assert.deepEqual(
+    d.neighbours.map((n) => [n.dev, n.address, n.lladdr]),
+    [
+      ['edge0', '10.200.0.1', chi!.mac],
+      ['edge0', chi!.peer6, chi!.mac],
+      ['edge0', '10.200.0.3', ams!.mac],
+      ['edge0', ams!.peer6, ams!.mac],
+    ],
+  );
+  assert.equal(d.sysctls['net.ipv6.fib_multipath_hash_policy'], 1);
+  assert.equal(d.sysctls['net.ipv6.conf.all.forwarding'], 1);
+  // Host side: the IPv6 prefix goes into the veth via the customer side's fixed link-local address.
+  assert.deepEqual(
+    d.hostRoutes.map((r) => [r.dst, r.table, r.nexthops![0]!.via, r.nexthops![0]!.dev]),
+    [
+      ['203.0.113.0/24', 4242, '169.254.0.2', 'ot0123456789ab'],
+      ['2001:db8:100::/48', 4242, 'fe80::2', 'ot0123456789ab'],
+    ],
+  );
 });
 
 test('what the kernel cannot do is reported as a problem, not silently dropped', () => {
@@ -103,8 +157,7 @@ test('what the kernel cannot do is reported as a problem, not silently dropped',
       rules: [{ id: 'r'.repeat(32), action: 'block', enabled: true, description: '', expression: Array.from({ length: 9 }, (_, i) => `(tcp.dstport == ${i} or udp.dstport == ${i})`).join(' and ') }],
     },
   }));
-  assert.equal(d.problems.length, 3, d.problems.join('\n'));
-  assert.match(d.problems.join('\n'), /IPv6 routes over IPv4 GRE/);
+  assert.equal(d.problems.length, 2, d.problems.join('\n'));
   assert.match(d.problems.join('\n'), /no tunnel has that customer-side address/);
   assert.match(d.problems.join('\n'), /^firewall rule r+: expression expands/m);
 });

@@ -8,6 +8,10 @@
  *                     weight <w> …  (equal priorities = one multipath route; lower metric wins);
  *                   a permanent neighbour per tunnel peer whose MAC encodes the tunnel (the tc program maps
  *                     it to the tunnel's outer header; DESIGN.md §2);
+ *                   IPv6 routes (IPv6 inside the IPv4 tunnel): `<prefix6> metric <priority> mtu <mtu> nexthop via
+ *                     <tunnel link-local> dev edge0 weight <w> …`, where the tunnel link-local is the EUI-64 address
+ *                     of the tunnel MAC with a permanent IPv6 neighbour entry to that MAC — an IPv6 route cannot
+ *                     have the IPv4 peer as gateway, and the tc program only looks at the MAC anyway;
  *                   default via 169.254.0.1 dev edge0 onlink (traffic back to the internet);
  *                   the firewall table (firewall.ts).
  */
@@ -29,6 +33,7 @@ import {
   customerVethMac,
   hostVethMac,
   hostVethName,
+  tunnelLinkLocal,
   tunnelMac,
   tunnelNumbers,
   type NodeConfig,
@@ -45,6 +50,8 @@ export interface TunnelDesired {
   mac: string;
   /** Customer-side interface address: the nexthop of routes over this tunnel. */
   peer: string;
+  /** Link-local IPv6 next hop of IPv6 routes over this tunnel (EUI-64 of `mac`; node.ts tunnelLinkLocal). */
+  peer6: string;
   /** Edge-side interface address with its length, on edge0. */
   edgeCidr: string;
   outerSource: string;
@@ -87,12 +94,14 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
   const tunnels: TunnelDesired[] = account.gre_tunnels.map((t) => {
     const a = tunnelAddresses(t.interface_address);
     const number = numbers.get(t.id)!;
+    const mac = tunnelMac(number);
     return {
       id: t.id,
       name: t.name,
       number,
-      mac: tunnelMac(number),
+      mac,
       peer: a.customer,
+      peer6: tunnelLinkLocal(mac),
       edgeCidr: `${a.edge}/${a.length}`,
       outerSource: t.edge_gre_endpoint,
       outerDestination: t.customer_gre_endpoint,
@@ -110,10 +119,6 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
       problems.push(`route ${r.prefix} via ${r.nexthop}: no tunnel has that customer-side address`);
       continue;
     }
-    if (r.prefix.includes(':')) {
-      problems.push(`route ${r.prefix}: IPv6 routes over IPv4 GRE tunnels are not supported yet`);
-      continue;
-    }
     const key = `${r.prefix}|${r.priority}`;
     const g = groups.get(key) ?? { prefix: r.prefix, priority: r.priority, hops: [] };
     g.hops.push({ tunnel, weight: r.weight });
@@ -127,7 +132,9 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
         dst: g.prefix,
         metric: g.priority,
         mtu: Math.min(...g.hops.map((h) => h.tunnel.mtu)),
-        nexthops: g.hops.map((h) => ({ via: h.tunnel.peer, dev: CUSTOMER_VETH, onlink: true, weight: h.weight })),
+        nexthops: g.prefix.includes(':')
+          ? g.hops.map((h) => ({ via: h.tunnel.peer6, dev: CUSTOMER_VETH, weight: h.weight }))
+          : g.hops.map((h) => ({ via: h.tunnel.peer, dev: CUSTOMER_VETH, onlink: true, weight: h.weight })),
       }),
     ),
   ];
@@ -175,6 +182,7 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
       'net.ipv4.ip_forward': 1,
       'net.ipv6.conf.all.forwarding': 1,
       'net.ipv4.fib_multipath_hash_policy': 1,
+      'net.ipv6.fib_multipath_hash_policy': 1,
       // The namespace forwards back out of the interface packets came in on: no ICMP redirects for that.
       'net.ipv4.conf.all.send_redirects': 0,
       'net.ipv4.conf.default.send_redirects': 0,
@@ -187,7 +195,11 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
       { dev: CUSTOMER_VETH, cidr: `${CUSTOMER_LINK_ADDRESS6}/64` },
       ...tunnels.map((t) => ({ dev: CUSTOMER_VETH, cidr: t.edgeCidr })),
     ],
-    neighbours: tunnels.map((t) => ({ dev: CUSTOMER_VETH, address: t.peer, lladdr: t.mac })),
+    // Both families' next hops of a tunnel resolve to its MAC, whether or not a route uses them yet.
+    neighbours: tunnels.flatMap((t) => [
+      { dev: CUSTOMER_VETH, address: t.peer, lladdr: t.mac },
+      { dev: CUSTOMER_VETH, address: t.peer6, lladdr: t.mac },
+    ]),
     routes,
     firewall: table,
     tunnels,

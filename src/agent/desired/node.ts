@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { OT_TUNNEL_MAC_0, OT_TUNNEL_MAC_1 } from '../../kernel/bpf/abi.generated.js';
 import { macFromKey } from '../../kernel/links.js';
+import { formatIp } from '../../model/ip.js';
 
 export interface NodeConfig {
   nodeId: string;
@@ -103,6 +104,21 @@ export function tunnelMac(tunnelNumber: number): string {
   b[1] = OT_TUNNEL_MAC_1;
   b.writeUInt32BE(tunnelNumber >>> 0, 2);
   return mac(b);
+}
+
+/**
+ * The IPv6 next hop of a tunnel inside the customer netns: the modified EUI-64 link-local address of the tunnel's
+ * MAC (02:4f:a1:b2:c3:d4 → fe80::4f:a1ff:feb2:c3d4). Why: an IPv6 route cannot have the tunnel's IPv4 peer as its
+ * gateway (kernel: "IPv6 routes can not use an IPv4 nexthop"), but the tunnel is chosen from the destination MAC
+ * only, so any IPv6 next hop whose permanent neighbour entry holds the tunnel MAC selects the same tunnel. Derived
+ * from the MAC alone: the same tunnel gets the same address on every node and after every restart.
+ */
+export function tunnelLinkLocal(tunnelMacText: string): string {
+  const b = tunnelMacText.split(':').map((x) => parseInt(x, 16));
+  if (b.length !== 6 || b.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`not a MAC address: ${JSON.stringify(tunnelMacText)}`);
+  const eui = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+  const interfaceId = eui.reduce((acc, x) => (acc << 8n) | BigInt(x), 0n);
+  return formatIp({ family: 6, value: (0xfe80n << 112n) | interfaceId });
 }
 
 /** A short, stable hash of a JSON-able value: the version stamp of a desired nft table. */
