@@ -37,7 +37,8 @@ export function cpeSpecs(state: LabState, accounts: readonly AccountDocument[]):
           mtu: t.mtu,
         });
       }
-      for (const p of a.prefixes) if (!p.cidr.includes(':')) prefixes.add(p.cidr);
+      // IPv6 prefixes too: their replies go back inside the same IPv4 tunnels (cpe.ts: IPv6 return routes).
+      for (const p of a.prefixes) prefixes.add(p.cidr);
     }
     out.set(
       c.routerHost,

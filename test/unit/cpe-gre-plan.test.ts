@@ -51,6 +51,22 @@ test('return routes: equal priorities share one multipath route, others get thei
   assert.deepEqual([dsr.routes, dsr.rules], [[], []]);
 });
 
+test('IPv6 prefixes return through the IPv4 tunnels: the same rules, and IPv6 default routes via a link-local gateway per priority', () => {
+  const t = (name: string, remote: string, i: number, priority?: number) => ({ name, local: '198.51.100.2', remote, interfaceAddress: `10.200.${i}.1/31`, ...(priority ? { priority } : {}) });
+  const p = planCustomerRouterGre(spec({ tunnels: [t('gre0', '192.0.2.10', 0), t('gre1', '192.0.2.11', 1), t('gre2', '192.0.2.12', 2, 50)], prefixes: ['203.0.113.0/24', '2001:db8:100::/48'] }));
+  assert.deepEqual(p.routes.map((r) => [r.family ?? 4, r.metric, r.nexthops!.map((n) => `${n.via} ${n.dev} ${n.weight}`)]), [
+    [4, 50, ['10.200.2.0 gre2 1']],
+    [4, 100, ['10.200.0.0 gre0 1', '10.200.1.0 gre1 1']],
+    [6, 50, ['fe80::1 gre2 1']],
+    [6, 100, ['fe80::1 gre0 1', 'fe80::1 gre1 1']],
+  ]);
+  assert.deepEqual(p.rules.map((r) => `${r.priority} ${r.to ?? ''}${r.from ?? ''} ${r.table}`), [
+    '1000 203.0.113.0/24 254', '1000 2001:db8:100::/48 254', '1001 203.0.113.0/24 200', '1001 2001:db8:100::/48 200',
+  ]);
+  // Without IPv6 prefixes there are no IPv6 routes (the plan is what it was before IPv6).
+  assert.ok(planCustomerRouterGre(spec()).routes.every((r) => r.family === undefined));
+});
+
 test('refusals name the field and the reason', () => {
   const tun = { name: 'gre0', local: '198.51.100.2', remote: '192.0.2.10', interfaceAddress: '10.200.0.1/31' };
   const cases: [Partial<CustomerRouterGreSpec>, string, RegExp][] = [
@@ -75,7 +91,7 @@ test('refusals name the field and the reason', () => {
     [{ returnPath: 'both' as never }, 'returnPath', /'tunnel' or 'direct'/],
     [{ prefixes: [] }, 'prefixes', /when returnPath is 'tunnel'/],
     [{ prefixes: ['203.0.113.1/24'] }, 'prefixes[0]', /host bits set/],
-    [{ prefixes: ['2001:db8::/32'] }, 'prefixes[0]', /IPv4/],
+    [{ prefixes: ['2001:db8::1/64'] }, 'prefixes[0]', /host bits set/],
     [{ table: 254 }, 'table', /kernel's own/],
     [{ rulePriority: 32765 }, 'rulePriority', /1\.\.32764/],
   ];

@@ -11,7 +11,10 @@
  *                            next hop of the router's own route to the anycast endpoint (bpf_redirect_neigh)
  *   return path 'tunnel'     `ip rule to <prefix> lookup main` (so the LAN stays local), then
  *                            `ip rule from <prefix> lookup <table>`, with `default via <peer> dev <tunnel>` routes
- *                            in that table: lower priority wins, equal priorities share the traffic (ECMP by weight)
+ *                            in that table: lower priority wins, equal priorities share the traffic (ECMP by weight).
+ *                            IPv6 prefixes (IPv6 inside the IPv4 tunnel) get the same rules and `default via fe80::1
+ *                            dev <tunnel>` IPv6 routes: the tunnel device is ARP/ND-less, so any link-local gateway
+ *                            resolves to the device itself, and a gateway is what lets IPv6 routes share by ECMP
  *   return path 'direct'     DSR: no rules; replies leave by the router's main table with the customer's source
  *
  * The BPF programs and maps are pinned once per pin directory and shared by every router that uses it (tunnels
@@ -57,6 +60,12 @@ export const CPE_OWNER = 'cpe';
 /** The decap filter on the uplink's tc ingress: `tc filter … ingress handle 1 prio 1 bpf da`. */
 export const CPE_TC_FILTER = { handle: 1, priority: 1 } as const;
 export const CPE_DEFAULTS = { ttl: 64, mtu: 1476, priority: 100, weight: 1, table: 200, rulePriority: 1000 } as const;
+/**
+ * Gateway of the IPv6 return routes on every tunnel device. Never on the wire: the ifb is NOARP, so the kernel's
+ * neighbour entry is the device's own MAC; it exists because the kernel merges IPv6 routes into one ECMP route only
+ * when they have a gateway.
+ */
+export const CPE_TUNNEL_PEER6 = 'fe80::1';
 
 export type CpeReturnPath = 'tunnel' | 'direct';
 
@@ -96,7 +105,7 @@ export interface CustomerRouterGreSpec {
   tunnels: readonly CpeTunnelSpec[];
   /** 'tunnel' (default): replies from `prefixes` go back through the tunnels; 'direct': DSR. */
   returnPath?: CpeReturnPath;
-  /** The customer's prefixes behind the router (IPv4 CIDRs); required for returnPath 'tunnel'. */
+  /** The customer's prefixes behind the router (IPv4 or IPv6 CIDRs); required for returnPath 'tunnel'. */
   prefixes?: readonly string[];
   /** Policy routing table of the tunnel return path (default 200). */
   table?: number;
@@ -232,12 +241,10 @@ export function planCustomerRouterGre(spec: CustomerRouterGreSpec): CustomerRout
   });
   const returnPath = spec.returnPath ?? 'tunnel';
   if (returnPath !== 'tunnel' && returnPath !== 'direct') fail('returnPath', `must be 'tunnel' or 'direct', got ${JSON.stringify(returnPath)}`);
-  if (spec.prefixes !== undefined && !Array.isArray(spec.prefixes)) fail('prefixes', 'must be a list of IPv4 CIDRs');
+  if (spec.prefixes !== undefined && !Array.isArray(spec.prefixes)) fail('prefixes', 'must be a list of CIDRs');
   const prefixes = (spec.prefixes ?? []).map((p, i) => {
     try {
-      const c = parseCidr(p);
-      if (c.family !== 4) fail(`prefixes[${i}]`, 'must be an IPv4 CIDR (the tunnels carry IPv4 return routes only)');
-      return formatCidr(c);
+      return formatCidr(parseCidr(p));
     } catch (e) {
       if (e instanceof IpFormatError) fail(`prefixes[${i}]`, e.message);
       throw e;
@@ -256,6 +263,10 @@ export function planCustomerRouterGre(spec: CustomerRouterGreSpec): CustomerRout
     for (const t of tunnels) byPriority.set(t.priority, [...(byPriority.get(t.priority) ?? []), t]);
     for (const [metric, group] of [...byPriority].sort((a, b) => a[0] - b[0]))
       routes.push({ dst: 'default', table, metric, nexthops: group.map((t) => ({ via: t.peer, dev: t.name, onlink: true, weight: t.weight })) });
+    if (prefixes.some((p) => p.includes(':'))) {
+      for (const [metric, group] of [...byPriority].sort((a, b) => a[0] - b[0]))
+        routes.push({ dst: 'default', family: 6, table, metric, nexthops: group.map((t) => ({ via: CPE_TUNNEL_PEER6, dev: t.name, weight: t.weight })) });
+    }
     // `to` before `from`: traffic between the customer's own addresses (the router's LAN address to a host) stays
     // on the LAN instead of following the customer's default route into a tunnel.
     for (const p of prefixes) rules.push({ priority: rulePriority, to: p, table: RT_TABLE_MAIN });
@@ -478,9 +489,15 @@ function isOurRule(r: Rule, rulePriority: number): boolean {
   return r.protocol === RT_PROTO_OPENTRANSIT && (r.priority === rulePriority || r.priority === rulePriority + 1);
 }
 
+/** Rules with our protocol number, IPv4 and IPv6 (listRules reads one family at a time). */
+async function listOurRules(ns: string): Promise<Rule[]> {
+  const [v4, v6] = await Promise.all([listRules(ns, { protocol: RT_PROTO_OPENTRANSIT }), listRules(ns, { family: 6, protocol: RT_PROTO_OPENTRANSIT })]);
+  return [...v4, ...v6];
+}
+
 async function convergeAddressesRoutesRules(plan: CustomerRouterGrePlan, tunnels: readonly CpeTunnelState[]): Promise<void> {
   const ns = plan.netns;
-  const [addresses, routes, rules] = await Promise.all([listAddresses(ns), listRoutes(ns, { table: plan.table, protocol: RT_PROTO_OPENTRANSIT }), listRules(ns, { protocol: RT_PROTO_OPENTRANSIT })]);
+  const [addresses, routes, rules] = await Promise.all([listAddresses(ns), listRoutes(ns, { table: plan.table, protocol: RT_PROTO_OPENTRANSIT }), listOurRules(ns)]);
   const ops: IpOp[] = [];
   // Adds first, removals after: a packet always finds a rule and a route while the old ones are replaced.
   for (const t of tunnels) ops.push(addressReplaceOp({ dev: t.name, cidr: t.interfaceAddress }));
@@ -535,7 +552,7 @@ export async function teardownCustomerRouterGre(o: CustomerRouterGreTeardown): P
   } catch (e) {
     if (!(isNativeError(e) && (e.code === 'ENODEV' || e.code === 'ENOENT'))) throw e;
   }
-  const [links, routes, rules] = await Promise.all([listLinks(ns), listRoutes(ns, { table, protocol: RT_PROTO_OPENTRANSIT }), listRules(ns, { protocol: RT_PROTO_OPENTRANSIT })]);
+  const [links, routes, rules] = await Promise.all([listLinks(ns), listRoutes(ns, { table, protocol: RT_PROTO_OPENTRANSIT }), listOurRules(ns)]);
   const ops: IpOp[] = [];
   for (const r of rules) if (isOurRule(r, rulePriority)) ops.push(ruleDeleteOp(r));
   for (const r of routes) ops.push(routeDeleteOp(routeKey(r)));
