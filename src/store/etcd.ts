@@ -15,11 +15,16 @@
  *    delivered); anything at or below that revision is dropped as a duplicate;
  *  - a watch canceled by etcd (its start revision was compacted while disconnected) → `reset`, a full list at
  *    the current revision, `synced`, and a new watch from there.
+ *
+ * Leases are etcd's own (whole seconds, at least 1 s): the etcd3 client renews them on a keepalive stream every
+ * TTL/3 and reports them lost when etcd says they expired (or after two TTLs without a renewal reaching etcd).
  */
-import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, Range, type IOptions, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, GRPCDeadlineExceededError, isRecoverableError, Range, type IOptions, type IKeyValue, type IWatchResponse, type Lease as EtcdClientLease, type Watcher } from 'etcd3';
 import {
+  LeaseNotFoundError,
   StoreUnavailableError,
   type Compare,
+  type Lease,
   type KeyValue,
   type ListResult,
   type Op,
@@ -30,7 +35,7 @@ import {
   type WatchHandler,
   type WatchOptions,
 } from './store.js';
-import { checkKey, checkPrefix, checkTxn, prefixRangeEnd, StoreInputError } from './txn-validation.js';
+import { checkKey, checkLeaseTtl, checkPrefix, checkTxn, prefixRangeEnd, StoreInputError } from './txn-validation.js';
 import { parseEndpoint } from './endpoints.js';
 import { defaultErrorReporter, deliver, SerialQueue, type StoreErrorReporter } from './watch-delivery.js';
 
@@ -105,6 +110,7 @@ class EtcdStoreImpl implements EtcdStore {
   readonly kind = 'etcd' as const;
   readonly client: Etcd3;
   private readonly watches = new Set<EtcdWatch>();
+  private readonly granted = new Set<EtcdLease>();
   private closed = false;
 
   constructor(
@@ -160,7 +166,8 @@ class EtcdStoreImpl implements EtcdStore {
             : { key: Buffer.from(c.key), target: 'Value' as const, result: 'Equal' as const, value: Buffer.from(c.value) },
         ),
         success: ops.map((op) => {
-          if (op.type === 'put') return { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value) } };
+          if (op.type === 'put')
+            return { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value), ...(op.lease !== undefined ? { lease: op.lease } : {}) } };
           if (op.type === 'delete') return { request_delete_range: { key: Buffer.from(op.key) } };
           const [key, range_end] = prefixBounds(op.prefix);
           return { request_delete_range: { key, range_end } };
@@ -168,8 +175,31 @@ class EtcdStoreImpl implements EtcdStore {
         failure: [],
       }),
       true,
-    );
+    ).catch((err: unknown) => {
+      if (err instanceof EtcdLeaseInvalidError) throw new LeaseNotFoundError(`ops: ${err.message}`, { cause: err });
+      throw err;
+    });
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    checkLeaseTtl(ttlMs);
+    this.open();
+    const ttlSeconds = Math.max(1, Math.ceil(ttlMs / 1000));
+    let clientLease: EtcdClientLease | undefined;
+    const id = await this.call(async () => {
+      // The client grants in its constructor; a failed grant cannot be retried on the same object.
+      clientLease = this.client.lease(ttlSeconds);
+      return clientLease.grant();
+    }, true);
+    const lease = new EtcdLease(this, clientLease!, String(id), ttlSeconds * 1000);
+    this.granted.add(lease);
+    return lease;
+  }
+
+  /** @internal */
+  forgetLease(lease: EtcdLease): void {
+    this.granted.delete(lease);
   }
 
   async compact(revision: number): Promise<void> {
@@ -198,6 +228,12 @@ class EtcdStoreImpl implements EtcdStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Revoked first (the keys go now, not a TTL later), but never waiting long on an etcd that is gone.
+    await Promise.all(
+      [...this.granted].map((l) =>
+        Promise.race([l.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, Math.min(1000, this.cfg.callTimeoutMs)).unref())]),
+      ),
+    );
     this.closed = true;
     await Promise.all([...this.watches].map((w) => w.close()));
     this.client.close();
@@ -430,6 +466,50 @@ class EtcdWatch implements Watch {
   }
 }
 
+/** A lease granted through the etcd3 client, which renews it. */
+class EtcdLease implements Lease {
+  ended = false;
+
+  constructor(
+    private readonly store: EtcdStoreImpl,
+    private readonly inner: EtcdClientLease,
+    readonly id: string,
+    readonly ttlMs: number,
+  ) {
+    inner.on('lost', () => {
+      this.ended = true;
+      this.store.forgetLease(this);
+    });
+  }
+
+  onLost(listener: (reason: Error) => void): void {
+    this.inner.on('lost', (err: Error) => listener(new LeaseNotFoundError(`lease ${this.id} lost: ${err.message}`, { cause: err })));
+  }
+
+  async revoke(): Promise<void> {
+    if (this.ended) return;
+    this.end();
+    try {
+      await this.store.call(() => this.inner.revoke(), true);
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError)) throw err;
+    }
+  }
+
+  release(): void {
+    if (this.ended) return;
+    this.end();
+    this.inner.release();
+  }
+
+  private end(): void {
+    this.ended = true;
+    // revoke()/release() close the client's lease first: it emits no 'lost' after that.
+    this.inner.removeAllListeners('lost');
+    this.store.forgetLease(this);
+  }
+}
+
 function isCompacted(err: unknown): boolean {
   return err instanceof Error && /required revision has been compacted/.test(err.message);
 }
@@ -442,13 +522,15 @@ function prefixBounds(prefix: string): [Buffer, Buffer] {
 }
 
 function toKv(kv: IKeyValue): KeyValue {
-  return {
+  const out: KeyValue = {
     key: kv.key.toString('utf8'),
     value: kv.value.toString('utf8'),
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),
     version: Number(kv.version),
   };
+  if (kv.lease && kv.lease !== '0') out.lease = String(kv.lease);
+  return out;
 }
 
 /** A cockatiel-compatible policy (etcd3 only calls execute) that just runs the call. */

@@ -8,6 +8,18 @@
  *  - `meta`: `revision` (the store revision; 1 when empty, like etcd) and `compacted` (every log entry at or
  *            below it is gone)
  *
+ *  - `lease`: lease id → { ttl, exp: expiry (wall-clock ms), keys attached }; `meta` also holds `leaseSeq` (the
+ *            last id handed out) and `leaseNext` (the earliest expiry of any lease)
+ *
+ * Leases across processes: the granting process renews its lease (exp = now + ttl) every ttl/3 in a small write
+ * transaction (no revision, like etcd's keepalive). Expiry is enforced by EVERY process that has the store open:
+ * each read and each txn first checks `leaseNext` and, when a lease is past its expiry, deletes its keys in a
+ * write transaction of its own (one revision, logged like any delete, so every watcher in every process gets the
+ * delete events); and each open store arms a timer at `leaseNext` (re-read on every read; watches read on every
+ * wake-up and poll) so watchers see the deletion without anybody else reading. The write lock serialises a renewal and a reap: whichever commits first
+ * wins, and a renewal that finds its lease expired or gone reports it lost. Expiry is judged on the machine's
+ * wall clock, which every process of one store shares.
+ *
  * Every write is one synchronous LMDB write transaction: compares, writes, the log entry, the revision bump and
  * log compaction commit together or not at all, and LMDB's write lock serialises writers across processes. A
  * commit is followed by a wake-up through the notify file (see lmdb-notify.ts).
@@ -20,8 +32,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import {
+  LeaseNotFoundError,
   StoreUnavailableError,
   type Compare,
+  type Lease,
   type KeyValue,
   type ListResult,
   type Op,
@@ -32,7 +46,7 @@ import {
   type WatchHandler,
   type WatchOptions,
 } from './store.js';
-import { checkKey, checkPrefix, checkTxn, StoreInputError } from './txn-validation.js';
+import { checkKey, checkLeaseTtl, checkPrefix, checkTxn, StoreInputError } from './txn-validation.js';
 import { ChangeNotifier } from './lmdb-notify.js';
 import { defaultErrorReporter, deliver, type StoreErrorReporter } from './watch-delivery.js';
 
@@ -68,6 +82,16 @@ interface Rec {
   c: number;
   m: number;
   ver: number;
+  /** The lease the key is attached to. */
+  l?: string;
+}
+
+interface LeaseRec {
+  ttl: number;
+  /** Expiry, wall-clock ms. */
+  exp: number;
+  /** Keys put with this lease (a key re-put without it, or deleted, is skipped when the lease ends). */
+  keys: string[];
 }
 
 type LogEvent = { t: 'p'; k: string; r: Rec; p?: Rec } | { t: 'd'; k: string; p: Rec };
@@ -88,7 +112,7 @@ export async function openLmdbStore(dir: string, opts: LmdbStoreOptions = {}): P
   let env: RootDatabase;
   try {
     fs.mkdirSync(abs, { recursive: true });
-    env = open({ path: abs, maxDbs: 4 });
+    env = open({ path: abs, maxDbs: 5 });
   } catch (err) {
     throw new StoreUnavailableError(`cannot open the LMDB store in ${abs}: ${(err as Error).message}`);
   }
@@ -109,8 +133,13 @@ class LmdbStoreImpl implements LmdbStore {
   private readonly kv: Database<Rec, string>;
   private readonly log: Database<LogEvent[], number>;
   private readonly meta: Database<number, string>;
+  private readonly leases: Database<LeaseRec, string>;
   private readonly notifier: ChangeNotifier;
   private readonly watches = new Set<LmdbWatch>();
+  /** Leases granted by this process (renewed here, revoked on close). */
+  private readonly granted = new Set<LmdbLease>();
+  private reaperTimer: NodeJS.Timeout | undefined;
+  private reaperAt = Infinity;
   private closed = false;
 
   constructor(
@@ -121,7 +150,9 @@ class LmdbStoreImpl implements LmdbStore {
     this.kv = env.openDB<Rec, string>({ name: 'kv' });
     this.log = env.openDB<LogEvent[], number>({ name: 'log' });
     this.meta = env.openDB<number, string>({ name: 'meta' });
+    this.leases = env.openDB<LeaseRec, string>({ name: 'lease' });
     this.notifier = new ChangeNotifier(dir, cfg.pollIntervalMs, cfg.report);
+    this.armReaper();
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -145,6 +176,7 @@ class LmdbStoreImpl implements LmdbStore {
   async txn(compares: Compare[], ops: Op[]): Promise<TxnResult> {
     checkTxn(compares, ops);
     this.open();
+    this.reapExpired();
     let changed = false;
     const result = this.env.transactionSync((): TxnResult => {
       const rev = this.readRevision();
@@ -163,6 +195,14 @@ class LmdbStoreImpl implements LmdbStore {
         if (op.type === 'put') {
           const prev = this.kv.get(op.key);
           const rec: Rec = { v: op.value, c: prev?.c ?? next, m: next, ver: (prev?.ver ?? 0) + 1 };
+          if (op.lease !== undefined) {
+            const lease = this.leases.get(op.lease);
+            // Throwing aborts the whole LMDB transaction: nothing of this txn is written.
+            if (!lease || lease.exp <= Date.now()) throw new LeaseNotFoundError(`ops: lease ${op.lease} not found (expired or revoked)`);
+            rec.l = op.lease;
+            if (!lease.keys.includes(op.key)) this.leases.putSync(op.lease, { ...lease, keys: [...lease.keys, op.key] });
+          }
+          if (prev?.l !== undefined && prev.l !== rec.l) this.detach(prev.l, op.key);
           this.kv.putSync(op.key, rec);
           events.push(prev ? { t: 'p', k: op.key, r: rec, p: prev } : { t: 'p', k: op.key, r: rec });
         } else if (op.type === 'delete') {
@@ -183,6 +223,52 @@ class LmdbStoreImpl implements LmdbStore {
     });
     if (changed) this.notifier.signal(result.revision);
     return result;
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    checkLeaseTtl(ttlMs);
+    this.open();
+    const ttl = Math.ceil(ttlMs);
+    const id = this.env.transactionSync(() => {
+      const seq = (this.meta.get('leaseSeq') ?? 0) + 1;
+      this.meta.putSync('leaseSeq', seq);
+      const id = String(seq);
+      this.leases.putSync(id, { ttl, exp: Date.now() + ttl, keys: [] });
+      this.updateLeaseNext();
+      return id;
+    });
+    const lease = new LmdbLease(this, id, ttl);
+    this.granted.add(lease);
+    this.armReaper();
+    return lease;
+  }
+
+  /**
+   * @internal Renews a lease (exp = now + ttl). False when it is gone: expired (then reaped here at once),
+   * revoked, or never granted.
+   */
+  renewLease(id: string): boolean {
+    this.open();
+    const renewed = this.env.transactionSync(() => {
+      const rec = this.leases.get(id);
+      if (!rec || rec.exp <= Date.now()) return false;
+      this.leases.putSync(id, { ...rec, exp: Date.now() + rec.ttl });
+      this.updateLeaseNext();
+      return true;
+    });
+    if (!renewed) this.reapExpired();
+    return renewed;
+  }
+
+  /** @internal Ends a lease and deletes its keys (one revision, if any key was attached). */
+  revokeLease(id: string): void {
+    this.open();
+    this.endLeases((lid) => lid === id);
+  }
+
+  /** @internal */
+  forgetLease(lease: LmdbLease): void {
+    this.granted.delete(lease);
   }
 
   async compact(revision: number): Promise<void> {
@@ -206,6 +292,7 @@ class LmdbStoreImpl implements LmdbStore {
       throw new StoreInputError('fromRevision: must be an integer >= 0');
     }
     this.open();
+    this.reapExpired();
     const w = new LmdbWatch(this, prefix, handler, from, this.cfg.report);
     this.watches.add(w);
     w.start(this.notifier);
@@ -214,8 +301,16 @@ class LmdbStoreImpl implements LmdbStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    for (const lease of [...this.granted]) {
+      try {
+        await lease.revoke();
+      } catch (err) {
+        this.cfg.report(err, `revoking lease ${lease.id} on close failed; its keys expire after ${lease.ttlMs} ms`);
+      }
+    }
     this.closed = true;
     for (const w of [...this.watches]) await w.close();
+    if (this.reaperTimer) clearTimeout(this.reaperTimer);
     this.notifier.close();
     await this.env.close();
   }
@@ -257,6 +352,85 @@ class LmdbStoreImpl implements LmdbStore {
     return { kind: 'events', through, head, events };
   }
 
+  /**
+   * Deletes the keys of every lease past its expiry, in a write transaction of its own (one revision, logged, so
+   * watchers everywhere get the deletes). Cheap when nothing expired: one read of `leaseNext`.
+   */
+  private reapExpired(): void {
+    this.env.resetReadTxn();
+    const next = this.meta.get('leaseNext');
+    if (next !== undefined && next <= Date.now()) {
+      const now = Date.now();
+      this.endLeases((_id, rec) => rec.exp <= now);
+    }
+    this.armReaper();
+  }
+
+  /** Removes the leases `doomed` picks and their keys; commits a revision only if a key was deleted. */
+  private endLeases(doomed: (id: string, rec: LeaseRec) => boolean): void {
+    const revision = this.env.transactionSync((): number | undefined => {
+      const rev = this.readRevision();
+      const events: LogEvent[] = [];
+      for (const { key: id, value: rec } of [...this.leases.getRange({})]) {
+        if (!doomed(id, rec)) continue;
+        for (const key of rec.keys) {
+          const prev = this.kv.get(key);
+          if (prev?.l !== id) continue;
+          this.kv.removeSync(key);
+          events.push({ t: 'd', k: key, p: prev });
+        }
+        this.leases.removeSync(id);
+      }
+      this.updateLeaseNext();
+      if (events.length === 0) return undefined;
+      const next = rev + 1;
+      this.log.putSync(next, events);
+      this.meta.putSync('revision', next);
+      this.compactBelow(next - this.cfg.historyRevisions + 1);
+      return next;
+    });
+    if (revision !== undefined) this.notifier.signal(revision);
+  }
+
+  /** Drops `key` from a lease's key list (inside a write transaction). */
+  private detach(leaseId: string, key: string): void {
+    const rec = this.leases.get(leaseId);
+    if (rec?.keys.includes(key)) this.leases.putSync(leaseId, { ...rec, keys: rec.keys.filter((k) => k !== key) });
+  }
+
+  /** Recomputes `leaseNext` (inside a write transaction); leases are few (one per agent), so a scan is fine. */
+  private updateLeaseNext(): void {
+    let next = Infinity;
+    for (const { value } of this.leases.getRange({})) next = Math.min(next, value.exp);
+    if (next === Infinity) this.meta.removeSync('leaseNext');
+    else this.meta.putSync('leaseNext', next);
+  }
+
+  /**
+   * Arms the timer that reaps at the earliest lease expiry (any process's lease), so watchers learn of an expiry
+   * even when nobody reads. Re-armed on every read — every watch wake-up reads, and watches wake on each commit
+   * and at least every pollIntervalMs, so a lease granted by another process is noticed within that.
+   */
+  private armReaper(): void {
+    if (this.closed) return;
+    const next = this.meta.get('leaseNext');
+    if (next === undefined) return;
+    if (this.reaperTimer && this.reaperAt <= next) return;
+    if (this.reaperTimer) clearTimeout(this.reaperTimer);
+    this.reaperAt = next;
+    this.reaperTimer = setTimeout(() => {
+      this.reaperTimer = undefined;
+      this.reaperAt = Infinity;
+      if (this.closed) return;
+      try {
+        this.reapExpired();
+      } catch (err) {
+        this.cfg.report(err, 'reaping expired leases failed');
+      }
+    }, Math.min(2 ** 31 - 1, Math.max(0, next - Date.now()) + 2));
+    this.reaperTimer.unref();
+  }
+
   private compactBelow(revision: number): void {
     const compacted = this.meta.get('compacted') ?? 0;
     const upTo = revision - 1;
@@ -286,6 +460,7 @@ class LmdbStoreImpl implements LmdbStore {
 
   private fresh(): void {
     this.open();
+    this.reapExpired();
     this.env.resetReadTxn();
   }
 
@@ -388,6 +563,62 @@ class LmdbWatch implements Watch {
   }
 }
 
+/** A lease of this process: renewed every ttl/3 until revoked, released, lost or the store closes. */
+class LmdbLease implements Lease {
+  private timer: NodeJS.Timeout | undefined;
+  private listeners: ((reason: Error) => void)[] = [];
+  ended = false;
+
+  constructor(
+    private readonly store: LmdbStoreImpl,
+    readonly id: string,
+    readonly ttlMs: number,
+  ) {
+    // Like etcd's clients: renew at a third of the TTL, so two renewals may fail before the lease expires.
+    this.timer = setInterval(() => this.renew(), Math.max(1, Math.floor(ttlMs / 3)));
+    // A lease never keeps a process alive on its own: a process with nothing else to do should let it expire.
+    this.timer.unref();
+  }
+
+  onLost(listener: (reason: Error) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async revoke(): Promise<void> {
+    if (this.ended) return;
+    this.stop();
+    this.store.revokeLease(this.id);
+  }
+
+  release(): void {
+    this.stop();
+  }
+
+  private renew(): void {
+    if (this.ended) return;
+    let ok: boolean;
+    try {
+      ok = this.store.renewLease(this.id);
+    } catch {
+      // The store is closed or unreadable: the lease runs out by itself, and the next renewal tells.
+      return;
+    }
+    if (ok) return;
+    this.stop();
+    const reason = new LeaseNotFoundError(`lease ${this.id} expired: not renewed within ${this.ttlMs} ms`);
+    for (const l of this.listeners) l(reason);
+  }
+
+  private stop(): void {
+    this.ended = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.store.forgetLease(this);
+  }
+}
+
 function toKv(key: string, r: Rec): KeyValue {
-  return { key, value: r.v, createRevision: r.c, modRevision: r.m, version: r.ver };
+  const kv: KeyValue = { key, value: r.v, createRevision: r.c, modRevision: r.m, version: r.ver };
+  if (r.l !== undefined) kv.lease = r.l;
+  return kv;
 }

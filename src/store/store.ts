@@ -12,6 +12,11 @@
  *    history is gone (compacted) it gets a `reset` and a fresh full list instead.
  *
  * Keys and values are strings (values are JSON text written by src/model); see src/model/keys.ts for the layout.
+ *
+ * Leases (etcd's, for liveness): `grantLease(ttlMs)` gives a lease the store keeps alive from this process; keys
+ * put with `lease: id` are deleted by the store — a `delete` event to every watcher, like any delete — when the
+ * lease expires (its holder died, hung, or lost the store for longer than the TTL) or is revoked. `close()`
+ * revokes the leases this Store granted.
  */
 
 export interface KeyValue {
@@ -20,6 +25,8 @@ export interface KeyValue {
   createRevision: number;
   modRevision: number;
   version: number;
+  /** The lease the key is attached to (deleted when the lease ends); absent for a key without one. */
+  lease?: string;
 }
 
 /** A compare in a transaction. `modRevision: 0` means "the key must not exist". */
@@ -28,7 +35,9 @@ export type Compare =
   | { key: string; value: string };
 
 export type Op =
-  | { type: 'put'; key: string; value: string }
+  /** `lease`: attach the key to a live lease (a put without `lease` detaches it). A lease that is gone fails the
+   *  whole transaction with LeaseNotFoundError. */
+  | { type: 'put'; key: string; value: string; lease?: string }
   | { type: 'delete'; key: string }
   /** Deletes every key starting with `prefix` (etcd DeleteRange over a prefix). */
   | { type: 'deletePrefix'; prefix: string };
@@ -77,6 +86,28 @@ export interface Watch {
 /** Handler errors are the caller's: the store logs them and keeps delivering (it never skips an event). */
 export type WatchHandler = (event: WatchEvent) => void | Promise<void>;
 
+/**
+ * A lease granted by this process: the store renews it (keepalive) until it is revoked, released, or lost.
+ * Its keys vanish `ttlMs` after the last renewal that reached the store.
+ */
+export interface Lease {
+  /** The store's id of the lease (etcd's int64 lease id as decimal text); pass it as a put's `lease`. */
+  readonly id: string;
+  /** The TTL the store granted (etcd rounds up to whole seconds and enforces its minimum). */
+  readonly ttlMs: number;
+  /** True once the lease is gone for good (expired, revoked, released, store closed): grant a new one. */
+  readonly ended: boolean;
+  /**
+   * Called once if the lease is lost — it expired on the store (renewals did not reach it in time) — never after
+   * revoke/release. Its keys are, or will shortly be, deleted.
+   */
+  onLost(listener: (reason: Error) => void): void;
+  /** Ends the lease now and deletes its keys (idempotent; an already expired lease is not an error). */
+  revoke(): Promise<void>;
+  /** Stops renewing without revoking: the keys stay until the TTL runs out (what a crash does). */
+  release(): void;
+}
+
 export interface Store {
   /** What kind of store this is, for status output ("lmdb" | "etcd"). */
   readonly kind: string;
@@ -90,10 +121,18 @@ export interface Store {
    * promise is awaited before the next event is delivered.
    */
   listAndWatch(prefix: string, handler: WatchHandler, options?: WatchOptions): Promise<Watch>;
+  /** Grants a lease of (at least) `ttlMs`, renewed from this process until revoked, released or closed. */
+  grantLease(ttlMs: number): Promise<Lease>;
+  /** Revokes the leases this Store granted (best effort: an unreachable store expires them after their TTL). */
   close(): Promise<void>;
 }
 
 /** Thrown by a store when the backend cannot be reached (etcd down, LMDB env missing). */
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
+}
+
+/** A put named a lease the store does not hold (expired, revoked, or never granted). */
+export class LeaseNotFoundError extends Error {
+  override name = 'LeaseNotFoundError';
 }

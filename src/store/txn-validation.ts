@@ -59,6 +59,7 @@ export function checkTxn(compares: Compare[], ops: Op[]): void {
       case 'put':
         checkKey(op.key, `ops[${i}].key`);
         if (typeof op.value !== 'string') throw new StoreInputError(`ops[${i}].value: must be a string`);
+        if (op.lease !== undefined) checkLeaseId(op.lease, `ops[${i}].lease`);
         break;
       case 'delete':
         checkKey(op.key, `ops[${i}].key`);
@@ -84,6 +85,18 @@ export function checkTxn(compares: Compare[], ops: Op[]): void {
       written.add(op.key);
     }
   });
+}
+
+/** Lease ids are etcd's: a positive int64, as decimal text (LMDB hands out the same shape). */
+export function checkLeaseId(id: unknown, field: string): asserts id is string {
+  if (typeof id !== 'string' || !/^[1-9][0-9]{0,18}$/.test(id)) throw new StoreInputError(`${field}: must be a lease id (decimal text), got ${JSON.stringify(id)}`);
+}
+
+/** A lease TTL: at least 1 ms, at most a day (a liveness lease longer than that is a mistake). */
+export function checkLeaseTtl(ttlMs: unknown): asserts ttlMs is number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) {
+    throw new StoreInputError(`ttlMs: must be a number of milliseconds from 1 to 86400000, got ${String(ttlMs)}`);
+  }
 }
 
 function duplicate(index: number, key: string): StoreInputError {

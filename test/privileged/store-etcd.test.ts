@@ -29,7 +29,12 @@ let n = 0;
 registerStoreContract('etcd', {
   async open() {
     // Tiny pages, so every list and resume in the contract also exercises paging (pinned at one revision).
-    return { store: await openEtcdStore(etcd.endpoints, { pageSize: 2 }), prefix: `/t${++n}/`, dispose: async () => undefined };
+    return {
+      store: await openEtcdStore(etcd.endpoints, { pageSize: 2 }),
+      prefix: `/t${++n}/`,
+      second: () => openEtcdStore(etcd.endpoints),
+      dispose: async () => undefined,
+    };
   },
 });
 

@@ -7,7 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store, WatchEvent } from '../../src/store/store.js';
+import { LeaseNotFoundError, type Store, type WatchEvent } from '../../src/store/store.js';
 import { asMap, describe as describeEvent, fold, record, revOf, sleep } from './watch-recorder.js';
 
 /** A Store with etcd-style history compaction (both backends have it; the contract needs it for resets). */
@@ -20,6 +20,8 @@ export interface StoreFixture {
   store: CompactableStore;
   /** A key prefix no other test uses. */
   prefix: string;
+  /** Another client of the same store (as another process would open it); the suite closes it. */
+  second(): Promise<CompactableStore>;
   /** Releases what open() took (the store itself is closed by the suite). */
   dispose(): Promise<void>;
 }
@@ -32,11 +34,17 @@ const put = (key: string, value: string) => ({ type: 'put', key, value }) as con
 const del = (key: string) => ({ type: 'delete', key }) as const;
 
 export function registerStoreContract(backend: string, factory: StoreFactory): void {
-  async function withStore(fn: (store: CompactableStore, p: string) => Promise<void>): Promise<void> {
+  async function withStore(fn: (store: CompactableStore, p: string, second: () => Promise<CompactableStore>) => Promise<void>): Promise<void> {
     const fx = await factory.open();
+    const others: CompactableStore[] = [];
     try {
-      await fn(fx.store, fx.prefix);
+      await fn(fx.store, fx.prefix, async () => {
+        const o = await fx.second();
+        others.push(o);
+        return o;
+      });
     } finally {
+      for (const o of others) await o.close();
       await fx.store.close();
       await fx.dispose();
     }
@@ -394,6 +402,99 @@ export function registerStoreContract(backend: string, factory: StoreFactory): v
         await s.txn([], [put(`${p}a`, '1')]);
         await sleep(50);
         assert.deepEqual(rec.events.map((e) => e.type), ['synced']);
+      }));
+
+    // Leases: TTLs here are 1 s (etcd's granularity); waits are hang guards, never timing assertions.
+    const deleted = (key: string) => (ev: WatchEvent[]) => ev.some((e) => e.type === 'delete' && e.key === key);
+
+    test('lease: a key put under a lease carries its id; revoke deletes it (a delete event) and keeps other keys', () =>
+      withStore(async (s, p) => {
+        const lease = await s.grantLease(1000);
+        assert.match(lease.id, /^[1-9][0-9]*$/);
+        assert.ok(lease.ttlMs >= 1000);
+        await s.txn([], [{ type: 'put', key: `${p}alive`, value: 'x', lease: lease.id }, put(`${p}plain`, 'y')]);
+        assert.equal((await s.get(`${p}alive`))?.lease, lease.id);
+        assert.equal((await s.get(`${p}plain`))?.lease, undefined);
+        const rec = await record(s, p);
+        await rec.synced();
+        await lease.revoke();
+        await lease.revoke(); // idempotent
+        assert.equal(lease.ended, true);
+        await rec.until(deleted(`${p}alive`), 'the delete of the leased key');
+        assert.equal(await s.get(`${p}alive`), undefined);
+        assert.equal((await s.get(`${p}plain`))?.value, 'y');
+        await assert.rejects(s.txn([], [{ type: 'put', key: `${p}alive`, value: 'again', lease: lease.id }]), LeaseNotFoundError);
+        assert.equal(await s.get(`${p}alive`), undefined, 'a failed leased put writes nothing');
+        await rec.close();
+      }));
+
+    test('lease: renewed by its holder, it outlives its TTL many times over', () =>
+      withStore(async (s, p) => {
+        const lease = await s.grantLease(1000);
+        let lost: Error | undefined;
+        lease.onLost((e) => (lost = e));
+        await s.txn([], [{ type: 'put', key: `${p}alive`, value: 'x', lease: lease.id }]);
+        const rec = await record(s, p);
+        await rec.synced();
+        await sleep(3500);
+        assert.equal(lost, undefined);
+        assert.equal(lease.ended, false);
+        assert.equal((await s.get(`${p}alive`))?.value, 'x');
+        assert.equal(deleted(`${p}alive`)(rec.events), false);
+        // Still usable: a renewed lease takes new keys.
+        await s.txn([], [{ type: 'put', key: `${p}alive2`, value: 'x', lease: lease.id }]);
+        await lease.revoke();
+        await rec.until((ev) => deleted(`${p}alive`)(ev) && deleted(`${p}alive2`)(ev), 'both leased keys deleted');
+        await rec.close();
+      }));
+
+    test('lease: not renewed (holder gone), it expires — its keys are deleted and every watcher, in any client, is told', () =>
+      withStore(async (s, p, second) => {
+        const other = await second();
+        const lease = await s.grantLease(1000);
+        await s.txn([], [{ type: 'put', key: `${p}alive`, value: 'x', lease: lease.id }]);
+        const mine = await record(s, p);
+        const theirs = await record(other, p);
+        await mine.synced();
+        await theirs.synced();
+        assert.equal(theirs.events.some((e) => e.type === 'put' && e.kv.key === `${p}alive`), true);
+        lease.release(); // what a crash does: no revoke, no more renewals
+        await theirs.until(deleted(`${p}alive`), 'the other client sees the expiry', 15_000);
+        await mine.until(deleted(`${p}alive`), 'the holder sees the expiry', 15_000);
+        assert.equal(await other.get(`${p}alive`), undefined);
+        assert.equal(await s.get(`${p}alive`), undefined);
+        await assert.rejects(s.txn([], [{ type: 'put', key: `${p}alive`, value: 'x', lease: lease.id }]), LeaseNotFoundError);
+        await mine.close();
+        await theirs.close();
+      }));
+
+    test('lease: a put without the lease detaches the key (it survives the lease); closing the store revokes its leases', () =>
+      withStore(async (s, p, second) => {
+        const lease = await s.grantLease(1000);
+        await s.txn([], [{ type: 'put', key: `${p}a`, value: '1', lease: lease.id }, { type: 'put', key: `${p}b`, value: '1', lease: lease.id }]);
+        await s.txn([], [put(`${p}a`, '2')]);
+        assert.equal((await s.get(`${p}a`))?.lease, undefined);
+        await lease.revoke();
+        assert.equal((await s.get(`${p}a`))?.value, '2');
+        assert.equal(await s.get(`${p}b`), undefined);
+
+        const holder = await second();
+        const held = await holder.grantLease(60_000);
+        await holder.txn([], [{ type: 'put', key: `${p}held`, value: '1', lease: held.id }]);
+        const rec = await record(s, p);
+        await rec.synced();
+        await holder.close();
+        assert.equal(held.ended, true);
+        await rec.until(deleted(`${p}held`), 'the key of a closed store\'s lease deleted (long before its 60 s TTL)');
+        await rec.close();
+      }));
+
+    test('lease: bad TTLs and lease ids are refused, naming the field', () =>
+      withStore(async (s, p) => {
+        await assert.rejects(s.grantLease(0), /ttlMs/);
+        await assert.rejects(s.grantLease(Number.NaN), /ttlMs/);
+        await assert.rejects(s.txn([], [{ type: 'put', key: `${p}a`, value: '1', lease: 'abc' }]), /ops\[0\]\.lease/);
+        await assert.rejects(s.txn([], [{ type: 'put', key: `${p}a`, value: '1', lease: '999999999' }]), LeaseNotFoundError);
       }));
   });
 }

@@ -20,6 +20,7 @@ registerStoreContract('lmdb', {
     return {
       store: await openLmdbStore(dir, { pollIntervalMs: 200 }),
       prefix: '/t/',
+      second: () => openLmdbStore(dir, { pollIntervalMs: 200 }),
       dispose: async () => fs.rmSync(dir, { recursive: true, force: true }),
     };
   },
