@@ -4,7 +4,8 @@
  * The agents run in the machine's own namespace, like the API, and reach the lab's embedded store directly.
  *
  * BGP: before the agents start, each edge's node config is written through the API (router id = its uplink
- * address, AS 64512, one peer: its site router, with BFD and the lab's short timers). Each agent then runs its own
+ * address, AS 64512, one peer: its site router, with BFD and the lab's short timers; in an IPv6 lab a second
+ * session to the same router over IPv6). Each agent then runs its own
  * BIRD in the edge namespace (files under agents/<edge>/bird/), which the site router's passive session waits for.
  */
 import path from 'node:path';
@@ -40,7 +41,13 @@ export function edgeNodeConfig(e: LabEdgePlan): { bgp: { router_id: string; asn:
     bgp: {
       router_id: e.uplink.address.split('/')[0]!,
       asn: e.asn,
-      peers: [{ address: e.router.address, asn: e.router.asn, local_address: e.uplink.address.split('/')[0]!, ...LAB_EDGE_BGP }],
+      peers: [
+        { address: e.router.address, asn: e.router.asn, local_address: e.uplink.address.split('/')[0]!, ...LAB_EDGE_BGP },
+        // IPv6 labs: a second session over the link's IPv6 addresses, which carries the IPv6 customer prefixes.
+        ...(e.uplink6 && e.router.address6
+          ? [{ address: e.router.address6, asn: e.router.asn, local_address: e.uplink6.address.split('/')[0]!, ...LAB_EDGE_BGP }]
+          : []),
+      ],
     },
   };
 }

@@ -47,12 +47,17 @@ export function hostConfigOps(plan: LabPlan, h: LabHostPlan): IpOp[] {
     ops.push(linkSetOp({ name: h.bridge.name, up: true }));
     for (const m of h.bridge.members) ops.push({ args: ['link', 'set', 'dev', m, 'master', h.bridge.name] });
     ops.push(addressReplaceOp({ dev: h.bridge.name, cidr: h.bridge.address }));
+    if (h.bridge.address6) ops.push(addressReplaceOp({ dev: h.bridge.name, cidr: h.bridge.address6 }));
   }
-  for (const i of h.interfaces) if (i.address) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address }));
+  for (const i of h.interfaces) {
+    if (i.address) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address }));
+    if (i.address6) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address6 }));
+  }
   for (const r of h.routes) {
     ops.push(
       routeReplaceOp({
         dst: r.dst,
+        ...(r.family === 6 ? { family: 6 as const } : {}),
         nexthops: [{ via: r.via, dev: r.dev }],
         protocol: RT_PROTO_STATIC,
         ...(r.src !== undefined ? { src: r.src } : {}),

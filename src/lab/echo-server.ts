@@ -3,6 +3,7 @@
  *   TCP: answers one line "<label> <port>\n", then echoes whatever it receives;
  *   UDP: echoes each datagram back to its sender.
  * So a test or a person at a client sees at once which host and port it reached, through which path.
+ * Sockets are dual-stack (`::`, IPv6-only off): one socket per port answers IPv4 and IPv6 alike.
  *
  * argv: --label acme-ftp --listen tcp/21 [--listen udp/53 …]. Prints `ready <label> <listens>` once every socket
  * is bound (the lab waits for that line in the log), and exits on SIGTERM/SIGINT.
@@ -40,16 +41,16 @@ function listenTcp(label: string, port: number): Promise<net.Server> {
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, host: '0.0.0.0' }, () => resolve(server));
+    server.listen({ port, host: '::', ipv6Only: false }, () => resolve(server));
   });
 }
 
 function listenUdp(port: number): Promise<dgram.Socket> {
-  const sock = dgram.createSocket('udp4');
+  const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false });
   sock.on('message', (msg, rinfo) => sock.send(msg, rinfo.port, rinfo.address));
   return new Promise((resolve, reject) => {
     sock.once('error', reject);
-    sock.bind(port, '0.0.0.0', () => resolve(sock));
+    sock.bind(port, '::', () => resolve(sock));
   });
 }
 

@@ -3,7 +3,7 @@
  * the pure addressing plan — which namespaces, links, addresses, routes, sysctls and BGP sessions the lab builds.
  * Nothing here touches the kernel: build.ts executes the plan, and the plan is unit-tested without root.
  *
- * Addressing plan (all IPv4; see planLab for the exact rules):
+ * Addressing plan (IPv4; see planLab for the exact rules):
  *   100.64.0.0/24    core ↔ site routers, site i (0-based): 100.64.0.<2i>/31, core .2i, router .2i+1
  *   100.64.1.0/24    core ↔ customer routers, customer k: 100.64.1.<2k>/31, core even, router odd
  *   100.64.2.0/24    core ↔ clients without a site, client j: 100.64.2.<2j>/31
@@ -13,6 +13,14 @@
  *                    examples/acme.yaml — not configured by the lab, offered to whoever seeds the account
  * Public addresses (clients, customer routers) sit on the host's `lo` as /32; a customer's hosts share a bridge
  * `lan` on its router, which holds the prefix's first address (203.0.113.1/24 for 203.0.113.0/24).
+ * IPv6 (only when some client or customer host has an `address6`, so IPv4-only topologies stay as they were):
+ *   fd6c::<IPv4 link address>/127 on every routed lab link, next to its IPv4 /31 (ULA: lab links are not
+ *                    "internet"; embedding the IPv4 address keeps both families' plans in step), e.g. 100.64.0.1/31
+ *                    ↔ fd6c::6440:1/127; BGP runs a second, IPv6 session over each link (sites, core, edges);
+ *   clients          `address6` (2001:db8::/32, documentation) as /128 on lo, announced by their router;
+ *   customers        `prefix6` (default: the /64 of the first host's address6) on the LAN, the router holding
+ *                    its ::1; hosts' `address6` in it. The router's public (GRE) address stays IPv4: IPv6 rides
+ *                    inside the IPv4 tunnels.
  * Interfaces: in every namespace the link towards the core is `uplink`; downstream links are named after the peer
  * (site name in the core, `edge<N>` or the client's name in a site router, the host's name in a customer router).
  */
@@ -52,7 +60,7 @@ export interface LabTopology {
   apiPort: number;
   anycastEndpoints: string[];
   sites: { name: string; edges: number }[];
-  clients: { name: string; site?: string; address: string }[];
+  clients: { name: string; site?: string; address: string; address6?: string }[];
   customers: {
     name: string;
     /** The router's public address (GRE endpoint). */
@@ -60,7 +68,9 @@ export interface LabTopology {
     return: ReturnPath;
     /** The customer's prefix (default: the /24 holding its first host). */
     prefix: string;
-    hosts: { name: string; address: string; listen: ListenSpec[] }[];
+    /** The customer's IPv6 LAN prefix (default: the /64 holding its first host's address6; none without one). */
+    prefix6?: string;
+    hosts: { name: string; address: string; address6?: string; listen: ListenSpec[] }[];
   }[];
 }
 
@@ -135,6 +145,24 @@ function publicIpv4(field: string, v: unknown): IpAddress {
   return a;
 }
 
+/** IPv6 "internet" addresses of the lab: the documentation range only (RFC 3849). */
+const LAB_PUBLIC6 = parseCidr('2001:db8::/32');
+
+function publicIpv6(field: string, v: unknown): IpAddress {
+  const a = typeof v === 'string' ? tryParseIp(v) : undefined;
+  if (!a || a.family !== 6) fail(field, `must be an IPv6 address, got ${JSON.stringify(v)}`);
+  if (!cidrContainsIp(LAB_PUBLIC6, a)) fail(field, `${formatIp(a)} must lie in the IPv6 documentation range 2001:db8::/32`);
+  return a;
+}
+
+function publicPrefix6(field: string, v: unknown): Cidr {
+  const c = typeof v === 'string' ? tryParseCidr(v) : undefined;
+  if (!c || c.family !== 6) fail(field, `must be an IPv6 network like 2001:db8:100::/64 (host bits zero), got ${JSON.stringify(v)}`);
+  if (c.length < 32 || c.length > 120) fail(field, `prefix length must be 32..120, got /${c.length}`);
+  if (!cidrContainsIp(LAB_PUBLIC6, addressAt(c, 0))) fail(field, `${formatCidr(c)} must lie in the IPv6 documentation range 2001:db8::/32`);
+  return c;
+}
+
 function publicPrefix(field: string, v: unknown): Cidr {
   const c = typeof v === 'string' ? tryParseCidr(v) : undefined;
   if (!c || c.family !== 4) fail(field, `must be an IPv4 network like 203.0.113.0/24 (host bits zero), got ${JSON.stringify(v)}`);
@@ -180,6 +208,12 @@ export function validateTopology(input: unknown): LabTopology {
     claimed.set(a.value, field);
   };
   anycast.forEach((a, i) => claim(`anycast_endpoints[${i}]`, a));
+  const claimed6 = new Map<bigint, string>();
+  const claim6 = (field: string, a: IpAddress) => {
+    const prev = claimed6.get(a.value);
+    if (prev !== undefined) fail(field, `${formatIp(a)} is already used by ${prev}`);
+    claimed6.set(a.value, field);
+  };
 
   const labels = new Map<string, string>();
   const claimLabel = (field: string, l: string) => {
@@ -204,12 +238,17 @@ export function validateTopology(input: unknown): LabTopology {
   const clients = list('clients', input.clients).map((c, i) => {
     const f = `clients[${i}]`;
     if (!isObj(c)) fail(f, 'must be a mapping {name, site, address}');
-    checkKeys(f, c, ['name', 'site', 'address']);
+    checkKeys(f, c, ['name', 'site', 'address', 'address6']);
     const n = label(`${f}.name`, c.name);
     claimLabel(`${f}.name`, n);
     const address = publicIpv4(`${f}.address`, c.address);
     claim(`${f}.address`, address);
     const out: LabTopology['clients'][number] = { name: n, address: formatIp(address) };
+    if (c.address6 !== undefined) {
+      const a6 = publicIpv6(`${f}.address6`, c.address6);
+      claim6(`${f}.address6`, a6);
+      out.address6 = formatIp(a6);
+    }
     if (c.site !== undefined) {
       if (typeof c.site !== 'string' || !siteNames.has(c.site))
         fail(`${f}.site`, `must name one of the sites (${[...siteNames].join(', ')}), got ${JSON.stringify(c.site)}`);
@@ -227,10 +266,11 @@ export function validateTopology(input: unknown): LabTopology {
   const customersIn = list('customers', input.customers);
   if (customersIn.length > LAB_LIMITS.customers) fail('customers', `at most ${LAB_LIMITS.customers} customers`);
   const prefixes: { field: string; cidr: Cidr }[] = [];
+  const prefixes6: { field: string; cidr: Cidr }[] = [];
   const customers = customersIn.map((c, i) => {
     const f = `customers[${i}]`;
     if (!isObj(c)) fail(f, 'must be a mapping {name, router, return, prefix, hosts}');
-    checkKeys(f, c, ['name', 'router', 'return', 'prefix', 'hosts']);
+    checkKeys(f, c, ['name', 'router', 'return', 'prefix', 'prefix6', 'hosts']);
     const n = label(`${f}.name`, c.name);
     claimLabel(`${f}.name`, n);
     const router = publicIpv4(`${f}.router`, c.router);
@@ -252,11 +292,23 @@ export function validateTopology(input: unknown): LabTopology {
     }
     prefixes.push({ field: f, cidr: prefix });
     const gateway = addressAt(prefix, 1);
+    let prefix6: Cidr | undefined;
+    if (c.prefix6 !== undefined) prefix6 = publicPrefix6(`${f}.prefix6`, c.prefix6);
+    else {
+      const j = hostsIn.findIndex((h) => isObj(h) && h.address6 !== undefined);
+      if (j >= 0) prefix6 = cidrOf(publicIpv6(`${f}.hosts[${j}].address6`, (hostsIn[j] as Obj).address6), 64);
+    }
+    if (prefix6) {
+      for (const p of prefixes6) {
+        if (cidrsOverlap(p.cidr, prefix6)) fail(`${f}.prefix6`, `${formatCidr(prefix6)} overlaps ${formatCidr(p.cidr)} of ${p.field}`);
+      }
+      prefixes6.push({ field: f, cidr: prefix6 });
+    }
     const hostLabels = new Set<string>();
     const hosts = hostsIn.map((h, j) => {
       const hf = `${f}.hosts[${j}]`;
       if (!isObj(h)) fail(hf, 'must be a mapping {name, address, listen}');
-      checkKeys(hf, h, ['name', 'address', 'listen']);
+      checkKeys(hf, h, ['name', 'address', 'address6', 'listen']);
       const hn = label(`${hf}.name`, h.name);
       if (hostLabels.has(hn)) fail(`${hf}.name`, `"${hn}" is already a host of ${n}`);
       hostLabels.add(hn);
@@ -274,9 +326,20 @@ export function validateTopology(input: unknown): LabTopology {
         seen.add(key);
         return spec;
       });
-      return { name: hn, address: formatIp(a), listen };
+      const host: LabTopology['customers'][number]['hosts'][number] = { name: hn, address: formatIp(a), listen };
+      if (h.address6 !== undefined) {
+        const a6 = publicIpv6(`${hf}.address6`, h.address6);
+        if (!prefix6 || !cidrContainsIp(prefix6, a6)) fail(`${hf}.address6`, `${formatIp(a6)} is outside the customer's IPv6 prefix ${prefix6 ? formatCidr(prefix6) : '(none)'}`);
+        if (a6.value === prefix6.network) fail(`${hf}.address6`, `${formatIp(a6)} is the network address of ${formatCidr(prefix6)}`);
+        if (a6.value === prefix6.network + 1n) fail(`${hf}.address6`, `${formatIp(a6)} is the customer router's LAN address (the prefix's ::1)`);
+        claim6(`${hf}.address6`, a6);
+        host.address6 = formatIp(a6);
+      }
+      return host;
     });
-    return { name: n, router: formatIp(router), return: ret as ReturnPath, prefix: formatCidr(prefix), hosts };
+    const customer: LabTopology['customers'][number] = { name: n, router: formatIp(router), return: ret as ReturnPath, prefix: formatCidr(prefix), hosts };
+    if (prefix6) customer.prefix6 = formatCidr(prefix6);
+    return customer;
   });
 
   // Public addresses outside customer prefixes must not fall inside one (they would be routed into the tunnel).
@@ -284,6 +347,13 @@ export function validateTopology(input: unknown): LabTopology {
     if (field.includes('.hosts[')) continue;
     for (const p of prefixes) {
       if (cidrContainsIp(p.cidr, { family: 4, value })) fail(field, `${formatIp({ family: 4, value })} lies inside ${formatCidr(p.cidr)}, the prefix of ${p.field}`);
+    }
+  }
+
+  for (const [value, field] of claimed6) {
+    if (field.includes('.hosts[')) continue;
+    for (const p of prefixes6) {
+      if (cidrContainsIp(p.cidr, { family: 6, value })) fail(field, `${formatIp({ family: 6, value })} lies inside ${formatCidr(p.cidr)}, the IPv6 prefix of ${p.field}`);
     }
   }
 
@@ -311,11 +381,16 @@ export interface LabInterface {
   peerHost: string;
   peerInterface: string;
   peerAddress: string;
+  /** IPv6 twins (`addr/127` on routed links) when the lab has IPv6. */
+  address6?: string;
+  peerAddress6?: string;
 }
 
 export interface LabRoute {
   /** `addr/len` or 'default'. */
   dst: string;
+  /** 6 for an IPv6 route (needed to tell an IPv6 'default'); default 4. */
+  family?: 4 | 6;
   via: string;
   dev: string;
   /** Preferred source (a public /32 on lo), so traffic leaves with the host's public address. */
@@ -346,8 +421,8 @@ export interface LabHostPlan {
   interfaces: LabInterface[];
   /** /32 public addresses on `lo`. */
   loopback: string[];
-  /** Customer routers: the LAN bridge, its address and the host-facing veths enslaved to it. */
-  bridge?: { name: string; address: string; members: string[] };
+  /** Customer routers: the LAN bridge, its address(es) and the host-facing veths enslaved to it. */
+  bridge?: { name: string; address: string; address6?: string; members: string[] };
   /**
    * Kernel static routes the lab installs itself (protocol static): host default routes, and a router's route to
    * a directly attached public host. Never inter-site or anycast routes: those come from BGP.
@@ -364,8 +439,8 @@ export interface LabHostPlan {
 
 export interface LabLink {
   /** The upstream end: the veth is created in this host's namespace. */
-  a: { host: string; dev: string; address: string };
-  b: { host: string; dev: string; address: string };
+  a: { host: string; dev: string; address: string; address6?: string };
+  b: { host: string; dev: string; address: string; address6?: string };
   subnet: string;
 }
 
@@ -378,8 +453,10 @@ export interface LabEdgePlan {
   index: number;
   netns: string;
   uplink: { dev: string; address: string; gateway: string };
+  /** The uplink's IPv6 address (`addr/127`) and gateway, when the lab has IPv6: the edge's BGP session for IPv6. */
+  uplink6?: { address: string; gateway: string };
   asn: number;
-  router: { host: string; address: string; asn: number };
+  router: { host: string; address: string; address6?: string; asn: number };
 }
 
 export interface LabCustomerPlan {
@@ -389,10 +466,13 @@ export interface LabCustomerPlan {
   publicAddress: string;
   prefix: string;
   lanAddress: string;
+  /** IPv6 LAN prefix and the router's address in it (its ::1), when the customer has one. */
+  prefix6?: string;
+  lanAddress6?: string;
   return: ReturnPath;
   /** Suggested GRE tunnel interface (10.200.k.0/31): edge side .0, customer side .1. */
   tunnel: { interfaceAddress: string; edgeSide: string; customerSide: string };
-  hosts: { name: string; host: string; netns: string; address: string; listen: ListenSpec[] }[];
+  hosts: { name: string; host: string; netns: string; address: string; address6?: string; listen: ListenSpec[] }[];
 }
 
 export interface LabPlan {
@@ -400,6 +480,8 @@ export interface LabPlan {
   /** `otl-<name>-`: every namespace of this lab starts with it. */
   netnsPrefix: string;
   anycastEndpoints: string[];
+  /** The lab runs IPv6 too (some client or customer host has an address6): see the addressing plan above. */
+  ipv6: boolean;
   /** Hosts in build order (upstream before downstream). */
   hosts: LabHostPlan[];
   links: LabLink[];
@@ -431,12 +513,29 @@ function hostSysctls(): Record<string, number> {
 /** BIRD protocol names: letters, digits and '_' (a host label never has '_' nor '-'). */
 const bgpName = (prefix: string, label: string) => `${prefix}_${label}`;
 
+/** The IPv6 twin of a lab link address: fd6c::/96 + the IPv4 address (a /31's pair is a /127's pair). */
+export function linkAddress6(ipv4: string): string {
+  return formatIp({ family: 6, value: (0xfd6cn << 112n) | parseCidr(`${ipv4}/32`).network });
+}
+
+/** IPv6 sysctls of every host of an IPv6 lab: no duplicate address detection (addresses usable at once, which
+ * BIRD and the first packets need; the lab plans every address, so there are no duplicates to detect). */
+function ipv6Sysctls(role: LabRole): Record<string, number> {
+  const out: Record<string, number> = { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 };
+  if (role === 'core' || role === 'site-router' || role === 'customer-router') {
+    out['net.ipv6.conf.all.forwarding'] = 1;
+    out['net.ipv6.fib_multipath_hash_policy'] = 1;
+  }
+  return out;
+}
+
 /**
  * The addressing and routing plan of a validated topology. Pure and deterministic: the same topology always
  * gives the same plan, so a crashed lab's leftovers are found again by name.
  */
 export function planLab(t: LabTopology): LabPlan {
   const prefix = netnsPrefixOf(t.name);
+  const ipv6 = t.clients.some((c) => c.address6 !== undefined) || t.customers.some((c) => c.hosts.some((h) => h.address6 !== undefined));
   const hosts = new Map<string, LabHostPlan>();
   const links: LabLink[] = [];
   const host = (name: string, role: LabRole, extra: Partial<LabHostPlan> = {}): LabHostPlan => {
@@ -449,7 +548,10 @@ export function planLab(t: LabTopology): LabPlan {
       routes: [],
       announce: [],
       bgpPeers: [],
-      sysctls: role === 'core' || role === 'site-router' || role === 'customer-router' ? routerSysctls() : hostSysctls(),
+      sysctls: {
+        ...(role === 'core' || role === 'site-router' || role === 'customer-router' ? routerSysctls() : hostSysctls()),
+        ...(ipv6 ? ipv6Sysctls(role) : {}),
+      },
       ...extra,
     };
     hosts.set(name, h);
@@ -459,15 +561,29 @@ export function planLab(t: LabTopology): LabPlan {
   const link = (a: LabHostPlan, aDev: string, b: LabHostPlan, bDev: string, subnet: string): LabLink => {
     const aAddr = add(subnet, 0);
     const bAddr = add(subnet, 1);
-    a.interfaces.push({ name: aDev, address: `${aAddr}/31`, peerHost: b.name, peerInterface: bDev, peerAddress: bAddr });
-    b.interfaces.push({ name: bDev, address: `${bAddr}/31`, peerHost: a.name, peerInterface: aDev, peerAddress: aAddr });
+    const ia: LabInterface = { name: aDev, address: `${aAddr}/31`, peerHost: b.name, peerInterface: bDev, peerAddress: bAddr };
+    const ib: LabInterface = { name: bDev, address: `${bAddr}/31`, peerHost: a.name, peerInterface: aDev, peerAddress: aAddr };
     const l: LabLink = { a: { host: a.name, dev: aDev, address: `${aAddr}/31` }, b: { host: b.name, dev: bDev, address: `${bAddr}/31` }, subnet };
+    if (ipv6) {
+      const [a6, b6] = [linkAddress6(aAddr), linkAddress6(bAddr)];
+      Object.assign(ia, { address6: `${a6}/127`, peerAddress6: b6 });
+      Object.assign(ib, { address6: `${b6}/127`, peerAddress6: a6 });
+      l.a.address6 = `${a6}/127`;
+      l.b.address6 = `${b6}/127`;
+    }
+    a.interfaces.push(ia);
+    b.interfaces.push(ib);
     links.push(l);
     return l;
   };
 
   const core = host(CORE_HOST, 'core', { asn: CORE_ASN, routerId: '100.64.0.0' });
   const edges: LabEdgePlan[] = [];
+  /** An IPv4 session's IPv6 twin over the same link (IPv6 labs): BIRD carries one family per session here. */
+  const peer6 = (p: LabBgpPeer, protocol: string): LabBgpPeer => ({ ...p, protocol, neighbor: linkAddress6(p.neighbor), localAddress: linkAddress6(p.localAddress) });
+  const withPeer6 = (h: LabHostPlan, protocol6: string) => {
+    if (ipv6) h.bgpPeers.push(peer6(h.bgpPeers.at(-1)!, protocol6));
+  };
 
   t.sites.forEach((s, i) => {
     const asn = CORE_ASN + 1 + i;
@@ -483,6 +599,7 @@ export function planLab(t: LabTopology): LabPlan {
       export: 'all',
       passive: false,
     });
+    withPeer6(core, bgpName('site6', s.name));
     router.bgpPeers.push({
       protocol: 'core',
       peerHost: core.name,
@@ -493,6 +610,7 @@ export function planLab(t: LabTopology): LabPlan {
       export: 'statics+edges',
       passive: false,
     });
+    withPeer6(router, 'core6');
     for (let n = 1; n <= s.edges; n++) {
       const edgeName = `${s.name}-edge${n}`;
       const edge = host(edgeName, 'edge', { site: s.name });
@@ -501,6 +619,7 @@ export function planLab(t: LabTopology): LabPlan {
       const routerAddr = add(subnet, 0);
       const edgeAddr = add(subnet, 1);
       edge.routes.push({ dst: 'default', via: routerAddr, dev: UPLINK });
+      if (ipv6) edge.routes.push({ dst: 'default', family: 6, via: linkAddress6(routerAddr), dev: UPLINK });
       router.bgpPeers.push({
         protocol: bgpName('edge', String(n)),
         peerHost: edgeName,
@@ -511,6 +630,7 @@ export function planLab(t: LabTopology): LabPlan {
         export: 'none',
         passive: true,
       });
+      withPeer6(router, bgpName('edge6', String(n)));
       edges.push({
         name: edgeName,
         nodeId: edgeName,
@@ -519,7 +639,8 @@ export function planLab(t: LabTopology): LabPlan {
         netns: edge.netns,
         uplink: { dev: UPLINK, address: `${edgeAddr}/31`, gateway: routerAddr },
         asn: EDGE_ASN,
-        router: { host: router.name, address: routerAddr, asn },
+        router: { host: router.name, address: routerAddr, asn, ...(ipv6 ? { address6: linkAddress6(routerAddr) } : {}) },
+        ...(ipv6 ? { uplink6: { address: `${linkAddress6(edgeAddr)}/127`, gateway: linkAddress6(routerAddr) } } : {}),
       });
     }
   });
@@ -548,6 +669,12 @@ export function planLab(t: LabTopology): LabPlan {
     // The client's router forwards to it and originates its /32 into BGP, so every site and the core reach it.
     upstream.routes.push({ dst: `${c.address}/32`, via: add(subnet, 1), dev: c.name });
     upstream.announce.push(`${c.address}/32`);
+    if (ipv6) client.routes.push({ dst: 'default', family: 6, via: linkAddress6(add(subnet, 0)), dev: UPLINK, ...(c.address6 ? { src: c.address6 } : {}) });
+    if (c.address6) {
+      client.loopback.push(`${c.address6}/128`);
+      upstream.routes.push({ dst: `${c.address6}/128`, via: linkAddress6(add(subnet, 1)), dev: c.name });
+      upstream.announce.push(`${c.address6}/128`);
+    }
   }
 
   const customers: LabCustomerPlan[] = [];
@@ -558,11 +685,16 @@ export function planLab(t: LabTopology): LabPlan {
     const subnet = `100.64.1.${2 * k}/31`;
     link(core, c.name, router, UPLINK, subnet);
     router.routes.push({ dst: 'default', via: add(subnet, 0), dev: UPLINK, src: c.router });
+    // IPv6 to the internet without a tunnel: only direct return (DSR) uses it; tunnel return takes policy routes.
+    if (ipv6) router.routes.push({ dst: 'default', family: 6, via: linkAddress6(add(subnet, 0)), dev: UPLINK });
     core.routes.push({ dst: `${c.router}/32`, via: add(subnet, 1), dev: c.name });
     core.announce.push(`${c.router}/32`);
     const prefixCidr = parseCidr(c.prefix);
     const lanAddress = formatIp(addressAt(prefixCidr, 1));
     router.bridge = { name: LAN_BRIDGE, address: `${lanAddress}/${prefixCidr.length}`, members: [] };
+    const prefix6Cidr = c.prefix6 !== undefined ? parseCidr(c.prefix6) : undefined;
+    const lanAddress6 = prefix6Cidr ? formatIp(addressAt(prefix6Cidr, 1)) : undefined;
+    if (prefix6Cidr) router.bridge.address6 = `${lanAddress6}/${prefix6Cidr.length}`;
     const hostPlans: LabCustomerPlan['hosts'] = [];
     for (const h of c.hosts) {
       const hostName = `${c.name}-${h.name}`;
@@ -574,7 +706,16 @@ export function planLab(t: LabTopology): LabPlan {
       links.push({ a: { host: routerName, dev: h.name, address: '' }, b: { host: hostName, dev: UPLINK, address }, subnet: c.prefix });
       router.bridge.members.push(h.name);
       hp.routes.push({ dst: 'default', via: lanAddress, dev: UPLINK });
-      hostPlans.push({ name: h.name, host: hostName, netns: hp.netns, address: h.address, listen: h.listen });
+      const hostPlan: LabCustomerPlan['hosts'][number] = { name: h.name, host: hostName, netns: hp.netns, address: h.address, listen: h.listen };
+      if (h.address6 !== undefined && prefix6Cidr) {
+        const iface = hp.interfaces.at(-1)!;
+        iface.address6 = `${h.address6}/${prefix6Cidr.length}`;
+        iface.peerAddress6 = lanAddress6!;
+        links.at(-1)!.b.address6 = iface.address6;
+        hp.routes.push({ dst: 'default', family: 6, via: lanAddress6!, dev: UPLINK });
+        hostPlan.address6 = h.address6;
+      }
+      hostPlans.push(hostPlan);
     }
     const tunnelNet = `10.200.${k}.0/31`;
     customers.push({
@@ -584,11 +725,12 @@ export function planLab(t: LabTopology): LabPlan {
       publicAddress: c.router,
       prefix: c.prefix,
       lanAddress,
+      ...(prefix6Cidr ? { prefix6: c.prefix6!, lanAddress6: lanAddress6! } : {}),
       return: c.return,
       tunnel: { interfaceAddress: tunnelNet, edgeSide: add(tunnelNet, 0), customerSide: add(tunnelNet, 1) },
       hosts: hostPlans,
     });
   });
 
-  return { name: t.name, netnsPrefix: prefix, anycastEndpoints: [...t.anycastEndpoints], hosts: [...hosts.values()], links, edges, customers };
+  return { name: t.name, netnsPrefix: prefix, anycastEndpoints: [...t.anycastEndpoints], ipv6, hosts: [...hosts.values()], links, edges, customers };
 }

@@ -178,3 +178,99 @@ test('plan: clients without a site hang off the core; the plan is deterministic'
   assert.deepEqual(core.announce, ['198.51.100.200/32', '198.51.100.2/32']);
   assert.deepEqual(planOf(input), plan);
 });
+
+// --- IPv6 (IPv6 inside the IPv4 GRE tunnels) ---------------------------------------------------------------------
+
+const withIpv6 = () => {
+  const t = minimal();
+  return {
+    ...t,
+    clients: [{ ...t.clients[0]!, address6: '2001:db8:ffff::100' }],
+    customers: [{ ...t.customers[0]!, hosts: [{ ...t.customers[0]!.hosts[0]!, address6: '2001:db8:100::100' }] }],
+  };
+};
+
+test('IPv6 is off unless a client or customer host has an address6: IPv4 topologies plan exactly as before', () => {
+  const plan = planLab(parseTopology(exampleText, 'examples/lab.yaml'));
+  assert.equal(plan.ipv6, false);
+  const text = JSON.stringify(plan);
+  assert.doesNotMatch(text, /address6|fd6c|2001:db8|accept_dad|ipv6\.conf|"family":6/);
+  assert.ok(plan.hosts.every((h) => h.bgpPeers.every((p) => !p.neighbor.includes(':'))));
+});
+
+test('IPv6 validation: documentation addresses, inside the customer prefix6, unique, outside other prefixes', () => {
+  const t = withIpv6();
+  const v = validateTopology(t);
+  assert.equal(v.clients[0]!.address6, '2001:db8:ffff::100');
+  assert.equal(v.customers[0]!.prefix6, '2001:db8:100::/64', 'default: the /64 of the first host with an address6');
+  assert.equal(v.customers[0]!.hosts[0]!.address6, '2001:db8:100::100');
+  assert.equal(validateTopology({ ...t, customers: [{ ...t.customers[0]!, prefix6: '2001:db8:100::/48' }] }).customers[0]!.prefix6, '2001:db8:100::/48');
+  rejects({ ...t, clients: [{ ...t.clients[0]!, address6: 'fd00::1' }] }, 'clients[0].address6', /2001:db8::\/32/);
+  rejects({ ...t, clients: [{ ...t.clients[0]!, address6: '198.51.100.9' }] }, 'clients[0].address6', /must be an IPv6 address/);
+  rejects({ ...t, clients: [{ ...t.clients[0]!, address6: '2001:db8:100::7' }] }, 'clients[0].address6', /lies inside 2001:db8:100::\/64/);
+  rejects({ ...t, customers: [{ ...t.customers[0]!, prefix6: '2001:db8:200::/64' }] }, 'customers[0].hosts[0].address6', /outside the customer's IPv6 prefix/);
+  rejects({ ...t, customers: [{ ...t.customers[0]!, prefix6: '2001:db8:100::1/64' }] }, 'customers[0].prefix6', /host bits zero/);
+  rejects({ ...t, customers: [{ ...t.customers[0]!, prefix6: '2001:db9::/64' }] }, 'customers[0].prefix6', /2001:db8::\/32/);
+  const host = t.customers[0]!.hosts[0]!;
+  rejects({ ...t, customers: [{ ...t.customers[0]!, hosts: [{ ...host, address6: '2001:db8:100::1' }] }] }, 'customers[0].hosts[0].address6', /router's LAN address/);
+  rejects(
+    { ...t, customers: [{ ...t.customers[0]!, hosts: [host, { ...host, name: 'web', address: '203.0.113.101' }] }] },
+    'customers[0].hosts[1].address6',
+    /already used by customers\[0\]\.hosts\[0\]\.address6/,
+  );
+  rejects({ ...t, customers: [t.customers[0]!, { name: 'beta', router: '198.51.100.3', prefix: '198.18.0.0/24', prefix6: '2001:db8:100::/56' }] }, 'customers[1].prefix6', /overlaps/);
+});
+
+test('IPv6 plan: every routed link gets fd6c::<IPv4>/127, a twin BGP session, IPv6 defaults; customers a LAN prefix6', () => {
+  const plan = planOf(withIpv6());
+  assert.equal(plan.ipv6, true);
+  const byName = new Map(plan.hosts.map((h) => [h.name, h]));
+  const router = byName.get('chi-router')!;
+  assert.deepEqual(router.interfaces.map((i) => [i.name, i.address, i.address6]), [
+    ['uplink', '100.64.0.1/31', 'fd6c::6440:1/127'],
+    ['edge1', '100.65.0.0/31', 'fd6c::6441:0/127'],
+    ['edge2', '100.65.0.2/31', 'fd6c::6441:2/127'],
+    ['client', '100.65.0.128/31', 'fd6c::6441:80/127'],
+  ]);
+  // Each IPv4 session has an IPv6 twin over the same link (BIRD carries one family per session here).
+  assert.deepEqual(router.bgpPeers.map((p) => [p.protocol, p.neighbor, p.localAddress, p.passive]), [
+    ['core', '100.64.0.0', '100.64.0.1', false],
+    ['core6', 'fd6c::6440:0', 'fd6c::6440:1', false],
+    ['edge_1', '100.65.0.1', '100.65.0.0', true],
+    ['edge6_1', 'fd6c::6441:1', 'fd6c::6441:0', true],
+    ['edge_2', '100.65.0.3', '100.65.0.2', true],
+    ['edge6_2', 'fd6c::6441:3', 'fd6c::6441:2', true],
+  ]);
+  assert.deepEqual(byName.get('internet')!.bgpPeers.map((p) => p.protocol), ['site_chi', 'site6_chi']);
+  // The client's /128 on lo, its IPv6 default route with that source; its router routes and announces it.
+  const client = byName.get('client')!;
+  assert.deepEqual(client.loopback, ['198.51.100.100/32', '2001:db8:ffff::100/128']);
+  assert.deepEqual(client.routes.at(-1), { dst: 'default', family: 6, via: 'fd6c::6441:80', dev: 'uplink', src: '2001:db8:ffff::100' });
+  assert.deepEqual(router.routes.at(-1), { dst: '2001:db8:ffff::100/128', via: 'fd6c::6441:81', dev: 'client' });
+  assert.deepEqual(router.announce, ['198.51.100.100/32', '2001:db8:ffff::100/128']);
+  assert.equal(router.sysctls['net.ipv6.conf.all.forwarding'], 1);
+  assert.equal(client.sysctls['net.ipv6.conf.default.accept_dad'], 0);
+  // Edges: an IPv6 uplink and default route, and the IPv6 session's ends for the agent's node config.
+  assert.deepEqual([plan.edges[0]!.uplink6, plan.edges[0]!.router.address6], [{ address: 'fd6c::6441:1/127', gateway: 'fd6c::6441:0' }, 'fd6c::6441:0']);
+  assert.deepEqual(byName.get('chi-edge1')!.routes.at(-1), { dst: 'default', family: 6, via: 'fd6c::6441:0', dev: 'uplink' });
+  // The customer: LAN ::1 on the bridge, the host's address6 on its uplink with a default via ::1.
+  const c = plan.customers[0]!;
+  assert.deepEqual([c.prefix6, c.lanAddress6, c.hosts[0]!.address6], ['2001:db8:100::/64', '2001:db8:100::1', '2001:db8:100::100']);
+  assert.equal(byName.get('acme-router')!.bridge!.address6, '2001:db8:100::1/64');
+  const ftp = byName.get('acme-ftp')!;
+  assert.deepEqual(ftp.interfaces.map((i) => i.address6), ['2001:db8:100::100/64']);
+  assert.deepEqual(ftp.routes.at(-1), { dst: 'default', family: 6, via: '2001:db8:100::1', dev: 'uplink' });
+  // No two IPv6 link subnets overlap.
+  const subnets = plan.links.filter((l) => l.a.address6).map((l) => parseCidr(l.a.address6!.replace(/::([0-9a-f]+):([0-9a-f]+)\/127$/, (_m, hi, lo) => `::${hi}:${(parseInt(lo, 16) & ~1).toString(16)}/127`)));
+  for (let i = 0; i < subnets.length; i++) for (let j = 0; j < i; j++) assert.ok(!cidrsOverlap(subnets[i]!, subnets[j]!));
+});
+
+test('examples/lab-etcd.yaml: store etcd, one site with 3 edges, the client and Acme', () => {
+  const t = parseTopology(readFileSync(defaultTopologyFile().replace(/lab\.yaml$/, 'lab-etcd.yaml'), 'utf8'), 'examples/lab-etcd.yaml');
+  assert.equal(t.name, 'fleet');
+  assert.equal(t.store, 'etcd');
+  assert.deepEqual(t.sites, [{ name: 'chi', edges: 3 }]);
+  assert.deepEqual(planLab(t).edges.map((e) => e.name), ['chi-edge1', 'chi-edge2', 'chi-edge3']);
+  assert.deepEqual(t.customers.map((c) => c.name), ['acme']);
+  assert.deepEqual(t.clients.map((c) => c.name), ['client']);
+});
