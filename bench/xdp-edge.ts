@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { Action } from '../src/kernel/bpf/abi.generated.js';
 import type { Rule } from '../src/kernel/bpf/abi.generated.js';
+import { syncBlocklistV4Index } from '../src/kernel/bpf/blocklist4.js';
 import { lpmKey, loadDataplane, readCounters, removeDataplane, type Dataplane } from '../src/kernel/bpf/dataplane.js';
 import { BPFFS, attachXdp, detachXdp, ensureBpffs, ifIndex, loadObject, unpin, type BpfProgram, type LoadedObject } from '../src/kernel/bpf/index.js';
 import { run } from '../src/kernel/exec.js';
@@ -82,6 +83,7 @@ function fillMaps(dp: Dataplane, blocked: readonly string[]): number {
   const m = dp.maps;
   m.prefixes.set(lpmKey('198.18.0.0/16'), ACCOUNT);
   m.blocklist.setMany(blocked.map((p) => [lpmKey(p), 1] as const));
+  syncBlocklistV4Index(m); // what the agent does after writing the trie: xdp_edge looks IPv4 sources up there
   let slot = 1;
   let total = 0;
   for (let k = 0; k < 13 && total < 100; k++) {

@@ -45,6 +45,9 @@
 /* IPv4 a.b.c.d/n is stored in LPM keys as ::ffff:a.b.c.d/(OT_LPM_V4_OFFSET + n). */
 #define OT_LPM_V4_OFFSET 96
 #define OT_BLOCKLIST_MAX 262144
+/* The IPv4 index of the blocklist (ot_bl4_l1, ot_bl4_l2: see the maps below and xdp_edge.c for why). */
+#define OT_BL4_L1_WORDS 2048 /* 65536 /16s, 2 bits each (enum ot_bl4), 32 per __u64 word: word = /16 >> 5 */
+#define OT_BL4_L2_MAX 262144 /* /24 host bitmaps; /16s that would need more fall back to the trie */
 #define OT_PREFIXES_MAX 65536
 #define OT_MITIGATION_PREFIXES_MAX 4096
 /* Rules evaluated per destination prefix, in order, first match wins. */
@@ -107,6 +110,14 @@ enum ot_action {
 	OT_ACTION_PASS = 3, /* stop evaluating: lets traffic skip later rules */
 };
 
+/* What the IPv4 blocklist index says about a /16 (2 bits of ot_bl4_l1). */
+enum ot_bl4 {
+	OT_BL4_NONE = 0, /* no blocklist entry overlaps the /16: not blocked */
+	OT_BL4_COVERED = 1, /* an entry of length <= 16 covers the whole /16: blocked */
+	OT_BL4_HOSTS = 2, /* only longer entries: the /24's bitmap in ot_bl4_l2 decides (no bitmap: not blocked) */
+	OT_BL4_TRIE = 3, /* too many /24 bitmaps for ot_bl4_l2: ot_blocklist (the trie) decides */
+};
+
 /* Which program wrote a sample record. */
 enum ot_hook {
 	OT_HOOK_XDP_EDGE = 1,
@@ -158,6 +169,11 @@ struct ot_rule_set {
 	__u32 count; /* rules in use, <= OT_RULES_PER_PREFIX */
 	__u32 _pad;
 	struct ot_rule rules[OT_RULES_PER_PREFIX];
+};
+
+/* Value of ot_bl4_l2 (key: the /24, i.e. the IPv4 address in host order >> 8): the blocked addresses of a /24. */
+struct ot_bl4_hosts {
+	__u8 bits[32]; /* address .h blocked when bits[h >> 3] & (1 << (h & 7)) */
 };
 
 /* Token bucket state of one rule slot (per CPU). The agent zeroes a slot when it assigns it to a rule. */
@@ -250,8 +266,13 @@ struct ot_sample {
 OT_MAP(ot_config, BPF_MAP_TYPE_ARRAY, __u32, struct ot_config, 1, 0)
 /* Per-CPU counters: account * OT_REASON_SLOTS + reason. */
 OT_MAP(ot_counters, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct ot_counter, OT_COUNTER_SLOTS, 0)
-/* Global blocklist of sources; value: an operator-chosen list id (informational). */
+/* Global blocklist of sources; value: an operator-chosen list id (informational). The source of truth: IPv6
+ * packets (and IPv4 in OT_BL4_TRIE /16s) look it up; ot_bl4_l1/ot_bl4_l2 are derived from its IPv4 entries. */
 OT_MAP(ot_blocklist, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_BLOCKLIST_MAX, BPF_F_NO_PREALLOC)
+/* IPv4 blocklist index, level 1: 2 bits (enum ot_bl4) per /16 of the source. */
+OT_MAP(ot_bl4_l1, BPF_MAP_TYPE_ARRAY, __u32, __u64, OT_BL4_L1_WORDS, 0)
+/* IPv4 blocklist index, level 2: /24 → its blocked addresses (for /16s in state OT_BL4_HOSTS). */
+OT_MAP(ot_bl4_l2, BPF_MAP_TYPE_HASH, __u32, struct ot_bl4_hosts, OT_BL4_L2_MAX, BPF_F_NO_PREALLOC)
 /* Customer prefixes → account: attributes traffic by destination, and checks decapsulated sources. */
 OT_MAP(ot_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_PREFIXES_MAX, BPF_F_NO_PREALLOC)
 /* Destination prefix → mitigation rules. */

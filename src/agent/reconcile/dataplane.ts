@@ -3,7 +3,8 @@
  * maps, XDP on the uplink, tc on every customer veth, and every map entry.
  *
  *   open()            load the objects, or reopen the pins an earlier run left (an agent restart changes nothing)
- *   syncGlobal()      XDP on the uplink; ot_anycast, ot_blocklist, ot_mitigation, ot_config (diff, prune after sync)
+ *   syncGlobal()      ot_anycast, ot_blocklist (+ its IPv4 index ot_bl4_*), ot_mitigation, ot_config (diff, prune
+ *                     after sync); then XDP on the uplink
  *   applyAccount()    tc on edge0 of the account's netns; its ot_prefixes, ot_delivery, ot_tunnels, ot_gre_peers
  *                     entries (point lookups: an account's pass costs O(its entries), not O(all entries))
  *   pruneAccounts()   what no account wants any more (full dumps, only from a complete desired state)
@@ -57,6 +58,7 @@ import {
   readCounters,
   type Dataplane,
 } from '../../kernel/bpf/dataplane.js';
+import { syncBlocklistV4Index } from '../../kernel/bpf/blocklist4.js';
 import { bpfObjectPath } from '../../kernel/bpf/paths.js';
 import { formatIp } from '../../model/ip.js';
 import { readLinkFeatures, setLinkFeatures } from '../../kernel/links.js';
@@ -387,15 +389,19 @@ export class DataplaneManager {
    */
   syncGlobal(g: GlobalDataplane, o: { force?: boolean; prune: boolean }, changes: string[]): void {
     const dp = this.require();
-    this.ensureXdp(dp, changes);
     const version = stable(g);
     const last = this.globalSynced;
-    if (!o.force && last?.version === version && (last.pruned || !o.prune)) return;
+    if (!o.force && last?.version === version && (last.pruned || !o.prune)) {
+      this.ensureXdp(dp, changes);
+      return;
+    }
     this.globalSynced = undefined;
     const m = dp.maps;
     this.sync(m.anycast, g.anycast.map((a) => ({ key: ipv4Be32(a), value: 0, label: a })), (a, b) => a === b, (k) => formatIp({ family: 4, value: BigInt(k) }), changes, o);
     // Value 1: the operator's list (the map's value is an informational list id).
     this.sync(m.blocklist, g.blocklist.map((c) => ({ key: lpmKey(c), value: 1, label: c })), (a, b) => a === b, cidrOfLpmKey, changes, o);
+    // The program looks up IPv4 sources in this index of the trie, so it follows whatever the trie holds now.
+    syncBlocklistV4Index(m, changes);
     this.sync(
       m.mitigation,
       g.mitigation.map((s) => ({ key: lpmKey(s.prefix), value: ruleSetOf(s.rules), label: `${s.prefix} (${s.ruleIds.join(', ')})` })),
@@ -417,6 +423,8 @@ export class DataplaneManager {
       }
       if (released) this.numbers.save();
     }
+    // The program after its maps: an upgraded program may read maps (ot_bl4_*) its predecessor never filled.
+    this.ensureXdp(dp, changes);
     this.globalSynced = { version, pruned: o.prune };
   }
 

@@ -26,6 +26,7 @@ import {
   OT_TUNNEL_MAC_0,
   OT_TUNNEL_MAC_1,
   RINGBUFS,
+  type Bl4Hosts,
   type Config,
   type Counter,
   type Delivery,
@@ -67,6 +68,9 @@ export interface DataplaneMaps {
   config: TypedMap<number, Config>;
   counters: TypedMap<number, Counter>;
   blocklist: TypedMap<LpmKey, number>;
+  /** The IPv4 index of ot_blocklist (blocklist4.ts): after writing `blocklist`, call syncBlocklistV4Index(maps). */
+  bl4L1: TypedMap<number, bigint>;
+  bl4L2: TypedMap<number, Bl4Hosts>;
   prefixes: TypedMap<LpmKey, number>;
   mitigation: TypedMap<LpmKey, RuleSet>;
   rlState: TypedMap<number, RlBucket>;
@@ -96,6 +100,8 @@ function wrapMaps(get: (name: string) => BpfMap): DataplaneMaps {
     config: new TypedMap(get(MAPS.ot_config.name), MAPS.ot_config),
     counters: new TypedMap(get(MAPS.ot_counters.name), MAPS.ot_counters),
     blocklist: new TypedMap(get(MAPS.ot_blocklist.name), MAPS.ot_blocklist),
+    bl4L1: new TypedMap(get(MAPS.ot_bl4_l1.name), MAPS.ot_bl4_l1),
+    bl4L2: new TypedMap(get(MAPS.ot_bl4_l2.name), MAPS.ot_bl4_l2),
     prefixes: new TypedMap(get(MAPS.ot_prefixes.name), MAPS.ot_prefixes),
     mitigation: new TypedMap(get(MAPS.ot_mitigation.name), MAPS.ot_mitigation),
     rlState: new TypedMap(get(MAPS.ot_rl_state.name), MAPS.ot_rl_state),
