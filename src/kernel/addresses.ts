@@ -3,10 +3,16 @@
  * an address on a link we own (see links.ts ownerOfAlias) is ours. On a device we do not own (lo), an IPv4
  * address can carry a label (`lo:ot`) that marks it as ours.
  */
-import { ipJson, runIpOps, type IpOp } from './ip.js';
+import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { LINK_DUMP_BODY, linkNames } from './links.js';
 import type { NetnsRef } from './netns.js';
 import { KernelInputError } from './exec.js';
+import { AF_INET, AF_UNSPEC, attr, familyCode, getStr, getU8, ifaddrmsg, ipBytes, ipText, NLM_F, parseAttrs, payload, RTM, str } from './netlink/codec.js';
+import { rtnlDump } from './netlink/socket.js';
 import { checkCidr, checkIfname, type IpFamily } from './validate.js';
+
+const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3 } as const;
+const RT_SCOPE_HOST = 254;
 
 export interface AddressSpec {
   dev: string;
@@ -40,13 +46,37 @@ export function addressReplaceOp(a: AddressSpec): IpOp {
   const { addr, len, family } = checkCidr('cidr', a.cidr);
   const dev = checkIfname('dev', a.dev);
   const label = a.label === undefined ? [] : ['label', checkLabel(dev, a.label, family)];
-  return { args: ['address', 'replace', `${addr}/${len}`, 'dev', dev, ...label] };
+  // iproute2's default scope: host for 127/8, global otherwise.
+  const scope = family === 4 && addr.startsWith('127.') ? RT_SCOPE_HOST : 0;
+  return {
+    args: ['address', 'replace', `${addr}/${len}`, 'dev', dev, ...label],
+    nl: {
+      type: RTM.NEWADDR,
+      flags: NLM_F.CREATE | NLM_F.REPLACE,
+      devs: [dev],
+      build: (ctx) => payload(ifaddrmsg({ family: familyCode(family), prefixlen: len, scope, index: ctx.ifindex(dev) }), [
+        attr(IFA.LOCAL, ipBytes(addr)),
+        attr(IFA.ADDRESS, ipBytes(addr)),
+        ...(a.label !== undefined ? [attr(IFA.LABEL, str(a.label))] : []),
+      ]),
+    },
+  };
 }
 
 /** Twin: `ip address delete ADDR/LEN dev DEV`, succeeding when the address (or the device) is absent. */
 export function addressDeleteOp(a: AddressSpec): IpOp {
-  const { addr, len } = checkCidr('cidr', a.cidr);
-  return { args: ['address', 'delete', `${addr}/${len}`, 'dev', checkIfname('dev', a.dev)], tolerate: ['ENOENT'] };
+  const { addr, len, family } = checkCidr('cidr', a.cidr);
+  const dev = checkIfname('dev', a.dev);
+  return {
+    args: ['address', 'delete', `${addr}/${len}`, 'dev', dev],
+    tolerate: ['ENOENT'],
+    nl: {
+      type: RTM.DELADDR,
+      flags: 0,
+      devs: [dev],
+      build: (ctx) => payload(ifaddrmsg({ family: familyCode(family), prefixlen: len, index: ctx.ifindex(dev) }), [attr(IFA.LOCAL, ipBytes(addr)), attr(IFA.ADDRESS, ipBytes(addr))]),
+    },
+  };
 }
 
 /** Twin: `ip -n NS address replace …` for each, in one spawn. */
@@ -59,38 +89,44 @@ export async function deleteAddressesIfPresent(ns: NetnsRef, addrs: readonly Add
   await runIpOps(ns, addrs.map(addressDeleteOp));
 }
 
-interface RawAddrLink {
-  ifname: string;
-  addr_info?: { family: string; local: string; prefixlen: number; scope: string | number; label?: string }[];
-}
-
-export function parseAddresses(raw: unknown): Address[] {
+/**
+ * Decodes RTM_NEWADDR message bodies (ifaddrmsg + attributes), one entry per address as `ip -j address show`
+ * flattened; `names` maps ifindex → device name (from a link dump of the same namespace).
+ */
+export function decodeAddresses(bodies: readonly Buffer[], names: ReadonlyMap<number, string>): Address[] {
   const out: Address[] = [];
-  for (const l of raw as RawAddrLink[]) {
-    for (const a of l.addr_info ?? []) {
-      if (a.family !== 'inet' && a.family !== 'inet6') continue;
-      out.push({
-        dev: l.ifname,
-        cidr: `${a.local}/${a.prefixlen}`,
-        family: a.family === 'inet' ? 4 : 6,
-        local: a.local,
-        prefixlen: a.prefixlen,
-        scope: scopeNumber(a.scope),
-        ...(a.label !== undefined && a.label !== l.ifname ? { label: a.label } : {}),
-      });
-    }
+  for (const body of bodies) {
+    const fam = getU8(body);
+    if (fam !== 2 && fam !== 10) continue;
+    const a = parseAttrs(body, 8);
+    // IFA_LOCAL is the address itself (IFA_ADDRESS is the peer on point-to-point links); IPv6 has only IFA_ADDRESS.
+    const local = ipText(a.get(IFA.LOCAL) ?? a.get(IFA.ADDRESS));
+    if (local === undefined) continue;
+    const dev = names.get(body.readUInt32LE(4)) ?? `if${body.readUInt32LE(4)}`;
+    const prefixlen = body.readUInt8(1);
+    const label = getStr(a.get(IFA.LABEL));
+    out.push({
+      dev,
+      cidr: `${local}/${prefixlen}`,
+      family: fam === AF_INET ? 4 : 6,
+      local,
+      prefixlen,
+      scope: body.readUInt8(3),
+      ...(label !== undefined && label !== dev ? { label } : {}),
+    });
   }
   return out;
 }
 
-function scopeNumber(s: string | number): number {
-  if (typeof s === 'number') return s;
-  return ({ global: 0, site: 200, link: 253, host: 254, nowhere: 255 } as Record<string, number>)[s] ?? Number(s);
-}
+/** The request body of an address dump (both families). */
+export const ADDRESS_DUMP_BODY = ifaddrmsg({ family: AF_UNSPEC });
 
 /** Twin: `ip -n NS -j address show`, flattened to one entry per address; optionally only those on `dev`. */
 export async function listAddresses(ns: NetnsRef, filter: { dev?: string; family?: IpFamily } = {}): Promise<Address[]> {
   if (filter.dev !== undefined) checkIfname('dev', filter.dev);
-  const all = parseAddresses(await ipJson(ns, ['address', 'show']));
+  const all = await netlinkRead(ns, ['address', 'show'], async () => {
+    const [links, addrs] = [await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK), await rtnlDump(ns, RTM.GETADDR, ADDRESS_DUMP_BODY, RTM.NEWADDR)];
+    return decodeAddresses(addrs, linkNames(links));
+  });
   return all.filter((a) => (filter.dev === undefined || a.dev === filter.dev) && (filter.family === undefined || a.family === filter.family));
 }

@@ -1,12 +1,18 @@
 /**
- * iproute2 runner: a list of idempotent operations for ONE namespace runs as one process (`ip -n NS -force -batch -`),
- * because spawns dominate the cost (DESIGN.md §2). Every object module (links, addresses, routes, rules,
- * neighbours) builds `IpOp`s; callers either run one op (`runIpOps(ns, [op])`) or gather many.
+ * Runner for link/address/route/neighbour/rule operations on ONE namespace. Every object module (links, addresses,
+ * routes, rules, neighbours) builds `IpOp`s; callers either run one op (`runIpOps(ns, [op])`) or gather many.
+ *
+ * An op carries its iproute2 twin (`args`: logs, plans, doc comments) and, for the kinds the agent reconciles, a
+ * netlink request (`nl`) that runIpOps sends in-process on the namespace's rtnetlink socket (netlink/socket.ts) —
+ * no process at all (DESIGN.md §2: spawns dominated the per-customer cost). Ops without `nl` (e.g. `ip netns add`,
+ * bridges in the lab) still run as one `ip -n NS -force -batch -` process.
  *
  * Contract of an IpOp: running it twice has the same effect as once (replace, set, delete-if-present,
  * add-if-missing). That is what makes the batch fallback below safe.
  */
 import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, type BatchFailure, type KernelErrorCode } from './exec.js';
+import { attr, ifinfomsg, payload, RTM, str, u32 } from './netlink/codec.js';
+import { NetlinkRequestError, rtnlGet, rtnlRequest, withNetnsFd } from './netlink/socket.js';
 import { checkNetnsName } from './validate.js';
 
 /** A named network namespace, or null for the namespace of this process (see netns.ts). */
@@ -30,6 +36,27 @@ export interface IpOp {
    * IPv6 policy rule without addresses. runIpOps runs such ops in a batch of their own.
    */
   readonly family?: 6;
+  /** The same operation as one rtnetlink request, sent in-process (see NlRequest). */
+  readonly nl?: NlRequest;
+}
+
+/** What `NlRequest.build` may ask for: names resolved in the op's namespace, and open namespace fds. */
+export interface NlContext {
+  ifindex(dev: string): number;
+  netnsFd(name: string): number;
+}
+
+/** One rtnetlink request: message type, flags beyond REQUEST|ACK, and the body (fixed header + attributes). */
+export interface NlRequest {
+  readonly type: number;
+  readonly flags: number;
+  /** Devices whose ifindexes `build` needs (resolved in the op's namespace; a missing one fails the op like iproute2's "Cannot find device"). */
+  readonly devs?: readonly string[];
+  /** Namespaces whose fds `build` needs (a veth peer created directly in its namespace). */
+  readonly netnsFds?: readonly string[];
+  /** True for ops that add, delete or rename links: later ops re-resolve names. */
+  readonly changesLinks?: boolean;
+  build(ctx: NlContext): Buffer;
 }
 
 /** Per op: 'done' (the command succeeded) or 'unchanged' (it failed with a tolerated error, e.g. already absent). */
@@ -57,11 +84,111 @@ function checkOp(op: IpOp, i: number): void {
 export async function runIpOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
   ops.forEach(checkOp);
   if (ops.length === 0) return [];
+  if (ops.every((op) => op.nl)) return runNetlinkOps(ns, ops);
+  if (ops.some((op) => op.nl)) return runMixed(ns, ops);
+  return runIproute2(ns, ops);
+}
+
+/**
+ * Ops with and without netlink requests, in order: consecutive runs of one kind go together; every op is attempted
+ * (like -force) and the failures of all groups are thrown together, numbered by their position in `ops`.
+ */
+async function runMixed(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
+  const outcomes: IpOpOutcome[] = [];
+  const failures: BatchFailure[] = [];
+  for (let start = 0; start < ops.length; ) {
+    let end = start + 1;
+    while (end < ops.length && !!ops[end]!.nl === !!ops[start]!.nl) end++;
+    const group = ops.slice(start, end);
+    try {
+      outcomes.push(...(await (group[0]!.nl ? runNetlinkOps(ns, group) : runIproute2(ns, group))));
+    } catch (e) {
+      if (!(e instanceof KernelError) || e.failures.length === 0) throw e;
+      outcomes.push(...group.map(() => 'done' as const));
+      failures.push(...e.failures.map((f) => ({ ...f, line: f.line + start })));
+    }
+    start = end;
+  }
+  if (failures.length > 0) throw batchError([...ipArgv(ns), '-batch', '-'], 1, '', failures);
+  return outcomes;
+}
+
+/**
+ * Runs an in-process read (a netlink dump), reporting a refusal as the KernelError its iproute2 twin `argsTwin`
+ * would have raised — callers of the list functions handle one error type.
+ */
+export async function netlinkRead<T>(ns: NetnsRef, argsTwin: readonly string[], read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof KernelError) throw e;
+    if (!(e instanceof NetlinkRequestError)) throw e;
+    throw new KernelError({ argv: [...ipArgv(ns), ...argsTwin], exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
+  }
+}
+
+/** The ifindex of `dev` in `ns` (RTM_GETLINK by name), undefined when there is no such link. */
+export async function linkIndex(ns: NetnsRef, dev: string): Promise<number | undefined> {
+  const RTEXT_FILTER_SKIP_STATS = 8;
+  const IFLA_IFNAME = 3;
+  const IFLA_EXT_MASK = 29;
+  const reply = await rtnlGet(ns, RTM.GETLINK, payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]));
+  return reply ? reply.readInt32LE(4) : undefined;
+}
+
+/**
+ * Sends each op's netlink request in order on the namespace's socket. Every op is attempted; tolerated errors make
+ * an op 'unchanged'; the others are thrown together as one KernelError whose `failures` name each op (1-based,
+ * its iproute2 twin) and the kernel's message — the same shape as an `ip -batch` failure.
+ */
+async function runNetlinkOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
+  const indexes = new Map<string, number | undefined>();
+  const outcomes: IpOpOutcome[] = [];
+  const failures: BatchFailure[] = [];
+  for (const [i, op] of ops.entries()) {
+    const nl = op.nl!;
+    try {
+      for (const dev of nl.devs ?? []) {
+        if (!indexes.has(dev)) indexes.set(dev, await linkIndex(ns, dev));
+        if (indexes.get(dev) === undefined) throw new NetlinkRequestError(19, `Cannot find device "${dev}"`);
+      }
+      const send = async (fds: Map<string, number>) => {
+        const body = nl.build({ ifindex: (dev) => indexes.get(dev)!, netnsFd: (name) => fds.get(name)! });
+        await rtnlRequest(ns, nl.type, nl.flags, body);
+      };
+      const names = nl.netnsFds ?? [];
+      const withFds = async (k: number, fds: Map<string, number>): Promise<void> =>
+        k === names.length ? send(fds) : withNetnsFd(names[k]!, (fd) => withFds(k + 1, new Map(fds).set(names[k]!, fd)));
+      await withFds(0, new Map());
+      outcomes.push('done');
+    } catch (e) {
+      if (!(e instanceof NetlinkRequestError)) throw e;
+      if (op.tolerate?.includes(e.code)) outcomes.push('unchanged');
+      else {
+        outcomes.push('done');
+        failures.push({ line: i + 1, command: op.args, message: e.kernelMessage, code: e.code });
+      }
+    }
+    if (nl.changesLinks) indexes.clear();
+  }
+  if (failures.length > 0) {
+    // One op reads like a single `ip` command's error; several like a batch's.
+    if (ops.length === 1) {
+      const f = failures[0]!;
+      throw new KernelError({ argv: [...ipArgv(ns), ...f.command], exitCode: 1, stderr: '', kernelMessage: f.message, code: f.code, failures });
+    }
+    throw batchError([...ipArgv(ns), '-batch', '-'], 1, '', failures);
+  }
+  return outcomes;
+}
+
+/** The iproute2 path: one `ip -force -batch` process for ops that have no netlink request. */
+async function runIproute2(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
   if (ops.some((op) => op.family === 6) && ops.some((op) => op.family !== 6)) {
     // Two batches, one per family; outcomes go back to the ops' positions.
     const v6 = ops.filter((op) => op.family === 6);
     const other = ops.filter((op) => op.family !== 6);
-    const [o6, oOther] = [await runIpOps(ns, v6), await runIpOps(ns, other)];
+    const [o6, oOther] = [await runIproute2(ns, v6), await runIproute2(ns, other)];
     let i6 = 0;
     let iOther = 0;
     return ops.map((op) => (op.family === 6 ? o6[i6++]! : oOther[iOther++]!));

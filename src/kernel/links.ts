@@ -7,7 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { KernelError, KernelInputError, run } from './exec.js';
-import { ipJson, runIpOps, type IpOp } from './ip.js';
+import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { attr, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
+import { rtnlDump, rtnlGet } from './netlink/socket.js';
 import { inNetns, type NetnsRef } from './netns.js';
 import { checkIfname, checkInt, checkMac, checkNetnsName, checkToken } from './validate.js';
 
@@ -57,52 +59,69 @@ export interface Link {
   linkNetnsId?: number;
 }
 
-interface RawLink {
-  ifindex: number;
-  ifname: string;
-  link_index?: number;
-  link_netnsid?: number;
-  flags?: string[];
-  mtu: number;
-  operstate?: string;
-  address?: string;
-  ifalias?: string;
-  linkinfo?: { info_kind?: string };
+// rtnetlink link attributes (linux/if_link.h) and flags.
+const IFF_UP = 0x1;
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINK: 5, OPERSTATE: 16, LINKINFO: 18, IFALIAS: 20, NET_NS_FD: 28, EXT_MASK: 29, LINK_NETNSID: 37 } as const;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const RTEXT_FILTER_SKIP_STATS = 8;
+const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
+
+/** Decodes one RTM_NEWLINK message body (ifinfomsg + attributes) into a Link, as `ip -d -j link show` shows it. */
+export function decodeLink(body: Buffer): Link {
+  const a = parseAttrs(body, 16);
+  const link: Link = {
+    ifindex: body.readInt32LE(4),
+    name: getStr(a.get(IFLA.IFNAME)) ?? '',
+    mac: macText(a.get(IFLA.ADDRESS)) ?? '',
+    mtu: getU32(a.get(IFLA.MTU)) ?? 0,
+    up: (body.readUInt32LE(8) & IFF_UP) !== 0,
+    operstate: OPERSTATES[getU8(a.get(IFLA.OPERSTATE)) ?? 0] ?? 'UNKNOWN',
+  };
+  const info = a.get(IFLA.LINKINFO);
+  const kind = info ? getStr(parseAttrs(info).get(IFLA_INFO_KIND)) : undefined;
+  if (kind) link.kind = kind;
+  const alias = getStr(a.get(IFLA.IFALIAS));
+  if (alias) {
+    link.alias = alias;
+    const owner = ownerOfAlias(alias);
+    if (owner !== undefined) link.owner = owner;
+  }
+  // For a veth, IFLA_LINK is the peer's ifindex — it may equal our own (ifindexes are per namespace).
+  const peer = getU32(a.get(IFLA.LINK));
+  if (peer !== undefined && peer !== 0 && kind === 'veth') link.peerIfindex = peer;
+  const netnsId = getS32(a.get(IFLA.LINK_NETNSID));
+  if (netnsId !== undefined && netnsId >= 0) link.linkNetnsId = netnsId;
+  return link;
 }
 
-export function parseLinks(raw: unknown): Link[] {
-  return (raw as RawLink[]).map((r) => {
-    const link: Link = {
-      ifindex: r.ifindex,
-      name: r.ifname,
-      mac: r.address ?? '',
-      mtu: r.mtu,
-      up: r.flags?.includes('UP') ?? false,
-      operstate: r.operstate ?? 'UNKNOWN',
-    };
-    if (r.linkinfo?.info_kind) link.kind = r.linkinfo.info_kind;
-    if (r.ifalias) {
-      link.alias = r.ifalias;
-      const owner = ownerOfAlias(r.ifalias);
-      if (owner !== undefined) link.owner = owner;
-    }
-    // For a veth, link_index is the peer's ifindex — it may equal our own (ifindexes are per namespace).
-    if (r.link_index !== undefined && link.kind === 'veth') link.peerIfindex = r.link_index;
-    if (r.link_netnsid !== undefined) link.linkNetnsId = r.link_netnsid;
-    return link;
-  });
+/** The request body of a link dump; statistics are skipped (they are most of each message and we never read them). */
+export const LINK_DUMP_BODY = payload(ifinfomsg(), [attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]);
+
+/** ifindex → name from a link dump's bodies (other dumps name devices by ifindex only). */
+export function linkNames(linkBodies: readonly Buffer[]): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const b of linkBodies) {
+    const name = getStr(parseAttrs(b, 16).get(IFLA.IFNAME));
+    if (name !== undefined) out.set(b.readInt32LE(4), name);
+  }
+  return out;
 }
 
-/** Twin: `ip -n NS -d -j link show`. */
+/** Twin: `ip -n NS -d -j link show` (one in-process dump). */
 export async function listLinks(ns: NetnsRef): Promise<Link[]> {
-  return parseLinks(await ipJson(ns, ['link', 'show'], { details: true }));
+  return netlinkRead(ns, ['link', 'show'], async () => (await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK)).map(decodeLink));
 }
 
-/** Twin: `ip -n NS -d -j link show dev NAME`; undefined when there is no such link. */
+/** Twin: `ip -n NS -d -j link show dev NAME`; undefined when there is no such link (or no such namespace). */
 export async function getLink(ns: NetnsRef, name: string): Promise<Link | undefined> {
   checkIfname('name', name);
   try {
-    return parseLinks(await ipJson(ns, ['link', 'show', 'dev', name], { details: true }))[0];
+    const body = await netlinkRead(ns, ['link', 'show', 'dev', name], () =>
+      rtnlGet(ns, RTM.GETLINK, payload(ifinfomsg(), [attr(IFLA.IFNAME, str(name)), attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))])),
+    );
+    return body ? decodeLink(body) : undefined;
   } catch (e) {
     if (e instanceof KernelError && e.code === 'ENOENT') return undefined;
     throw e;
@@ -127,7 +146,13 @@ export function linkSetOp(s: LinkSettings): IpOp {
   if (s.alias !== undefined) args.push('alias', checkToken('alias', s.alias, 128));
   if (s.up !== undefined) args.push(s.up ? 'up' : 'down');
   if (args.length === 4) throw new KernelInputError('link settings', `nothing to set on ${s.name}`);
-  return { args };
+  const attrs = [attr(IFLA.IFNAME, str(s.name))];
+  if (s.mac !== undefined) attrs.push(attr(IFLA.ADDRESS, macBytes(s.mac.toLowerCase())));
+  if (s.mtu !== undefined) attrs.push(attr(IFLA.MTU, u32(s.mtu)));
+  if (s.alias !== undefined) attrs.push(attr(IFLA.IFALIAS, str(s.alias)));
+  const head = ifinfomsg(s.up === undefined ? {} : { flags: s.up ? IFF_UP : 0, change: IFF_UP });
+  const body = payload(head, attrs);
+  return { args, nl: { type: RTM.SETLINK, flags: 0, build: () => body } };
 }
 
 /** Twin: `ip -n NS link set dev NAME …`. */
@@ -137,7 +162,8 @@ export async function setLink(ns: NetnsRef, s: LinkSettings): Promise<void> {
 
 /** Twin: `ip link delete dev NAME`, succeeding when it is absent. Deleting one end of a veth deletes both. */
 export function linkDeleteOp(name: string): IpOp {
-  return { args: ['link', 'delete', 'dev', checkIfname('name', name)], tolerate: ['ENOENT'] };
+  const body = payload(ifinfomsg(), [attr(IFLA.IFNAME, str(checkIfname('name', name)))]);
+  return { args: ['link', 'delete', 'dev', name], tolerate: ['ENOENT'], nl: { type: RTM.DELLINK, flags: 0, changesLinks: true, build: () => body } };
 }
 
 /** Twin: `ip -n NS link delete dev NAME` (delete-if-present). */
@@ -168,7 +194,7 @@ export interface VethSpec {
  *
  * Twin: `ip -n NS link add NAME address MAC mtu M up type veth peer name PEER address PMAC mtu M netns PEERNS`
  * (tolerating "exists"), then `ip link set … alias A up` on each end: the kernel ignores an alias given at
- * creation and iproute2 cannot set the peer up from the creating namespace.
+ * creation. In-process, the peer is created directly in PEERNS (IFLA_NET_NS_FD inside VETH_INFO_PEER).
  */
 export function vethOps(spec: VethSpec): { host: IpOp[]; peer: IpOp[] } {
   const name = checkIfname('name', spec.name);
@@ -183,6 +209,25 @@ export function vethOps(spec: VethSpec): { host: IpOp[]; peer: IpOp[] } {
     args: ['link', 'add', name, 'address', mac, 'mtu', mtu, ...(up ? ['up'] : []), 'type', 'veth',
       'peer', 'name', peerName, 'address', peerMac, 'mtu', mtu, 'netns', peerNs],
     tolerate: ['EEXIST'],
+    nl: {
+      type: RTM.NEWLINK,
+      flags: NLM_F.CREATE | NLM_F.EXCL,
+      netnsFds: [peerNs],
+      changesLinks: true,
+      build: (ctx) => {
+        const upFlags = up ? { flags: IFF_UP, change: IFF_UP } : {};
+        // The peer cannot be set up here: it is configured before the pair is linked (veth_open: ENOTCONN). The
+        // peer's set op brings it up.
+        const peer = payload(ifinfomsg(), [
+          attr(IFLA.IFNAME, str(peerName)),
+          attr(IFLA.ADDRESS, macBytes(peerMac)),
+          attr(IFLA.MTU, u32(Number(mtu))),
+          attr(IFLA.NET_NS_FD, s32(ctx.netnsFd(peerNs))),
+        ]);
+        const linkinfo = nested(IFLA.LINKINFO, [attr(IFLA_INFO_KIND, str('veth')), nested(IFLA_INFO_DATA, [attr(VETH_INFO_PEER, peer)])]);
+        return payload(ifinfomsg(upFlags), [attr(IFLA.IFNAME, str(name)), attr(IFLA.ADDRESS, macBytes(mac)), attr(IFLA.MTU, u32(Number(mtu))), linkinfo]);
+      },
+    },
   };
   // The set ops converge an existing pair (after a tolerated EEXIST) to the spec.
   const set = (n: string, m: string) => linkSetOp({ name: n, mac: m, mtu: Number(mtu), up, ...(spec.alias !== undefined ? { alias: spec.alias } : {}) });

@@ -3,10 +3,23 @@
  * They vanish when their device goes down, so the reconciler re-asserts them (replace is idempotent).
  * Ownership: protocol RT_PROTO_OPENTRANSIT.
  */
-import { ipJson, runIpOps, type IpOp } from './ip.js';
+import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { LINK_DUMP_BODY, linkNames } from './links.js';
+import { AF_UNSPEC, attr, familyCode, getU8, ipBytes, ipText, macBytes, macText, ndmsg, NLM_F, parseAttrs, payload, RTM, u8 } from './netlink/codec.js';
+import { rtnlDump } from './netlink/socket.js';
 import type { NetnsRef } from './netns.js';
 import { RT_PROTO_OPENTRANSIT } from './routes.js';
 import { checkIfname, checkInt, checkIp, checkMac, familyOf, type IpFamily } from './validate.js';
+
+const NDA = { DST: 1, LLADDR: 2, PROTOCOL: 12 } as const;
+const NUD_NOARP = 0x40;
+const NUD_PERMANENT = 0x80;
+const NTF_PROXY = 0x08;
+const NTF_EXT_LEARNED = 0x10;
+/** NUD state bits as iproute2 names them. */
+const NUD_NAMES: [number, string][] = [
+  [0x01, 'INCOMPLETE'], [0x02, 'REACHABLE'], [0x04, 'STALE'], [0x08, 'DELAY'], [0x10, 'PROBE'], [0x20, 'FAILED'], [0x40, 'NOARP'], [0x80, 'PERMANENT'],
+];
 
 export interface NeighbourSpec {
   dev: string;
@@ -32,18 +45,41 @@ export interface Neighbour {
 
 /** Twin: `ip neigh replace ADDR lladdr MAC dev DEV nud permanent proto P` (idempotent). */
 export function neighbourReplaceOp(n: NeighbourSpec): IpOp {
+  const address = checkIp('address', n.address);
+  const lladdr = checkMac('lladdr', n.lladdr);
+  const dev = checkIfname('dev', n.dev);
+  const protocol = checkInt('protocol', n.protocol ?? RT_PROTO_OPENTRANSIT, 0, 255);
   return {
-    args: ['neigh', 'replace', checkIp('address', n.address), 'lladdr', checkMac('lladdr', n.lladdr), 'dev', checkIfname('dev', n.dev),
-      'nud', 'permanent', 'proto', String(checkInt('protocol', n.protocol ?? RT_PROTO_OPENTRANSIT, 0, 255))],
+    args: ['neigh', 'replace', address, 'lladdr', lladdr, 'dev', dev, 'nud', 'permanent', 'proto', String(protocol)],
+    nl: {
+      type: RTM.NEWNEIGH,
+      flags: NLM_F.CREATE | NLM_F.REPLACE,
+      devs: [dev],
+      build: (ctx) => payload(ndmsg({ family: familyCode(familyOf(address)), ifindex: ctx.ifindex(dev), state: NUD_PERMANENT }), [
+        attr(NDA.DST, ipBytes(address)),
+        attr(NDA.LLADDR, macBytes(lladdr)),
+        attr(NDA.PROTOCOL, u8(protocol)),
+      ]),
+    },
   };
 }
 
 /**
- * Twin: `ip neigh delete ADDR dev DEV`, succeeding when absent. (`ip -batch` aborts on this command's failure;
- * runIpOps then re-runs the batch op by op, so prefer deleting only entries a listing showed.)
+ * Twin: `ip neigh delete ADDR dev DEV`, succeeding when absent.
  */
 export function neighbourDeleteOp(n: Pick<NeighbourSpec, 'dev' | 'address'>): IpOp {
-  return { args: ['neigh', 'delete', checkIp('address', n.address), 'dev', checkIfname('dev', n.dev)], tolerate: ['ENOENT'] };
+  const address = checkIp('address', n.address);
+  const dev = checkIfname('dev', n.dev);
+  return {
+    args: ['neigh', 'delete', address, 'dev', dev],
+    tolerate: ['ENOENT'],
+    nl: {
+      type: RTM.DELNEIGH,
+      flags: 0,
+      devs: [dev],
+      build: (ctx) => payload(ndmsg({ family: familyCode(familyOf(address)), ifindex: ctx.ifindex(dev) }), [attr(NDA.DST, ipBytes(address))]),
+    },
+  };
 }
 
 /** Twin: `ip -n NS neigh replace …` for each, one spawn. */
@@ -56,28 +92,39 @@ export async function deleteNeighboursIfPresent(ns: NetnsRef, specs: readonly Pi
   await runIpOps(ns, specs.map(neighbourDeleteOp));
 }
 
-interface RawNeigh {
-  dst: string;
-  dev: string;
-  lladdr?: string;
-  state?: string[];
-  protocol?: string;
+/**
+ * Decodes RTM_NEWNEIGH message bodies (ndmsg + attributes) of IPv4 and IPv6, keeping what `ip neigh show` lists
+ * (it hides NOARP-only and stateless entries); `names` maps ifindex → device name.
+ */
+export function decodeNeighbours(bodies: readonly Buffer[], names: ReadonlyMap<number, string>): Neighbour[] {
+  const out: Neighbour[] = [];
+  for (const body of bodies) {
+    const fam = body.readUInt8(0);
+    if (fam !== 2 && fam !== 10) continue;
+    const state = body.readUInt16LE(8);
+    const flags = body.readUInt8(10);
+    if (!(state & 0xff & ~NUD_NOARP) && !(flags & (NTF_PROXY | NTF_EXT_LEARNED))) continue;
+    const a = parseAttrs(body, 12);
+    const address = ipText(a.get(NDA.DST));
+    if (address === undefined) continue;
+    const ifindex = body.readInt32LE(4);
+    const n: Neighbour = {
+      family: fam === 2 ? 4 : 6,
+      dev: names.get(ifindex) ?? `if${ifindex}`,
+      address,
+      state: NUD_NAMES.filter(([bit]) => state & bit).map(([, name]) => name),
+      permanent: (state & NUD_PERMANENT) !== 0,
+      protocol: getU8(a.get(NDA.PROTOCOL)) ?? 0,
+    };
+    const lladdr = macText(a.get(NDA.LLADDR));
+    if (lladdr !== undefined) n.lladdr = lladdr;
+    out.push(n);
+  }
+  return out;
 }
 
-export function parseNeighbours(raw: unknown): Neighbour[] {
-  return (raw as RawNeigh[]).map((r) => {
-    const n: Neighbour = {
-      family: familyOf(r.dst),
-      dev: r.dev,
-      address: r.dst,
-      state: r.state ?? [],
-      permanent: r.state?.includes('PERMANENT') ?? false,
-      protocol: r.protocol === undefined ? 0 : Number(r.protocol),
-    };
-    if (r.lladdr !== undefined) n.lladdr = r.lladdr;
-    return n;
-  });
-}
+/** The request body of a neighbour dump (both families). */
+export const NEIGHBOUR_DUMP_BODY = ndmsg({ family: AF_UNSPEC });
 
 export interface NeighbourFilter {
   dev?: string;
@@ -89,7 +136,11 @@ export function filterNeighbours(ns: readonly Neighbour[], f: NeighbourFilter): 
   return ns.filter((n) => (f.dev === undefined || n.dev === f.dev) && (f.protocol === undefined || n.protocol === f.protocol) && (!f.permanentOnly || n.permanent));
 }
 
-/** Twin: `ip -N -j -n NS neigh show` (both families), filtered in code. */
+/** Twin: `ip -N -j -n NS neigh show` (both families; one in-process dump plus a link dump), filtered in code. */
 export async function listNeighbours(ns: NetnsRef, filter: NeighbourFilter = {}): Promise<Neighbour[]> {
-  return filterNeighbours(parseNeighbours(await ipJson(ns, ['neigh', 'show'])), filter);
+  return netlinkRead(ns, ['neigh', 'show'], async () => {
+    const links = await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK);
+    const neigh = await rtnlDump(ns, RTM.GETNEIGH, NEIGHBOUR_DUMP_BODY, RTM.NEWNEIGH);
+    return filterNeighbours(decodeNeighbours(neigh, linkNames(links)), filter);
+  });
 }

@@ -8,7 +8,10 @@
  * the reconciler must delete the old-metric one (`routeKey` gives the identity to diff on).
  */
 import { KernelInputError } from './exec.js';
-import { ipJsonBatch, runIpOps, type IpOp } from './ip.js';
+import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { LINK_DUMP_BODY, linkNames } from './links.js';
+import { AF_UNSPEC, attr, familyCode, getU32, headerTable, ipBytes, ipText, nested, NLM_F, parseAttrs, payload, RTM, rtmsg, u32 } from './netlink/codec.js';
+import { rtnlDump } from './netlink/socket.js';
 import type { NetnsRef } from './netns.js';
 import { checkIfname, checkInt, checkIp, checkRouteDst, familyOf, type IpFamily } from './validate.js';
 
@@ -24,6 +27,7 @@ export type RouteType = 'unicast' | 'unreachable' | 'blackhole' | 'prohibit' | '
 const ROUTE_TYPES: Record<number, RouteType> = {
   1: 'unicast', 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit', 9: 'throw', 10: 'nat',
 };
+const ROUTE_TYPE_CODES = Object.fromEntries(Object.entries(ROUTE_TYPES).map(([k, v]) => [v, Number(k)])) as Record<RouteType, number>;
 /** Types we write (the others are listed but never created). */
 const WRITABLE_TYPES = new Set<RouteType>(['unicast', 'unreachable', 'blackhole', 'prohibit']);
 
@@ -186,7 +190,53 @@ export function routeReplaceOp(spec: RouteSpec): IpOp {
   const nhArgs = (nh: CanonicalNexthop) => [...(nh.via ? ['via', nh.via] : []), 'dev', nh.dev, ...(nh.onlink ? ['onlink'] : [])];
   if (r.nexthops.length === 1) args.push(...nhArgs(r.nexthops[0]!));
   else for (const nh of r.nexthops) args.push('nexthop', ...nhArgs(nh), 'weight', String(nh.weight));
-  return { args };
+  return {
+    args,
+    nl: { type: RTM.NEWROUTE, flags: NLM_F.CREATE | NLM_F.REPLACE, devs: [...new Set(r.nexthops.map((n) => n.dev))], build: (ctx) => encodeRoute(r, ctx.ifindex) },
+  };
+}
+
+// rtnetlink route attributes (linux/rtnetlink.h).
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, METRICS: 8, MULTIPATH: 9, TABLE: 15 } as const;
+const RTAX_MTU = 2;
+const RTNH_F_ONLINK = 4;
+const RT_SCOPE_NOWHERE = 255;
+
+const dstParts = (dst: string) => {
+  const [addr, len] = dst.split('/') as [string, string];
+  return { addr, len: Number(len) };
+};
+
+/** RTM_NEWROUTE body for a canonical route: iproute2's encoding (one path: RTA_OIF/RTA_GATEWAY; several: RTA_MULTIPATH). */
+export function encodeRoute(r: Route, ifindex: (dev: string) => number): Buffer {
+  const { addr, len } = dstParts(r.dst);
+  const single = r.nexthops.length === 1 ? r.nexthops[0]! : undefined;
+  const attrs = [attr(RTA.TABLE, u32(r.table))];
+  if (len > 0) attrs.push(attr(RTA.DST, ipBytes(addr)));
+  attrs.push(attr(RTA.PRIORITY, u32(r.metric)));
+  if (r.src !== undefined) attrs.push(attr(RTA.PREFSRC, ipBytes(r.src)));
+  if (r.mtu !== undefined) attrs.push(nested(RTA.METRICS, [attr(RTAX_MTU, u32(r.mtu))]));
+  if (single) {
+    if (single.via !== undefined) attrs.push(attr(RTA.GATEWAY, ipBytes(single.via)));
+    attrs.push(attr(RTA.OIF, u32(ifindex(single.dev))));
+  } else if (r.nexthops.length > 1) {
+    // struct rtnexthop {len u16, flags u8, hops u8 (= weight - 1), ifindex s32} + its own attributes (the gateway).
+    const hops = r.nexthops.map((nh) => {
+      const gw = nh.via !== undefined ? attr(RTA.GATEWAY, ipBytes(nh.via)) : Buffer.alloc(0);
+      const h = Buffer.alloc(8);
+      h.writeUInt16LE(8 + gw.length, 0);
+      h.writeUInt8(nh.onlink ? RTNH_F_ONLINK : 0, 2);
+      h.writeUInt8(nh.weight - 1, 3);
+      h.writeInt32LE(ifindex(nh.dev), 4);
+      return Buffer.concat([h, gw]);
+    });
+    attrs.push(attr(RTA.MULTIPATH, Buffer.concat(hops)));
+  }
+  const head = rtmsg({
+    family: familyCode(r.family), dstLen: len, table: headerTable(r.table), protocol: r.protocol, scope: r.scope,
+    type: ROUTE_TYPE_CODES[r.type], flags: single?.onlink ? RTNH_F_ONLINK : 0,
+  });
+  return payload(head, attrs);
 }
 
 /**
@@ -198,9 +248,16 @@ export function routeDeleteOp(k: RouteKey): IpOp {
   const dst = canonicalDst(checkRouteDst('dst', k.dst), k.family);
   const args = ['route', 'delete'];
   if (k.type && k.type !== 'unicast') args.push(k.type);
-  args.push(dst, 'table', String(checkInt('table', k.table, 1, 0xffffffff)), 'metric', String(checkInt('metric', k.metric, 0, 0xffffffff)),
-    'proto', String(checkInt('protocol', k.protocol ?? RT_PROTO_OPENTRANSIT, 0, 255)));
-  return { args, tolerate: ['ENOENT'] };
+  const table = checkInt('table', k.table, 1, 0xffffffff);
+  const metric = checkInt('metric', k.metric, 0, 0xffffffff);
+  const protocol = checkInt('protocol', k.protocol ?? RT_PROTO_OPENTRANSIT, 0, 255);
+  args.push(dst, 'table', String(table), 'metric', String(metric), 'proto', String(protocol));
+  const { addr, len } = dstParts(dst);
+  // Scope "nowhere" and type 0 match any (as iproute2 sends them for a delete); the protocol must match.
+  const head = rtmsg({ family: familyCode(k.family), dstLen: len, table: headerTable(table), protocol, scope: RT_SCOPE_NOWHERE,
+    type: k.type && k.type !== 'unicast' ? ROUTE_TYPE_CODES[k.type] : 0 });
+  const body = payload(head, [attr(RTA.TABLE, u32(table)), ...(len > 0 ? [attr(RTA.DST, ipBytes(addr))] : []), attr(RTA.PRIORITY, u32(metric))]);
+  return { args, tolerate: ['ENOENT'], nl: { type: RTM.DELROUTE, flags: 0, build: () => body } };
 }
 
 /** Twin: `ip -n NS route replace …` for each, in one spawn. */
@@ -213,53 +270,63 @@ export async function deleteRoutesIfPresent(ns: NetnsRef, keys: readonly RouteKe
   await runIpOps(ns, keys.map(routeDeleteOp));
 }
 
-interface RawNexthop {
-  gateway?: string;
-  dev?: string;
-  weight?: number;
-  flags?: string[];
-}
-interface RawRoute extends RawNexthop {
-  type?: string;
-  dst: string;
-  table?: string;
-  protocol?: string;
-  metric?: number;
-  scope?: string;
-  prefsrc?: string;
-  metrics?: Record<string, number>[];
-  nexthops?: RawNexthop[];
-}
-
-/** Parses `ip -N -j route show` output of ONE family (the JSON does not say which). */
-export function parseRoutes(raw: unknown, family: IpFamily): Route[] {
-  return (raw as RawRoute[]).map((r) => {
-    const type = r.type === undefined ? 'unicast' : (ROUTE_TYPES[Number(r.type)] ?? 'unicast');
-    const nh = (n: RawNexthop, weight: number): CanonicalNexthop => {
-      const out: CanonicalNexthop = { dev: n.dev ?? '', weight, onlink: n.flags?.includes('onlink') ?? false };
-      if (n.gateway !== undefined) out.via = n.gateway;
-      return out;
-    };
+/**
+ * Decodes RTM_NEWROUTE message bodies (rtmsg + attributes) of IPv4 and IPv6 into canonical routes, as
+ * `ip -N -j route show table all` shows them; `names` maps ifindex → device name.
+ */
+export function decodeRoutes(bodies: readonly Buffer[], names: ReadonlyMap<number, string>): Route[] {
+  const out: Route[] = [];
+  const devName = (i: number) => names.get(i) ?? `if${i}`;
+  for (const body of bodies) {
+    const fam = body.readUInt8(0);
+    if (fam !== 2 && fam !== 10) continue;
+    const family: IpFamily = fam === 2 ? 4 : 6;
+    const a = parseAttrs(body, 12);
+    const type = ROUTE_TYPES[body.readUInt8(7)] ?? 'unicast';
+    const dstLen = body.readUInt8(1);
+    const dstAddr = ipText(a.get(RTA.DST));
     let nexthops: CanonicalNexthop[] = [];
-    if (r.nexthops) nexthops = r.nexthops.map((n) => nh(n, n.weight ?? 1));
-    else if (type === 'unicast' && (r.dev || r.gateway)) nexthops = [nh(r, 1)];
+    const mp = a.get(RTA.MULTIPATH);
+    if (mp) {
+      for (let o = 0; o + 8 <= mp.length; ) {
+        const len = mp.readUInt16LE(o);
+        if (len < 8) break;
+        const gw = ipText(parseAttrs(mp.subarray(o, o + len), 8).get(RTA.GATEWAY));
+        const nh: CanonicalNexthop = { dev: devName(mp.readInt32LE(o + 4)), weight: mp.readUInt8(o + 3) + 1, onlink: (mp.readUInt8(o + 2) & RTNH_F_ONLINK) !== 0 };
+        if (gw !== undefined) nh.via = gw;
+        nexthops.push(nh);
+        o += (len + 3) & ~3;
+      }
+    } else if (type === 'unicast' && (a.has(RTA.OIF) || a.has(RTA.GATEWAY))) {
+      const oif = getU32(a.get(RTA.OIF));
+      const nh: CanonicalNexthop = { dev: oif === undefined ? '' : devName(oif), weight: 1, onlink: (body.readUInt32LE(8) & RTNH_F_ONLINK) !== 0 };
+      const gw = ipText(a.get(RTA.GATEWAY));
+      if (gw !== undefined) nh.via = gw;
+      nexthops = [nh];
+    }
     nexthops.sort(compareNexthops);
     const route: Route = {
       family,
-      dst: canonicalDst(r.dst, family),
-      table: r.table === undefined ? RT_TABLE_MAIN : Number(r.table),
+      dst: dstAddr === undefined ? canonicalDst('default', family) : `${dstAddr}/${dstLen}`,
+      table: getU32(a.get(RTA.TABLE)) ?? body.readUInt8(4),
       type,
-      metric: r.metric ?? 0,
-      protocol: r.protocol === undefined ? 0 : Number(r.protocol),
-      scope: r.scope === undefined ? 0 : Number(r.scope),
+      metric: getU32(a.get(RTA.PRIORITY)) ?? 0,
+      protocol: body.readUInt8(5),
+      scope: body.readUInt8(6),
       nexthops,
     };
-    const mtu = r.metrics?.find((m) => m.mtu !== undefined)?.mtu;
+    const metrics = a.get(RTA.METRICS);
+    const mtu = metrics ? getU32(parseAttrs(metrics).get(RTAX_MTU)) : undefined;
     if (mtu !== undefined) route.mtu = mtu;
-    if (r.prefsrc !== undefined) route.src = r.prefsrc;
-    return route;
-  });
+    const src = ipText(a.get(RTA.PREFSRC));
+    if (src !== undefined) route.src = src;
+    out.push(route);
+  }
+  return out;
 }
+
+/** The request body of a route dump: every table, both families (and multicast families, which decodeRoutes skips). */
+export const ROUTE_DUMP_BODY = rtmsg({ family: AF_UNSPEC });
 
 export interface RouteFilter {
   table?: number;
@@ -267,21 +334,18 @@ export interface RouteFilter {
   family?: IpFamily;
 }
 
-/** The two show commands (one per family) that `listRoutes` and `readIpState` batch. `root ::/0` selects IPv6. */
-export const ROUTE_SHOW_COMMANDS: readonly (readonly string[])[] = [
-  ['route', 'show', 'table', 'all', 'root', '0.0.0.0/0'],
-  ['route', 'show', 'table', 'all', 'root', '::/0'],
-];
-
 export function filterRoutes(routes: readonly Route[], f: RouteFilter): Route[] {
   return routes.filter((r) => (f.table === undefined || r.table === f.table) && (f.protocol === undefined || r.protocol === f.protocol) && (f.family === undefined || r.family === f.family));
 }
 
 /**
- * Twin: `ip -N -j route show table all root 0.0.0.0/0` + `… root ::/0` (one spawn), filtered by table / protocol /
- * family in code (iproute2 drops the filtered field from its output and cannot show both families for one table).
+ * Twin: `ip -N -j route show table all` for both families (one in-process dump, plus a link dump for device
+ * names), filtered by table / protocol / family in code (the kernel filters dumps only on strict-checking sockets).
  */
 export async function listRoutes(ns: NetnsRef, filter: RouteFilter = {}): Promise<Route[]> {
-  const [v4, v6] = await ipJsonBatch(ns, ROUTE_SHOW_COMMANDS);
-  return filterRoutes([...parseRoutes(v4, 4), ...parseRoutes(v6, 6)], filter);
+  return netlinkRead(ns, ['route', 'show', 'table', 'all'], async () => {
+    const links = await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK);
+    const routes = await rtnlDump(ns, RTM.GETROUTE, ROUTE_DUMP_BODY, RTM.NEWROUTE);
+    return filterRoutes(decodeRoutes(routes, linkNames(links)), filter);
+  });
 }

@@ -8,13 +8,18 @@
  * (in that order, so packets always find a rule).
  */
 import { KernelInputError } from './exec.js';
-import { ipJson, runIpOps, type IpOp } from './ip.js';
+import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { AF_UNSPEC, attr, familyCode, getStr, getU32, getU8, headerTable, ipBytes, ipText, NLM_F, parseAttrs, payload, RTM, rtmsg, str, u32, u8 } from './netlink/codec.js';
+import { rtnlDump } from './netlink/socket.js';
 import type { NetnsRef } from './netns.js';
 import { RT_PROTO_OPENTRANSIT } from './routes.js';
 import { checkCidr, checkIfname, checkInt, hex, type IpFamily } from './validate.js';
 
 export type RuleAction = 'lookup' | 'unreachable' | 'blackhole' | 'prohibit';
 const ACTIONS: Record<number, RuleAction> = { 1: 'lookup', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit' };
+const ACTION_CODES = Object.fromEntries(Object.entries(ACTIONS).map(([k, v]) => [v, Number(k)])) as Record<RuleAction, number>;
+// fib rule attributes (linux/fib_rules.h).
+const FRA = { DST: 1, SRC: 2, IIFNAME: 3, PRIORITY: 6, FWMARK: 10, TABLE: 15, FWMASK: 16, OIFNAME: 17, PROTOCOL: 21 } as const;
 
 export interface RuleSpec {
   /** 1..32765 (0 and 32766/32767 hold the kernel's local/main/default rules). Required: it orders rules. */
@@ -95,17 +100,39 @@ function ruleArgs(verb: 'add' | 'delete', r: Rule): string[] {
   return args;
 }
 
+/**
+ * The body of RTM_NEWRULE / RTM_DELRULE for a canonical rule: struct fib_rule_hdr (laid out like rtmsg: table at
+ * byte 4, action at byte 7) and one attribute per selector — what iproute2 sends for the same command.
+ */
+export function encodeRule(r: Rule): Buffer {
+  const cidr = (c: string | undefined) => (c ? { addr: c.split('/')[0]!, len: Number(c.split('/')[1]) } : undefined);
+  const from = cidr(r.from);
+  const to = cidr(r.to);
+  const attrs = [attr(FRA.PRIORITY, u32(r.priority))];
+  if (from) attrs.push(attr(FRA.SRC, ipBytes(from.addr)));
+  if (to) attrs.push(attr(FRA.DST, ipBytes(to.addr)));
+  if (r.fwmark !== undefined) attrs.push(attr(FRA.FWMARK, u32(r.fwmark)), attr(FRA.FWMASK, u32(r.fwmask ?? 0xffffffff)));
+  if (r.iif) attrs.push(attr(FRA.IIFNAME, str(r.iif)));
+  if (r.oif) attrs.push(attr(FRA.OIFNAME, str(r.oif)));
+  if (r.table !== undefined) attrs.push(attr(FRA.TABLE, u32(r.table)));
+  attrs.push(attr(FRA.PROTOCOL, u8(r.protocol)));
+  const head = rtmsg({ family: familyCode(r.family), dstLen: to?.len ?? 0, srcLen: from?.len ?? 0, table: headerTable(r.table ?? 0), type: ACTION_CODES[r.action] });
+  return payload(head, attrs);
+}
+
 /** Twin: `ip rule add priority P [from F] [to T] [fwmark M/MASK] [iif I] [oif O] lookup T|ACTION proto P` (add-if-missing). */
 export function ruleAddOp(spec: RuleSpec): IpOp {
   const r = normalizeRule(spec);
   // `ip rule add from ::/0` is stored as an IPv4 "from all" rule: the family must come from `ip -6`.
-  return { args: ruleArgs('add', r), tolerate: ['EEXIST'], ...(r.family === 6 ? { family: 6 as const } : {}) };
+  const body = encodeRule(r);
+  return { args: ruleArgs('add', r), tolerate: ['EEXIST'], ...(r.family === 6 ? { family: 6 as const } : {}), nl: { type: RTM.NEWRULE, flags: NLM_F.CREATE | NLM_F.EXCL, build: () => body } };
 }
 
 /** Twin: `ip rule delete …` with every selector of the rule, succeeding when absent. Protocol is matched too. */
 export function ruleDeleteOp(spec: RuleSpec): IpOp {
   const r = normalizeRule(spec);
-  return { args: ruleArgs('delete', r), tolerate: ['ENOENT'], ...(r.family === 6 ? { family: 6 as const } : {}) };
+  const body = encodeRule(r);
+  return { args: ruleArgs('delete', r), tolerate: ['ENOENT'], ...(r.family === 6 ? { family: 6 as const } : {}), nl: { type: RTM.DELRULE, flags: 0, build: () => body } };
 }
 
 /** Twin: `ip -n NS rule add …` for each (add-if-missing), one spawn. */
@@ -118,42 +145,41 @@ export async function deleteRulesIfPresent(ns: NetnsRef, specs: readonly RuleSpe
   await runIpOps(ns, specs.map(ruleDeleteOp));
 }
 
-interface RawRule {
-  priority: number;
-  src?: string;
-  srclen?: number;
-  dst?: string;
-  dstlen?: number;
-  fwmark?: string;
-  fwmask?: string;
-  iif?: string;
-  oif?: string;
-  table?: string;
-  action?: string;
-  protocol?: string;
+/** Decodes RTM_NEWRULE message bodies of IPv4 and IPv6 into canonical rules, as `ip -N -j rule show` shows them. */
+export function decodeRules(bodies: readonly Buffer[]): Rule[] {
+  const out: Rule[] = [];
+  for (const body of bodies) {
+    const fam = body.readUInt8(0);
+    if (fam !== 2 && fam !== 10) continue;
+    const a = parseAttrs(body, 12);
+    const rule: Rule = {
+      family: fam === 2 ? 4 : 6,
+      priority: getU32(a.get(FRA.PRIORITY)) ?? 0,
+      action: ACTIONS[body.readUInt8(7)] ?? 'lookup',
+      protocol: getU8(a.get(FRA.PROTOCOL)) ?? 0,
+    };
+    const table = getU32(a.get(FRA.TABLE)) ?? body.readUInt8(4);
+    if (table !== 0) rule.table = table;
+    // The kernel reports a mark only when one is set, a mask when mark or mask is set (iproute2 prints both then).
+    if (a.has(FRA.FWMARK) || a.has(FRA.FWMASK)) {
+      rule.fwmark = getU32(a.get(FRA.FWMARK)) ?? 0;
+      rule.fwmask = getU32(a.get(FRA.FWMASK)) ?? 0xffffffff;
+    }
+    const src = ipText(a.get(FRA.SRC));
+    if (src !== undefined) rule.from = `${src}/${body.readUInt8(2)}`;
+    const dst = ipText(a.get(FRA.DST));
+    if (dst !== undefined) rule.to = `${dst}/${body.readUInt8(1)}`;
+    const iif = getStr(a.get(FRA.IIFNAME));
+    if (iif !== undefined) rule.iif = iif;
+    const oif = getStr(a.get(FRA.OIFNAME));
+    if (oif !== undefined) rule.oif = oif;
+    out.push(rule);
+  }
+  return out;
 }
 
-export function parseRules(raw: unknown, family: IpFamily): Rule[] {
-  const full = family === 4 ? 32 : 128;
-  return (raw as RawRule[]).map((r) => {
-    const rule: Rule = {
-      family,
-      priority: r.priority,
-      action: r.action === undefined ? 'lookup' : (ACTIONS[Number(r.action)] ?? 'lookup'),
-      protocol: r.protocol === undefined ? 0 : Number(r.protocol),
-    };
-    if (r.table !== undefined) rule.table = Number(r.table);
-    if (r.fwmark !== undefined) {
-      rule.fwmark = Number(r.fwmark);
-      rule.fwmask = r.fwmask === undefined ? 0xffffffff : Number(r.fwmask);
-    }
-    if (r.src !== undefined && r.src !== 'all') rule.from = `${r.src}/${r.srclen ?? full}`;
-    if (r.dst !== undefined && r.dst !== 'all') rule.to = `${r.dst}/${r.dstlen ?? full}`;
-    if (r.iif !== undefined) rule.iif = r.iif;
-    if (r.oif !== undefined) rule.oif = r.oif;
-    return rule;
-  });
-}
+/** The request body of a rule dump (every family). */
+export const RULE_DUMP_BODY = rtmsg({ family: AF_UNSPEC });
 
 /** True when two canonical rules are the same kernel rule. */
 export function sameRule(a: Rule, b: Rule): boolean {
@@ -161,9 +187,14 @@ export function sameRule(a: Rule, b: Rule): boolean {
   return k(a) === k(b);
 }
 
-/** Twin: `ip -N -j [-6] -n NS rule show`, optionally only one protocol's rules. */
+/** Twin: `ip -N -j [-6] -n NS rule show` (one in-process dump), optionally only one protocol's rules. */
 export async function listRules(ns: NetnsRef, filter: { family?: IpFamily; protocol?: number } = {}): Promise<Rule[]> {
   const family = filter.family ?? 4;
-  const raw = await ipJson(ns, [...(family === 6 ? ['-6'] : []), 'rule', 'show']);
-  return parseRules(raw, family).filter((r) => filter.protocol === undefined || r.protocol === filter.protocol);
+  const all = await listAllRules(ns);
+  return all.filter((r) => r.family === family && (filter.protocol === undefined || r.protocol === filter.protocol));
+}
+
+/** Both families' rules in one dump (what the host reconciler diffs against). */
+export async function listAllRules(ns: NetnsRef): Promise<Rule[]> {
+  return netlinkRead(ns, ['rule', 'show'], async () => decodeRules(await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE)));
 }

@@ -1,14 +1,15 @@
 /**
- * One read of everything iproute2 knows about a namespace, in ONE spawn — what a reconciler diffs against.
- * (nftables is read separately: nft.ts.)
+ * One read of everything rtnetlink knows about a namespace that the reconcilers diff against: five in-process
+ * dumps on the namespace's socket, no process. (nftables is read separately: nft.ts.)
  */
-import { parseAddresses, type Address } from './addresses.js';
-import { ipJsonBatch } from './ip.js';
-import { parseLinks, type Link } from './links.js';
-import type { NetnsRef } from './netns.js';
-import { parseNeighbours, type Neighbour } from './neighbours.js';
-import { parseRoutes, ROUTE_SHOW_COMMANDS, type Route } from './routes.js';
-import { parseRules, type Rule } from './rules.js';
+import { ADDRESS_DUMP_BODY, decodeAddresses, type Address } from './addresses.js';
+import { netlinkRead, type NetnsRef } from './ip.js';
+import { decodeLink, LINK_DUMP_BODY, type Link } from './links.js';
+import { RTM } from './netlink/codec.js';
+import { rtnlDump } from './netlink/socket.js';
+import { decodeNeighbours, NEIGHBOUR_DUMP_BODY, type Neighbour } from './neighbours.js';
+import { decodeRoutes, ROUTE_DUMP_BODY, type Route } from './routes.js';
+import { decodeRules, RULE_DUMP_BODY, type Rule } from './rules.js';
 
 export interface IpState {
   links: Link[];
@@ -21,22 +22,24 @@ export interface IpState {
 }
 
 /**
- * Twin: `ip -N -j -d -n NS -batch -` with `link show`, `address show`, `route show table all root 0.0.0.0/0`,
- * `route show table all root ::/0`, `rule show`, `neigh show`.
+ * Twin: `ip -N -j -d -n NS` `link show`, `address show`, `route show table all` (both families), `rule show`,
+ * `neigh show` — as netlink dumps. A dump interrupted by a concurrent change is retried, then fails (EINTR).
  */
 export async function readIpState(ns: NetnsRef): Promise<IpState> {
-  const [links, addrs, r4, r6, rules, neigh] = await ipJsonBatch(ns, [
-    ['link', 'show'],
-    ['address', 'show'],
-    ...ROUTE_SHOW_COMMANDS,
-    ['rule', 'show'],
-    ['neigh', 'show'],
-  ]);
-  return {
-    links: parseLinks(links),
-    addresses: parseAddresses(addrs),
-    routes: [...parseRoutes(r4, 4), ...parseRoutes(r6, 6)],
-    rules: parseRules(rules, 4),
-    neighbours: parseNeighbours(neigh),
-  };
+  return netlinkRead(ns, ['link', 'show'], async () => {
+    const linkBodies = await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK);
+    const links = linkBodies.map(decodeLink);
+    const names = new Map(links.map((l) => [l.ifindex, l.name]));
+    const addrs = await rtnlDump(ns, RTM.GETADDR, ADDRESS_DUMP_BODY, RTM.NEWADDR);
+    const routes = await rtnlDump(ns, RTM.GETROUTE, ROUTE_DUMP_BODY, RTM.NEWROUTE);
+    const rules = await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE);
+    const neigh = await rtnlDump(ns, RTM.GETNEIGH, NEIGHBOUR_DUMP_BODY, RTM.NEWNEIGH);
+    return {
+      links,
+      addresses: decodeAddresses(addrs, names),
+      routes: decodeRoutes(routes, names),
+      rules: decodeRules(rules).filter((r) => r.family === 4),
+      neighbours: decodeNeighbours(neigh, names),
+    };
+  });
 }

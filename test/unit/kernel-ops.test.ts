@@ -1,16 +1,27 @@
-// The pure parts of src/kernel (no root): argv builders, normalisation, parsers of captured iproute2/nft output.
+// The pure parts of src/kernel (no root): argv builders, normalisation, netlink encoders/decoders, parsers of
+// captured iproute2/nft output.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { addressReplaceOp, parseAddresses } from '../../src/kernel/addresses.js';
+import { addressReplaceOp, decodeAddresses } from '../../src/kernel/addresses.js';
 import { classifyKernelMessage, KernelInputError, parseJsonSequence } from '../../src/kernel/exec.js';
 import { parseBatchStderr } from '../../src/kernel/ip.js';
-import { linkSetOp, macFromKey, ownerAlias, ownerOfAlias, parseLinks, vethOps } from '../../src/kernel/links.js';
+import { decodeLink, linkSetOp, macFromKey, ownerAlias, ownerOfAlias, vethOps } from '../../src/kernel/links.js';
+import { ipBytes, ipText, parseAttrs } from '../../src/kernel/netlink/codec.js';
 import { netnsAddOp } from '../../src/kernel/netns.js';
-import { neighbourReplaceOp, parseNeighbours } from '../../src/kernel/neighbours.js';
+import { decodeNeighbours, neighbourReplaceOp } from '../../src/kernel/neighbours.js';
 import { nftExpr as x, nftReplaceTableDocument, parseNftTable } from '../../src/kernel/nft.js';
-import { normalizeRoute, parseRoutes, routeDeleteOp, routeKey, routeReplaceOp, RT_PROTO_OPENTRANSIT, sameRoute } from '../../src/kernel/routes.js';
-import { normalizeRule, parseRules, ruleAddOp, ruleDeleteOp, sameRule } from '../../src/kernel/rules.js';
+import { decodeRoutes, encodeRoute, normalizeRoute, routeDeleteOp, routeKey, routeReplaceOp, RT_PROTO_OPENTRANSIT, sameRoute } from '../../src/kernel/routes.js';
+import { decodeRules, encodeRule, normalizeRule, ruleAddOp, ruleDeleteOp, sameRule } from '../../src/kernel/rules.js';
+
+/** An op without its netlink request: what the iproute2-twin assertions compare. */
+const twin = (op: { args: readonly string[]; tolerate?: readonly string[]; family?: 6 }) => {
+  const { args, tolerate, family } = op;
+  return { args, ...(tolerate ? { tolerate } : {}), ...(family ? { family } : {}) };
+};
+/** A netlink request body as the op would send it, with ifindexes from `idx`. */
+const body = (op: ReturnType<typeof routeReplaceOp>, idx: Record<string, number> = {}) =>
+  op.nl!.build({ ifindex: (d) => idx[d]!, netnsFd: () => 99 });
 
 test('parseJsonSequence splits concatenated documents, brackets inside strings included', () => {
   assert.deepEqual(parseJsonSequence('[{"a":"]["}]\n[]\n[1,{"b":"\\"]"}]\n'), [[{ a: '][' }], [], [1, { b: '"]' }]]);
@@ -49,7 +60,7 @@ test('routeReplaceOp: multipath onlink with weights, single path, unreachable, I
     ['route', 'replace', 'unreachable', '0.0.0.0/0', 'table', '100', 'metric', '0', 'proto', '247']);
   assert.deepEqual(routeReplaceOp({ dst: 'default', family: 6, table: 100, type: 'unreachable' }).args,
     ['route', 'replace', 'unreachable', '::/0', 'table', '100', 'metric', '1024', 'proto', '247']);
-  assert.deepEqual(routeDeleteOp(routeKey(normalizeRoute({ dst: 'default', table: 100, type: 'unreachable' }))),
+  assert.deepEqual(twin(routeDeleteOp(routeKey(normalizeRoute({ dst: 'default', table: 100, type: 'unreachable' })))),
     { args: ['route', 'delete', 'unreachable', '0.0.0.0/0', 'table', '100', 'metric', '0', 'proto', '247'], tolerate: ['ENOENT'] });
 });
 
@@ -66,49 +77,67 @@ test('normalizeRoute refuses inconsistent specs, naming the field', () => {
   for (const [spec, field] of bad) assert.throws(() => normalizeRoute(spec), (e: unknown) => e instanceof KernelInputError && e.field === field, field);
 });
 
-test('parseRoutes of captured `ip -N -j route show table all root 0.0.0.0/0` equals the normalised specs', () => {
-  const raw = [
-    { type: '7', dst: 'default', table: '100', protocol: '247', flags: [] },
-    { dst: '203.0.113.0/24', table: '100', protocol: '247', metric: 10, flags: [], metrics: [{ mtu: 1476 }],
-      nexthops: [{ gateway: '10.250.0.1', dev: 'h0', weight: 3, flags: ['onlink'] }, { gateway: '10.250.0.3', dev: 'h0', weight: 1, flags: ['onlink'] }] },
-    { dst: '10.250.0.0/31', dev: 'h0', protocol: '2', scope: '253', prefsrc: '10.250.0.0', flags: [] },
-    { type: '2', dst: '10.250.0.0', dev: 'h0', table: '255', protocol: '2', scope: '254', prefsrc: '10.250.0.0', flags: [] },
+test('route netlink encoding decodes back to the same canonical route (multipath weights, onlink, mtu, big table, IPv6 link-local gateway)', () => {
+  const names = new Map([[7, 'h0'], [9, 'c0']]);
+  const idx = { h0: 7, c0: 9 };
+  const specs: Parameters<typeof normalizeRoute>[0][] = [
+    { dst: 'default', table: 100, type: 'unreachable' },
+    { dst: 'default', family: 6, table: 70000, type: 'unreachable' },
+    { dst: '203.0.113.0/24', table: 100, metric: 10, mtu: 1476, nexthops: [{ via: '10.250.0.3', dev: 'h0', onlink: true, weight: 1 }, { via: '10.250.0.1', dev: 'c0', onlink: true, weight: 3 }] },
+    { dst: '198.51.100.0/24', metric: 5, nexthops: [{ via: '10.250.0.1', dev: 'h0', onlink: true }] },
+    { dst: '10.250.0.0/31', scope: 'link', src: '10.250.0.0', nexthops: [{ dev: 'h0' }] },
+    { dst: '2001:db8:1::/48', table: 300, nexthops: [{ via: 'fe80::1', dev: 'c0' }] },
+    { dst: '2001:db8:2::/48', nexthops: [{ via: 'fe80::1', dev: 'c0', weight: 2 }, { via: 'fe80::2', dev: 'c0', weight: 5 }] },
   ];
-  const routes = parseRoutes(raw, 4);
-  assert.ok(sameRoute(normalizeRoute({ dst: 'default', table: 100, type: 'unreachable' }), routes[0]!));
-  assert.ok(sameRoute(normalizeRoute({ dst: '203.0.113.0/24', table: 100, metric: 10, mtu: 1476,
-    nexthops: [{ via: '10.250.0.3', dev: 'h0', onlink: true, weight: 1 }, { via: '10.250.0.1', dev: 'h0', onlink: true, weight: 3 }] }), routes[1]!));
-  assert.ok(!sameRoute(normalizeRoute({ dst: '203.0.113.0/24', table: 100, metric: 10, mtu: 1476,
-    nexthops: [{ via: '10.250.0.3', dev: 'h0', onlink: true, weight: 2 }, { via: '10.250.0.1', dev: 'h0', onlink: true, weight: 3 }] }), routes[1]!));
-  assert.deepEqual([routes[2]!.table, routes[2]!.protocol, routes[2]!.scope, routes[2]!.src], [254, 2, 253, '10.250.0.0']);
-  assert.deepEqual([routes[3]!.type, routes[3]!.dst, routes[3]!.table], ['local', '10.250.0.0/32', 255]);
+  for (const spec of specs) {
+    const wanted = normalizeRoute(spec);
+    const decoded = decodeRoutes([body(routeReplaceOp(spec), idx)], names);
+    assert.equal(decoded.length, 1);
+    assert.ok(sameRoute(wanted, decoded[0]!), `${JSON.stringify(wanted)} vs ${JSON.stringify(decoded[0])}`);
+  }
+  // The wire format itself, for one multipath route: rtmsg, then RTA_TABLE, RTA_DST, RTA_PRIORITY, RTA_METRICS, RTA_MULTIPATH.
+  const b = body(routeReplaceOp(specs[2]!), idx);
+  assert.deepEqual([...b.subarray(0, 8)], [2, 24, 0, 0, 100, 247, 0, 1]);
+  const a = parseAttrs(b, 12);
+  assert.deepEqual([...a.keys()], [15, 1, 6, 8, 9]);
+  const mp = a.get(9)!;
+  // rtnexthop: len 16 (8 + an 8-byte RTA_GATEWAY), flags RTNH_F_ONLINK, hops = weight - 1, ifindex.
+  assert.deepEqual([mp.readUInt16LE(0), mp[2], mp[3], mp.readInt32LE(4)], [16, 4, 2, 9]);
+  assert.equal(ipText(parseAttrs(mp.subarray(0, 16), 8).get(5)), '10.250.0.1');
+});
+
+test('ipBytes / ipText agree with inet_pton / inet_ntop forms', () => {
+  for (const [text, printed] of [['::', '::'], ['fe80::1', 'fe80::1'], ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], ['::ffff:192.0.2.1', '::ffff:192.0.2.1'], ['2001:db8::', '2001:db8::'], ['1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8'], ['203.0.113.9', '203.0.113.9']])
+    assert.equal(ipText(ipBytes(text!)), printed, text);
+  assert.deepEqual([...ipBytes('2001:db8::1')], [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 });
 
 test('rules: args, IPv6 without addresses, parse of captured output', () => {
-  assert.deepEqual(ruleAddOp({ priority: 1000, fwmark: 0x10, fwmask: 0xff, table: 100 }),
+  assert.deepEqual(twin(ruleAddOp({ priority: 1000, fwmark: 0x10, fwmask: 0xff, table: 100 })),
     { args: ['rule', 'add', 'priority', '1000', 'fwmark', '0x10/0xff', 'lookup', '100', 'proto', '247'], tolerate: ['EEXIST'] });
   // `from ::/0` would be stored as an IPv4 "from all" rule: an IPv6 rule without addresses runs under `ip -6`.
-  assert.deepEqual(ruleDeleteOp({ priority: 1000, fwmark: 0x10, table: 100, family: 6 }), {
+  assert.deepEqual(twin(ruleDeleteOp({ priority: 1000, fwmark: 0x10, table: 100, family: 6 })), {
     args: ['rule', 'delete', 'priority', '1000', 'fwmark', '0x10/0xffffffff', 'lookup', '100', 'proto', '247'],
     tolerate: ['ENOENT'],
     family: 6,
   });
-  const parsed = parseRules([
-    { priority: 0, src: 'all', table: '255' },
-    { priority: 1000, src: 'all', fwmark: '0x10', fwmask: '0xff', table: '100', protocol: '247' },
-    { priority: 2000, src: '203.0.113.0', srclen: 24, dst: '198.51.100.0', dstlen: 24, iif: 'd0', table: '100', protocol: '247' },
-    { priority: 2001, src: 'all', fwmark: '0x20', action: '7', protocol: '247' },
-  ], 4);
-  assert.ok(sameRule(normalizeRule({ priority: 1000, fwmark: 0x10, fwmask: 0xff, table: 100 }), parsed[1]!));
-  assert.ok(sameRule(normalizeRule({ priority: 2000, from: '203.0.113.0/24', to: '198.51.100.0/24', iif: 'd0', table: 100 }), parsed[2]!));
-  assert.ok(sameRule(normalizeRule({ priority: 2001, fwmark: 0x20, action: 'unreachable' }), parsed[3]!));
+  // Netlink bodies decode back to the same rule, both families, big tables, actions.
+  for (const spec of [
+    { priority: 1000, fwmark: 0x10, fwmask: 0xff, table: 100 },
+    { priority: 1000, fwmark: 0x10, table: 70000, family: 6 as const },
+    { priority: 2000, from: '203.0.113.0/24', to: '198.51.100.0/24', iif: 'd0', table: 100 },
+    { priority: 2001, fwmark: 0x20, action: 'unreachable' as const },
+  ]) {
+    const decoded = decodeRules([encodeRule(normalizeRule(spec))]);
+    assert.ok(sameRule(normalizeRule(spec), decoded[0]!), `${JSON.stringify(spec)} vs ${JSON.stringify(decoded)}`);
+  }
   assert.throws(() => normalizeRule({ priority: 1000 }), (e: unknown) => e instanceof KernelInputError && e.field === 'table');
   assert.throws(() => normalizeRule({ priority: 10, table: 1, from: '2001:db8::/32', to: '192.0.2.0/24' }), (e: unknown) => e instanceof KernelInputError && e.field === 'to');
 });
 
 test('links: veth ops, link set, MACs, owner alias', () => {
   const v = vethOps({ ns: 'host', name: 'h0', mac: '02:00:00:00:00:01', peerNs: 'cust', peerName: 'c0', peerMac: '02:00:00:00:00:02', mtu: 1500, alias: ownerAlias('acme') });
-  assert.deepEqual(v.host[0], {
+  assert.deepEqual(twin(v.host[0]!), {
     args: ['link', 'add', 'h0', 'address', '02:00:00:00:00:01', 'mtu', '1500', 'up', 'type', 'veth', 'peer', 'name', 'c0', 'address', '02:00:00:00:00:02', 'mtu', '1500', 'netns', 'cust'],
     tolerate: ['EEXIST'],
   });
@@ -128,19 +157,35 @@ test('links: veth ops, link set, MACs, owner alias', () => {
       if (a !== b) assert.notEqual(m, macFromKey(b)); // 48-bit collisions: not in a test's lifetime
     }),
   );
-  const [l] = parseLinks([{ ifindex: 2, link_index: 2, ifname: 'h0', flags: ['BROADCAST', 'UP'], mtu: 1500, operstate: 'UP', address: '02:00:00:00:00:01', link_netnsid: 0, ifalias: 'opentransit:acme', linkinfo: { info_kind: 'veth' } }]);
-  assert.deepEqual(l, { ifindex: 2, name: 'h0', kind: 'veth', mac: '02:00:00:00:00:01', mtu: 1500, up: true, operstate: 'UP', alias: 'opentransit:acme', owner: 'acme', peerIfindex: 2, linkNetnsId: 0 });
+  // The veth request: ifinfomsg up, name, MAC, MTU, then IFLA_LINKINFO {kind veth, data {peer: ifinfomsg + attrs incl. the netns fd}}.
+  const req = v.host[0]!.nl!.build({ ifindex: () => 0, netnsFd: () => 42 });
+  const top = parseAttrs(req, 16);
+  assert.equal(req.readUInt32LE(8) & 1, 1);
+  const info = parseAttrs(top.get(18)!);
+  assert.equal(info.get(1)!.toString('utf8'), 'veth\0');
+  const peer = parseAttrs(info.get(2)!).get(1)!;
+  const peerAttrs = parseAttrs(peer, 16);
+  assert.equal(peerAttrs.get(3)!.toString('utf8'), 'c0\0');
+  assert.equal(peerAttrs.get(28)!.readInt32LE(0), 42);
+  // A link-set request decodes (as a dump reply would) to the settings it carries.
+  const set = v.peer[0]!.nl!.build({ ifindex: () => 0, netnsFd: () => 0 });
+  const l = decodeLink(set);
+  assert.deepEqual([l.name, l.mac, l.mtu, l.up, l.alias, l.owner], ['c0', '02:00:00:00:00:02', 1500, true, 'opentransit:acme', 'acme']);
 });
 
 test('addresses, neighbours, netns ops', () => {
   assert.deepEqual(addressReplaceOp({ dev: 'c0', cidr: '10.0.0.1/31' }).args, ['address', 'replace', '10.0.0.1/31', 'dev', 'c0']);
-  assert.deepEqual(parseAddresses([{ ifname: 'c0', addr_info: [{ family: 'inet', local: '10.0.0.1', prefixlen: 31, scope: 'global' }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] }]), [
+  const names = new Map([[3, 'c0'], [1, 'lo']]);
+  const addrBody = (spec: Parameters<typeof addressReplaceOp>[0], idx: number) => addressReplaceOp(spec).nl!.build({ ifindex: () => idx, netnsFd: () => 0 });
+  assert.deepEqual(decodeAddresses([addrBody({ dev: 'c0', cidr: '10.0.0.1/31' }, 3), addrBody({ dev: 'c0', cidr: '2001:db8::1/64' }, 3), addrBody({ dev: 'lo', cidr: '203.0.113.1/32', label: 'lo:ot' }, 1)], names), [
     { dev: 'c0', cidr: '10.0.0.1/31', family: 4, local: '10.0.0.1', prefixlen: 31, scope: 0 },
-    { dev: 'c0', cidr: 'fe80::1/64', family: 6, local: 'fe80::1', prefixlen: 64, scope: 253 },
+    { dev: 'c0', cidr: '2001:db8::1/64', family: 6, local: '2001:db8::1', prefixlen: 64, scope: 0 },
+    { dev: 'lo', cidr: '203.0.113.1/32', family: 4, local: '203.0.113.1', prefixlen: 32, scope: 0, label: 'lo:ot' },
   ]);
   assert.deepEqual(neighbourReplaceOp({ dev: 'c0', address: '10.0.0.3', lladdr: '02:AA:00:00:00:01' }).args,
     ['neigh', 'replace', '10.0.0.3', 'lladdr', '02:aa:00:00:00:01', 'dev', 'c0', 'nud', 'permanent', 'proto', '247']);
-  assert.deepEqual(parseNeighbours([{ dst: '10.0.0.3', dev: 'c0', lladdr: '02:aa:00:00:00:01', state: ['PERMANENT'], protocol: '247' }]), [
+  const neighBody = neighbourReplaceOp({ dev: 'c0', address: '10.0.0.3', lladdr: '02:AA:00:00:00:01' }).nl!.build({ ifindex: () => 3, netnsFd: () => 0 });
+  assert.deepEqual(decodeNeighbours([neighBody], names), [
     { family: 4, dev: 'c0', address: '10.0.0.3', lladdr: '02:aa:00:00:00:01', state: ['PERMANENT'], permanent: true, protocol: RT_PROTO_OPENTRANSIT },
   ]);
   assert.deepEqual(netnsAddOp('ot-acme'), { args: ['netns', 'add', 'ot-acme'], tolerate: ['EEXIST'] });

@@ -1,6 +1,7 @@
 /**
- * Reconciles one customer's objects on an edge server: reads what the kernel has (a few spawns), diffs against
- * CustomerDesired, and writes only what differs — one `ip -batch` per namespace, adds before removes. An object
+ * Reconciles one customer's objects on an edge server: reads what the kernel has (in-process netlink dumps of the
+ * customer netns; the host side from a snapshot shared by all customers), diffs against CustomerDesired, and
+ * writes only what differs — one in-order list of netlink requests per namespace, adds before removes. An object
  * that is already right is never rewritten, so a restart or a periodic resync drops no packet.
  *
  * Order matters when creating: the namespace, then the veth (it needs both namespaces), then addresses (an onlink
@@ -10,17 +11,18 @@
  */
 import type { CustomerDesired } from '../desired/customer.js';
 import { CUSTOMER_VETH, type NodeConfig } from '../desired/node.js';
-import { addressDeleteOp, addressReplaceOp, parseAddresses, type Address, type AddressSpec } from '../../kernel/addresses.js';
+import { addressDeleteOp, addressReplaceOp, listAddresses, type Address, type AddressSpec } from '../../kernel/addresses.js';
 import { KernelError } from '../../kernel/exec.js';
-import { ipJsonBatch, runIpOps, type IpOp } from '../../kernel/ip.js';
+import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
+import { releaseNetns } from '../../kernel/netlink/socket.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
 import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
 import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
+  listRoutes,
   normalizeRoute,
-  parseRoutes,
   routeDeleteOp,
   routeKey,
   routeKeyString,
@@ -138,23 +140,80 @@ function ipObjectOps(
   return ops;
 }
 
-/** Reads the host side of one customer: its veth's addresses and its routes in the customer table. */
-async function readHostSide(node: NodeConfig, d: CustomerDesired): Promise<{ addresses: Address[]; routes: Route[] }> {
-  const dev = d.veth.name;
-  const [addrs, r4, r6] = await ipJsonBatch(node.hostNetns, [
-    ['address', 'show', 'dev', dev],
-    ['route', 'show', 'table', String(node.table), 'root', '0.0.0.0/0', 'dev', dev],
-    ['route', 'show', 'table', String(node.table), 'root', '::/0', 'dev', dev],
-  ]);
-  return {
-    addresses: parseAddresses(addrs),
-    // `ip route show table T dev D` omits the table and the device it filtered on: put them back so keys compare.
-    routes: [...parseRoutes(r4, 4), ...parseRoutes(r6, 6)].map((r) => ({
-      ...r,
-      table: node.table,
-      nexthops: r.nexthops.map((h) => ({ ...h, dev: h.dev || dev })),
-    })),
+/** One customer's host-side objects: the addresses on its host veth and the customer-table routes into it. */
+interface HostSide {
+  addresses: Address[];
+  routes: Route[];
+}
+
+/**
+ * The host side of every customer from ONE read of the host netns (two dumps), shared by the customer passes that
+ * run within HOST_SNAPSHOT_MAX_AGE_MS of it: reading the host per customer would cost O(customers) each time
+ * (the kernel filters dumps only on strict-checking sockets), O(customers²) for a full pass. Our own successful
+ * writes are applied to the snapshot; a failed write drops it. Drift made by others is seen at the next snapshot,
+ * well within a resync period.
+ */
+interface HostSnapshot {
+  takenAt: number;
+  table: number;
+  byDev: Map<string, HostSide>;
+}
+
+const HOST_SNAPSHOT_MAX_AGE_MS = 500;
+const hostSnapshots = new Map<string, Promise<HostSnapshot>>();
+const hostKey = (node: NodeConfig) => `${node.hostNetns}|${node.table}`;
+
+async function takeHostSnapshot(node: NodeConfig): Promise<HostSnapshot> {
+  const takenAt = performance.now();
+  const [addresses, routes] = [await listAddresses(node.hostNetns), await listRoutes(node.hostNetns, { table: node.table })];
+  const byDev = new Map<string, HostSide>();
+  const side = (dev: string) => {
+    let s = byDev.get(dev);
+    if (!s) byDev.set(dev, (s = { addresses: [], routes: [] }));
+    return s;
   };
+  for (const a of addresses) side(a.dev).addresses.push(a);
+  // A customer's routes are the ones into its veth (`ip route show table T dev D`).
+  for (const r of routes) for (const dev of new Set(r.nexthops.map((h) => h.dev))) side(dev).routes.push(r);
+  return { takenAt, table: node.table, byDev };
+}
+
+async function readHostSide(node: NodeConfig, dev: string): Promise<HostSide> {
+  const key = hostKey(node);
+  let p = hostSnapshots.get(key);
+  if (p) {
+    const snap = await p.catch(() => undefined);
+    if (!snap || performance.now() - snap.takenAt > HOST_SNAPSHOT_MAX_AGE_MS) p = undefined;
+  }
+  if (!p) {
+    const taken = takeHostSnapshot(node);
+    hostSnapshots.set(key, taken);
+    taken.catch(() => hostSnapshots.get(key) === taken && hostSnapshots.delete(key));
+    p = taken;
+  }
+  const s = (await p).byDev.get(dev);
+  return s ? { addresses: [...s.addresses], routes: [...s.routes] } : { addresses: [], routes: [] };
+}
+
+/** After a successful host write the kernel holds exactly the desired objects for `dev` (undefined: it is gone). */
+async function patchHostSnapshot(node: NodeConfig, dev: string, now: HostSide | undefined): Promise<void> {
+  const snap = await hostSnapshots.get(hostKey(node))?.catch(() => undefined);
+  if (!snap) return;
+  if (now) snap.byDev.set(dev, now);
+  else snap.byDev.delete(dev);
+}
+
+/** Forgets the host snapshot (a host write failed, or tests changed the host behind the agent's back). */
+export function dropHostSnapshot(node: NodeConfig): void {
+  hostSnapshots.delete(hostKey(node));
+}
+
+/** The kernel's view of addresses we just wrote (what a dump would show). */
+function addressesAsKernel(dev: string, specs: readonly AddressSpec[]): Address[] {
+  return specs.map((a) => {
+    const [local, len] = a.cidr.split('/') as [string, string];
+    return { dev, cidr: a.cidr, family: local.includes(':') ? 6 : 4, local, prefixlen: Number(len), scope: 0, ...(a.label ? { label: a.label } : {}) };
+  });
 }
 
 /** Brings the kernel to `d` for one customer. Errors are collected, not thrown, so every step gets its chance. */
@@ -231,14 +290,21 @@ export async function reconcileCustomer(
   if (!dryRun && exists && nsOps.length > 0) await step('routes', async () => void (await runIpOps(d.netns, nsOps)));
 
   // 5. The host side: link addresses on the veth and the prefixes' routes in the customer table.
-  const host = hostLink ? await readHostSide(node, d) : { addresses: [], routes: [] };
+  const host = hostLink ? await readHostSide(node, d.veth.name) : { addresses: [], routes: [] };
   const hostOps = ipObjectOps(
     { addresses: d.hostAddresses, neighbours: [], routes: d.hostRoutes },
     { ...host, neighbours: [] },
     changes,
     node.hostNetns,
   );
-  if (!dryRun && hostOps.length > 0) await step('host routes', async () => void (await runIpOps(node.hostNetns, hostOps)));
+  if (!dryRun && hostOps.length > 0) {
+    const ok = await step('host routes', async () => void (await runIpOps(node.hostNetns, hostOps)));
+    if (ok) {
+      // Link-local addresses the kernel adds itself are kept as they were: the diff never touches them.
+      const auto = host.addresses.filter((a) => isAutoLinkLocal(a, d.hostAddresses));
+      await patchHostSnapshot(node, d.veth.name, { addresses: [...auto, ...addressesAsKernel(d.veth.name, d.hostAddresses)], routes: d.hostRoutes.map(normalizeRoute) });
+    } else dropHostSnapshot(node);
+  }
 
   // 6. The firewall, atomically; kept as it is when a rule could not be compiled (never deploy a partial one).
   const firewallBroken = d.problems.some((p) => p.startsWith('firewall'));
@@ -264,11 +330,16 @@ export async function removeCustomer(
   const changes: string[] = [];
   if (await netnsExists(netns)) {
     changes.push(`delete netns ${netns}`);
-    if (!options.dryRun) await deleteNetnsIfPresent(netns);
+    if (!options.dryRun) {
+      // Our netlink socket in that namespace would keep it (and the veth pair) alive after the name is gone.
+      releaseNetns(netns);
+      await deleteNetnsIfPresent(netns);
+    }
   }
   if (await getLink(node.hostNetns, hostVeth)) {
     changes.push(`delete link ${hostVeth}`);
     if (!options.dryRun) await runIpOps(node.hostNetns, [linkDeleteOp(hostVeth)]);
   }
+  if (!options.dryRun) await patchHostSnapshot(node, hostVeth, undefined);
   return changes;
 }

@@ -1,0 +1,300 @@
+/**
+ * In-process rtnetlink: one NETLINK_ROUTE socket per network namespace, requests and dumps on it asynchronously.
+ * Replaces `ip -n NS …` spawns (DESIGN.md §2: spawns dominated the per-customer cost).
+ *
+ * A netlink socket belongs to the namespace it was created in, so it is created inside that namespace with the
+ * addon's withNetns (a synchronous setns on the JS thread). Sockets are cached per namespace name — bounded, least
+ * recently used first out, and closed after a short idle time — because an open socket keeps its namespace alive:
+ * a namespace deleted by name (`ip netns delete`) would linger with its veth pair as long as we held a socket in
+ * it. For the same reason every use checks that the name still points at the namespace the socket lives in (the
+ * inode of /run/netns/NAME), and `releaseNetns(name)` closes it before a deliberate delete.
+ *
+ * Requests on one socket run one at a time: the kernel runs one dump per socket, and one-at-a-time keeps each
+ * request's ACK and error attributable.
+ */
+import { statSync, openSync, closeSync } from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
+import netlinkPkg from 'netlink';
+import type { NetlinkMessage, NetlinkSocket } from 'netlink';
+import { withNetns } from '../bpf/index.js';
+import { KernelError, type KernelErrorCode } from '../exec.js';
+import { checkNetnsName } from '../validate.js';
+import { NLM_F } from './codec.js';
+
+const { createNetlink } = netlinkPkg;
+
+/** A named network namespace, or null for this process's own. */
+export type NetnsKey = string | null;
+
+const NETLINK_ROUTE = 0;
+const NLMSG_ERROR = 2;
+/** How many namespaces keep an open socket (each is one fd and keeps its namespace referenced). */
+const MAX_SOCKETS = 256;
+/** An unused socket is closed after this long, so a namespace deleted behind our back is not kept alive for long. */
+const IDLE_CLOSE_MS = 2_000;
+/** A request the kernel never answers (should not happen) fails instead of hanging a reconcile. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** A dump that raced with a change (NLM_F_DUMP_INTR) is retried this many times before failing with EINTR. */
+const DUMP_ATTEMPTS = 3;
+
+interface Entry {
+  ns: NetnsKey;
+  sock: NetlinkSocket;
+  /** dev:ino of /run/netns/NAME when the socket was made (null netns: undefined). */
+  identity?: string;
+  /** Tail of this socket's request chain: the next request starts after it settles. */
+  tail: Promise<unknown>;
+  idleTimer?: NodeJS.Timeout;
+  /** Requests queued or in flight: an idle close waits for them. */
+  pending: number;
+  closed: boolean;
+}
+
+const sockets = new Map<string, Entry>();
+const keyOf = (ns: NetnsKey) => (ns === null ? '' : ns);
+
+function identityOf(ns: string): string | undefined {
+  try {
+    const st = statSync(`/run/netns/${ns}`);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function closeEntry(e: Entry): void {
+  if (e.closed) return;
+  e.closed = true;
+  if (e.idleTimer) clearTimeout(e.idleTimer);
+  if (sockets.get(keyOf(e.ns)) === e) sockets.delete(keyOf(e.ns));
+  try {
+    e.sock.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** Counters: how often sockets were opened (a cache miss costs a setns pair and a socket). */
+export const netlinkStats = { socketsOpened: 0, requests: 0, dumps: 0 };
+
+function socketFor(ns: NetnsKey): Entry {
+  const key = keyOf(ns);
+  let e = sockets.get(key);
+  const identity = ns === null ? undefined : identityOf(ns);
+  if (ns !== null && identity === undefined) {
+    if (e) closeEntry(e);
+    throw new KernelError({ argv: ['rtnetlink', ns], exitCode: null, stderr: '', code: 'ENOENT', kernelMessage: `Cannot open network namespace "${ns}": No such file or directory` });
+  }
+  if (e && e.identity !== identity) {
+    // The name now points at another namespace (deleted and re-created): the old socket would talk to the old one.
+    closeEntry(e);
+    e = undefined;
+  }
+  if (!e) {
+    const sock = ns === null ? createNetlink(NETLINK_ROUTE) : withNetns(ns, () => createNetlink(NETLINK_ROUTE));
+    netlinkStats.socketsOpened++;
+    e = { ns, sock, tail: Promise.resolve(), pending: 0, closed: false, ...(identity !== undefined ? { identity } : {}) };
+    sock.on('error', () => closeEntry(e!));
+    if (sockets.size >= MAX_SOCKETS) {
+      const oldest = sockets.values().next().value as Entry | undefined;
+      if (oldest) closeEntry(oldest);
+    }
+  } else sockets.delete(key); // re-inserted below: Map order is the LRU order
+  sockets.set(key, e);
+  armIdle(e);
+  return e;
+}
+
+function armIdle(e: Entry): void {
+  if (e.idleTimer) clearTimeout(e.idleTimer);
+  e.idleTimer = setTimeout(() => (e.pending > 0 ? armIdle(e) : closeEntry(e)), IDLE_CLOSE_MS);
+  e.idleTimer.unref();
+}
+
+/** Closes our socket in `ns` (call before deleting a namespace, so the socket does not keep it alive). */
+export function releaseNetns(ns: NetnsKey): void {
+  const e = sockets.get(keyOf(ns));
+  if (e) closeEntry(e);
+}
+
+/** Closes every cached socket (tests, shutdown). */
+export function releaseAllNetns(): void {
+  for (const e of [...sockets.values()]) closeEntry(e);
+}
+
+/** Open sockets right now (tests check that deletes release them). */
+export function openNetlinkSockets(): NetnsKey[] {
+  return [...sockets.values()].map((e) => e.ns);
+}
+
+// --- errors ----------------------------------------------------------------------------------------------------
+
+const errnoMap = getSystemErrorMap();
+
+/** The errno's strerror text, as iproute2 prints it ("File exists", "No such device"…). */
+export function errnoText(errno: number): string {
+  const known: Record<number, string> = { 2: 'No such file or directory', 3: 'No such process', 17: 'File exists', 19: 'No such device', 22: 'Invalid argument', 99: 'Cannot assign requested address', 16: 'Device or resource busy', 1: 'Operation not permitted' };
+  return known[errno] ?? `${errnoMap.get(-errno)?.[1] ?? "error"} (errno ${errno})`;
+}
+
+export function errnoName(errno: number): string {
+  return errnoMap.get(-errno)?.[0] ?? `E${errno}`;
+}
+
+/** Reduces an errno to the codes callers branch on (idempotency needs "exists" / "not found"). */
+export function errnoCode(errno: number): KernelErrorCode {
+  switch (errno) {
+    case 17:
+      return 'EEXIST';
+    case 2: // ENOENT: a missing neighbour, rule
+    case 3: // ESRCH: a missing route
+    case 19: // ENODEV: a missing link
+    case 99: // EADDRNOTAVAIL: a missing address
+      return 'ENOENT';
+    case 16:
+      return 'EBUSY';
+    case 22:
+      return 'EINVAL';
+    case 1:
+    case 13:
+      return 'EPERM';
+    case 4:
+      return 'EINTR';
+    default:
+      return 'OTHER';
+  }
+}
+
+/** The kernel refused a request: errno plus the text iproute2 would have printed. */
+export class NetlinkRequestError extends Error {
+  override readonly name = 'NetlinkRequestError';
+  readonly code: KernelErrorCode;
+  constructor(
+    readonly errno: number,
+    readonly kernelMessage: string,
+  ) {
+    super(kernelMessage);
+    this.code = errnoCode(errno);
+  }
+}
+
+/**
+ * The kernel's extended ACK message (NLMSGERR_ATTR_MSG), when the ERROR message carries one. The kernel adds it
+ * only on sockets with NETLINK_EXT_ACK set, which the `netlink` package cannot set: usually absent, then the
+ * errno text stands alone.
+ */
+function extackMessage(msg: NetlinkMessage): string | undefined {
+  const NLM_F_CAPPED = 0x100;
+  const NLM_F_ACK_TLVS = 0x200;
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return undefined;
+  const inner = msg.data.length >= 20 ? msg.data.readUInt32LE(4) : 0;
+  let o = 4 + (msg.flags & NLM_F_CAPPED ? 16 : inner);
+  o = (o + 3) & ~3;
+  while (o + 4 <= msg.data.length) {
+    const len = msg.data.readUInt16LE(o);
+    const type = msg.data.readUInt16LE(o + 2);
+    if (len < 4) break;
+    if (type === 1) return msg.data.subarray(o + 4, o + len).toString('utf8').replace(/\0.*$/s, '');
+    o += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
+// --- requests --------------------------------------------------------------------------------------------------
+
+function enqueue<T>(e: Entry, fn: () => Promise<T>): Promise<T> {
+  e.pending++;
+  const run = e.tail.then(fn, fn).finally(() => e.pending--);
+  e.tail = run.catch(() => undefined);
+  return run;
+}
+
+async function raw(e: Entry, type: number, flags: number, body: Buffer): Promise<NetlinkMessage[]> {
+  if (e.closed) throw new NetlinkRequestError(9, 'netlink socket closed');
+  try {
+    const [msgs] = await e.sock.request(type, [body], { flags, checkError: false, timeout: REQUEST_TIMEOUT_MS });
+    return msgs;
+  } catch (err) {
+    // A broken socket is not reused.
+    closeEntry(e);
+    throw err;
+  }
+}
+
+/**
+ * One change request (NEW/DEL/SET…) in `ns`; resolves on the kernel's ACK, rejects with NetlinkRequestError on
+ * its ERROR. `flags` are added to REQUEST|ACK (e.g. CREATE|REPLACE).
+ */
+export function rtnlRequest(ns: NetnsKey, type: number, flags: number, body: Buffer): Promise<void> {
+  const e = socketFor(ns);
+  netlinkStats.requests++;
+  return enqueue(e, async () => {
+    const msgs = await raw(e, type, flags, body);
+    const err = msgs.find((m) => m.type === NLMSG_ERROR);
+    if (!err) return;
+    const errno = -err.data.readInt32LE(0);
+    if (errno === 0) return;
+    throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
+  });
+}
+
+/**
+ * A GET request that answers with one message (e.g. RTM_GETLINK by name): its payload, or undefined when the
+ * kernel says the object does not exist (ENODEV/ENOENT).
+ */
+export function rtnlGet(ns: NetnsKey, type: number, body: Buffer): Promise<Buffer | undefined> {
+  const e = socketFor(ns);
+  netlinkStats.requests++;
+  return enqueue(e, async () => {
+    const msgs = await raw(e, type, 0, body);
+    for (const m of msgs) {
+      if (m.type !== NLMSG_ERROR) return m.data;
+      const errno = -m.data.readInt32LE(0);
+      if (errno === 0) continue;
+      if (errnoCode(errno) === 'ENOENT') return undefined;
+      throw new NetlinkRequestError(errno, extackMessage(m) ?? errnoText(errno));
+    }
+    return undefined;
+  });
+}
+
+/**
+ * A dump (NLM_F_DUMP): the payloads of every message of type `replyType`. A dump interrupted by a concurrent change
+ * (NLM_F_DUMP_INTR on any part) may miss objects and must never feed a prune (DESIGN.md §3): it is retried, then
+ * fails with code EINTR.
+ */
+export function rtnlDump(ns: NetnsKey, type: number, body: Buffer, replyType: number): Promise<Buffer[]> {
+  const e = socketFor(ns);
+  netlinkStats.dumps++;
+  return enqueue(e, async () => {
+    for (let attempt = 0; attempt < DUMP_ATTEMPTS; attempt++) {
+      const msgs = await raw(e, type, NLM_F.DUMP, body);
+      const err = msgs.find((m) => m.type === NLMSG_ERROR && m.data.readInt32LE(0) !== 0);
+      if (err) {
+        const errno = -err.data.readInt32LE(0);
+        throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
+      }
+      if (msgs.some((m) => m.flags & NLM_F.DUMP_INTR)) continue;
+      return msgs.filter((m) => m.type === replyType).map((m) => m.data);
+    }
+    throw new NetlinkRequestError(4, `dump interrupted ${DUMP_ATTEMPTS} times by concurrent changes`);
+  });
+}
+
+/**
+ * Runs `fn` with a file descriptor of namespace `ns` (IFLA_NET_NS_FD: create a veth's peer directly in it),
+ * closed afterwards.
+ */
+export async function withNetnsFd<T>(ns: string, fn: (fd: number) => Promise<T>): Promise<T> {
+  let fd: number;
+  try {
+    fd = openSync(`/run/netns/${checkNetnsName('netns', ns)}`, 'r');
+  } catch {
+    throw new NetlinkRequestError(2, `Cannot open network namespace "${ns}": No such file or directory`);
+  }
+  try {
+    return await fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
