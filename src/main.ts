@@ -49,6 +49,7 @@ function registerDaemonCommands(program: Command): void {
 
   nodeOptions(program.command('agent').description('run the edge agent: reconcile the kernel to the desired state, continuously'))
     .option('--resync-ms <ms>', 'full resync period (drift repair)', (v) => Number.parseInt(v, 10), 5000)
+    .option('--heartbeat-ms <ms>', 'status republish period; the liveness lease lasts three of them', (v) => Number.parseInt(v, 10))
     .option('--bpf-pin-base <dir>', 'bpffs directory of the data plane pins (default /sys/fs/bpf/opentransit)')
     .action(async (opts: import('./agent/main.js').AgentCliOptions) => {
       const { runAgent } = await import('./agent/main.js');

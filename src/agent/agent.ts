@@ -39,6 +39,8 @@ import { Scheduler } from './reconcile/scheduler.js';
 import { errorText } from './reconcile/engine.js';
 import { BgpManager, type BgpManagerOptions } from './bgp/manager.js';
 import { decodeNodeConfig } from '../model/node-config.js';
+import { DEFAULT_HEARTBEAT_MS } from '../model/node-status.js';
+import { initialStoreStatus, StatusPublisher } from './status-publisher.js';
 
 export const HOST_KEY = 'host';
 /** The scheduler key of the data plane's shared state: XDP on the uplink, global maps, pruning. */
@@ -84,12 +86,10 @@ export class Agent {
   private following: Following | undefined;
   private readonly scheduler: Scheduler;
   private complete = false;
-  private storeReachable = false;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private statusTimer: NodeJS.Timeout | undefined;
-  private statusWriting: Promise<void> = Promise.resolve();
   private readonly status: NodeStatus;
+  /** Status, liveness lease and store reachability (local-status.json): status-publisher.ts. */
+  private readonly publisher: StatusPublisher;
   private stopped = false;
   private readonly log: (msg: string) => void;
   /** Bumped on every replica change; keys the decoded view. */
@@ -134,15 +134,23 @@ export class Agent {
     this.status = {
       node_id: opts.node.nodeId,
       host_netns: opts.node.hostNetns,
-      store: { kind: opts.store.kind, reachable: false },
+      store: initialStoreStatus(opts.store.kind),
       replica_revision: null,
       applied_revision: null,
       host: { state: 'pending' },
       accounts: {},
       last_reconcile_at: null,
-      heartbeat_ms: opts.heartbeatMs ?? 5000,
+      heartbeat_ms: opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       updated_at: new Date().toISOString(),
     };
+    this.publisher = new StatusPublisher({
+      store: opts.store,
+      nodeId: opts.node.nodeId,
+      dataDir: opts.dataDir,
+      heartbeatMs: this.status.heartbeat_ms,
+      status: this.status,
+      log: this.log,
+    });
   }
 
   /** Starts following the store. Resolves once the first complete state (store sync or replica) is being applied. */
@@ -159,7 +167,7 @@ export class Agent {
     this.following = followIntoReplica(this.opts.store, this.replica, {
       onEvent: (event) => this.onEvent(event),
       onError: (err, context) => {
-        this.setReachable(false);
+        this.setReachable(false, `${context}: ${errorText(err)}`);
         this.log(`${context}: ${errorText(err)}`);
       },
     });
@@ -169,8 +177,7 @@ export class Agent {
       this.scheduleAll();
     }, resyncMs);
     this.resyncTimer.unref();
-    this.heartbeatTimer = setInterval(() => this.scheduleStatus(), this.status.heartbeat_ms);
-    this.heartbeatTimer.unref();
+    this.publisher.start();
     const countersMs = this.opts.countersMs ?? 10_000;
     this.countersTimer = setInterval(() => this.publishCounters(), countersMs);
     this.countersTimer.unref();
@@ -223,24 +230,20 @@ export class Agent {
     await this.bgp.stop(opts.bgp ?? 'withdraw');
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.countersTimer) clearInterval(this.countersTimer);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.following?.close();
     await this.scheduler.stop();
-    if (this.statusTimer) clearTimeout(this.statusTimer);
-    await this.statusWriting;
+    // A graceful stop ends the liveness lease now (the node shows stale at once); 'leave' lets it expire, as a crash.
+    await this.publisher.stop(opts.bgp === 'leave' ? 'release' : 'revoke');
     await this.countersWriting;
     // File descriptors only: pins and attachments stay, traffic keeps flowing.
     this.dataplane?.close();
     await this.replica?.close();
   }
 
-  private setReachable(reachable: boolean): void {
-    if (this.storeReachable === reachable) return;
-    this.storeReachable = reachable;
-    this.status.store.reachable = reachable;
-    this.scheduleStatus();
+  private setReachable(reachable: boolean, err?: unknown): void {
+    this.publisher.setReachable(reachable, err);
   }
 
   private onEvent(event: WatchEvent): void {
@@ -555,22 +558,13 @@ export class Agent {
     await this.countersWriting;
   }
 
-  /** Publishes the status (debounced; the latest wins). Failures only mean the store is unreachable. */
+  /** Publishes the status (debounced; the latest wins): status-publisher.ts. */
   private scheduleStatus(): void {
-    if (this.statusTimer || this.stopped) return;
-    this.statusTimer = setTimeout(() => {
-      this.statusTimer = undefined;
-      this.statusWriting = this.statusWriting.then(() => this.writeStatus());
-    }, 100);
-    this.statusTimer.unref();
+    if (!this.stopped) this.publisher.schedule();
   }
 
-  private async writeStatus(): Promise<void> {
-    this.status.updated_at = new Date().toISOString();
-    try {
-      await this.opts.store.txn([], [{ type: 'put', key: keys.nodeStatus(this.opts.node.nodeId), value: JSON.stringify(this.status) }]);
-    } catch (err) {
-      this.setReachable(false);
-    }
+  /** Publishes the status now (locally and to the store) and waits for the store write. */
+  flushStatus(): Promise<void> {
+    return this.publisher.flush();
   }
 }

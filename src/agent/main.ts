@@ -22,6 +22,8 @@ export interface AgentCliOptions {
   dataDir?: string;
   netnsPrefix?: string;
   resyncMs?: number;
+  /** Status republish period (default 5000 ms); the liveness lease lasts three of them. */
+  heartbeatMs?: number;
   /** bpffs directory for the data plane's pins (default /sys/fs/bpf/opentransit). */
   bpfPinBase?: string;
 }
@@ -51,7 +53,10 @@ export async function nodeConfig(o: AgentCliOptions): Promise<NodeConfig> {
 
 export async function runAgent(o: AgentCliOptions): Promise<void> {
   const node = await nodeConfig(o);
-  const store = await openStore(o.store);
+  if (o.heartbeatMs !== undefined && !(Number.isSafeInteger(o.heartbeatMs) && o.heartbeatMs >= 100 && o.heartbeatMs <= 3_600_000))
+    throw new AgentOptionError('heartbeat-ms', 'must be an integer from 100 to 3600000');
+  // The agent must start while the store is unreachable (it serves its local replica): no connection required.
+  const store = await openStore(o.store, { etcd: { requireConnection: false } });
   const dataDir = path.resolve(o.dataDir ?? `/var/lib/opentransit/agent-${node.nodeId}`);
   if (o.bpfPinBase !== undefined && !/^\/sys\/fs\/bpf\/[A-Za-z0-9_\/-]+$/.test(o.bpfPinBase))
     throw new AgentOptionError('bpf-pin-base', 'must be a directory under /sys/fs/bpf/ of [A-Za-z0-9_/-]');
@@ -60,6 +65,7 @@ export async function runAgent(o: AgentCliOptions): Promise<void> {
     store,
     dataDir,
     ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
+    ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.bpfPinBase !== undefined ? { bpf: { pinBase: o.bpfPinBase } } : {}),
   });
   await agent.start();

@@ -6,7 +6,7 @@
  * A transaction that loses a race is retried from a fresh read (a few times, then 409). With If-Match the caller
  * asked for one exact revision of the account: if the account moved, that is 409 "stale" at once, never a retry.
  */
-import { nodeFreshness } from '../model/node-status.js';
+import { nodeItems } from '../model/node-status.js';
 import { isDeepStrictEqual } from 'node:util';
 import { accountSummary, decodeAccountDocument, encodeAccountDocument, newAccountDocument } from '../model/account.js';
 import { checkSettingsChange, decodeSettings } from '../model/settings.js';
@@ -190,24 +190,9 @@ export class Repo {
     throw new ConflictError(undefined, 'the accounts or settings are being changed at the same time; try again');
   }
 
-  /** Agents' reported status, one item per node: `{id, ...status, age_ms, stale}`. */
+  /** Agents' reported status, one item per node: `{id, ...status, alive, age_ms, stale}` (see nodeItems). */
   async nodes(): Promise<Array<Record<string, unknown>>> {
     const { items } = await this.store.list(keys.nodesPrefix);
-    const out: Array<Record<string, unknown>> = [];
-    for (const kv of items) {
-      const rest = kv.key.slice(keys.nodesPrefix.length);
-      if (!rest.endsWith('/status')) continue;
-      const id = rest.slice(0, -'/status'.length);
-      let status: unknown;
-      try {
-        status = JSON.parse(kv.value);
-      } catch {
-        status = { error: 'unreadable status document' };
-      }
-      const doc = typeof status === 'object' && status !== null && !Array.isArray(status) ? (status as Record<string, unknown>) : { status };
-      // Liveness: a node that stopped reporting (dead agent, lost store) shows as stale, never as its last "ok".
-      out.push({ id, ...doc, ...nodeFreshness(doc, Date.now()) });
-    }
-    return out;
+    return nodeItems(items, Date.now());
   }
 }

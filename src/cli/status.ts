@@ -4,7 +4,7 @@
  * The node status document is the agent's (src/model/node-status.ts).
  */
 import type { Command } from 'commander';
-import type { NodeStatus } from '../model/node-status.js';
+import type { NodeStatus, NodeStoreStatus } from '../model/node-status.js';
 import { listAccounts, type AccountRef } from './accounts.js';
 import { verbContext, type CliIo } from './context.js';
 import { renderObjects, type Column } from './table.js';
@@ -48,8 +48,15 @@ export function registerStatusCommand(program: Command, io: CliIo): void {
     });
 }
 
-/** A node as `GET /v1/nodes` lists it: the agent's status document plus its id. */
-export type NodeItem = Partial<NodeStatus> & { id?: string; stale?: boolean; age_ms?: number | null };
+/** A node as `GET /v1/nodes` lists it: the agent's status document plus its id and liveness. */
+export type NodeItem = Omit<Partial<NodeStatus>, 'store'> & {
+  store?: Partial<NodeStoreStatus>;
+  id?: string;
+  /** Its liveness key exists (the agent holds a live lease). */
+  alive?: boolean;
+  stale?: boolean;
+  age_ms?: number | null;
+};
 
 export function formatStatus(nodes: readonly NodeItem[], accounts: readonly AccountRef[], now: number): string {
   const nameOf = (id: string, reported: string | undefined) => reported || accounts.find((a) => a.id === id)?.name || id;
@@ -124,7 +131,11 @@ export function bgpSummary(n: NodeItem): string | undefined {
 
 /** One word for a node: its host objects' state, and whether it can reach the store. */
 function nodeResult(n: NodeItem): string | undefined {
-  if (n.stale) return `STALE: no report for ${n.age_ms === null || n.age_ms === undefined ? '?' : formatAge(n.age_ms).replace(' ago', '')}`;
+  const age = n.age_ms === null || n.age_ms === undefined ? '?' : formatAge(n.age_ms).replace(' ago', '');
+  if (n.stale && n.alive === false && n.age_ms !== null && n.age_ms !== undefined && n.age_ms <= 3 * (n.heartbeat_ms ?? 5000))
+    // The report is recent but the store expired the agent's lease: it died or lost the store since.
+    return `STALE: liveness lease expired (last report ${age} ago)`;
+  if (n.stale) return `STALE: no report for ${age}`;
   if (!n.host) return undefined;
   const host = n.host.state === 'error' ? `error: ${n.host.error ?? ''}` : n.host.state;
   return n.store && !n.store.reachable ? `${host} (store unreachable)` : host;

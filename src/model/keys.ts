@@ -43,6 +43,11 @@ export const keys = {
   /** Per-node state reported by agents. */
   nodesPrefix: `${ROOT}nodes/`,
   nodeStatus: (nodeId: string) => `${ROOT}nodes/${nodeId}/status`,
+  /**
+   * Liveness: put by the agent under a store lease of three heartbeats, so the store itself deletes it when the
+   * agent dies, hangs or loses the store (the status document stays: a dead node shows as stale, not vanished).
+   */
+  nodeAlive: (nodeId: string) => `${ROOT}nodes/${nodeId}/alive`,
   /** Data-plane counters an agent publishes periodically (src/model/counters.ts). */
   nodeCounters: (nodeId: string) => `${ROOT}nodes/${nodeId}/counters`,
 } as const;

@@ -2,6 +2,7 @@
  * The status document an edge agent reports under keys.nodeStatus(nodeId): written by the agent, served by
  * `GET /v1/nodes` (with the node id added as `id`), shown by `opentransit status`.
  */
+import { keys } from './keys.js';
 
 export interface AccountStatus {
   name: string;
@@ -52,10 +53,27 @@ export interface NodeBgpStatus {
   bird?: { pid?: number; restarts: number; adopted?: boolean };
 }
 
+/**
+ * Whether the agent can reach the store, as the agent sees it (watch errors, failed status writes, lease loss).
+ * Also written locally, with the rest of the status, to `<data-dir>/local-status.json` (LOCAL_STATUS_FILE), which
+ * is the only place a reader finds `reachable: false` while the store is gone.
+ */
+export interface NodeStoreStatus {
+  kind: string;
+  reachable: boolean;
+  /** Since when `reachable` has had its current value (ISO-8601). */
+  since: string;
+  /** Why the store is unreachable (the last error seen). */
+  error?: string;
+}
+
+/** The agent's local copy of its status (the document it would publish), rewritten atomically every heartbeat. */
+export const LOCAL_STATUS_FILE = 'local-status.json';
+
 export interface NodeStatus {
   node_id: string;
   host_netns: string;
-  store: { kind: string; reachable: boolean };
+  store: NodeStoreStatus;
   /** Revision of the desired state the replica holds. */
   replica_revision: number | null;
   /** Every account is applied up to this revision (null until a full pass succeeded). */
@@ -81,14 +99,60 @@ export interface NodeStatus {
   heartbeat_ms: number;
 }
 
-/** A node whose last report is older than this many heartbeats is stale: its agent died or lost the store. */
+/**
+ * A node whose last report is older than this many heartbeats is stale: its agent died or lost the store. The
+ * agent's liveness lease (keys.nodeAlive) has the same TTL, so the store deletes its liveness key at about the
+ * same moment.
+ */
 export const STALE_AFTER_HEARTBEATS = 3;
 
-/** Age of a status document and whether it is stale, at time `now` (ms). */
-export function nodeFreshness(status: { updated_at?: unknown; heartbeat_ms?: unknown }, now: number): { age_ms: number | null; stale: boolean } {
+export const DEFAULT_HEARTBEAT_MS = 5000;
+
+/** The TTL of an agent's liveness lease for a heartbeat period. */
+export function livenessTtlMs(heartbeatMs: number): number {
+  return STALE_AFTER_HEARTBEATS * heartbeatMs;
+}
+
+/**
+ * Age of a status document and whether the node is stale, at time `now` (ms): stale when its liveness key is gone
+ * (`alive: false` — the store expired its lease) OR its status is older than three heartbeats. `alive` undefined
+ * (not looked up) judges on age alone.
+ */
+export function nodeFreshness(
+  status: { updated_at?: unknown; heartbeat_ms?: unknown },
+  now: number,
+  alive?: boolean,
+): { age_ms: number | null; stale: boolean } {
   const at = typeof status.updated_at === 'string' ? Date.parse(status.updated_at) : Number.NaN;
   if (Number.isNaN(at)) return { age_ms: null, stale: true };
-  const heartbeat = typeof status.heartbeat_ms === 'number' && status.heartbeat_ms > 0 ? status.heartbeat_ms : 5000;
+  const heartbeat = typeof status.heartbeat_ms === 'number' && status.heartbeat_ms > 0 ? status.heartbeat_ms : DEFAULT_HEARTBEAT_MS;
   const age = Math.max(0, now - at);
-  return { age_ms: age, stale: age > STALE_AFTER_HEARTBEATS * heartbeat };
+  return { age_ms: age, stale: alive === false || age > STALE_AFTER_HEARTBEATS * heartbeat };
+}
+
+/**
+ * The nodes as `GET /v1/nodes` lists them, from the keys under keys.nodesPrefix (one list, one revision):
+ * `{id, ...status, alive, age_ms, stale}` per status document. `alive`: the node's liveness key exists (its agent
+ * holds a live lease). A node that stopped reporting (dead agent, lost store) shows as stale, never as its last
+ * "ok": its lease expired, or its status is older than three heartbeats.
+ */
+export function nodeItems(items: readonly { key: string; value: string }[], now: number): Array<Record<string, unknown>> {
+  const present = new Set(items.map((kv) => kv.key));
+  const out: Array<Record<string, unknown>> = [];
+  for (const kv of items) {
+    if (!kv.key.startsWith(keys.nodesPrefix)) continue;
+    const rest = kv.key.slice(keys.nodesPrefix.length);
+    if (!rest.endsWith('/status')) continue;
+    const id = rest.slice(0, -'/status'.length);
+    let status: unknown;
+    try {
+      status = JSON.parse(kv.value);
+    } catch {
+      status = { error: 'unreadable status document' };
+    }
+    const doc = typeof status === 'object' && status !== null && !Array.isArray(status) ? (status as Record<string, unknown>) : { status };
+    const alive = present.has(keys.nodeAlive(id));
+    out.push({ id, ...doc, alive, ...nodeFreshness(doc, now, alive) });
+  }
+  return out;
 }

@@ -280,7 +280,7 @@ test('settings: defaults, replace, anycast endpoints in use are protected', asyn
   }
 });
 
-test('nodes: the agents\' status documents, one item per node', async () => {
+test('nodes: the agents\' status documents, one item per node; stale when the liveness lease is gone or the report is old', async () => {
   const api = await openApi();
   try {
     assert.deepEqual((await api.call('GET', '/v1/nodes')).json(), { items: [] });
@@ -289,18 +289,27 @@ test('nodes: the agents\' status documents, one item per node', async () => {
       { type: 'put', key: keys.nodeDrain('edge-1'), value: 'true' },
     ]);
     // A status without a time of report cannot be trusted: stale.
-    assert.deepEqual((await api.call('GET', '/v1/nodes')).json(), { items: [{ id: 'edge-1', applied_revision: 7, age_ms: null, stale: true }] });
-    // Fresh within three heartbeats; stale beyond.
+    assert.deepEqual((await api.call('GET', '/v1/nodes')).json(), { items: [{ id: 'edge-1', applied_revision: 7, alive: false, age_ms: null, stale: true }] });
+    // Fresh within three heartbeats AND alive (its liveness key under a live lease); stale otherwise.
     const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    const lease = await api.store.grantLease(60_000);
     await api.store.txn([], [
       { type: 'put', key: keys.nodeStatus('edge-1'), value: JSON.stringify({ updated_at: at(1000), heartbeat_ms: 1000 }) },
+      { type: 'put', key: keys.nodeAlive('edge-1'), value: '{}', lease: lease.id },
       { type: 'put', key: keys.nodeStatus('edge-2'), value: JSON.stringify({ updated_at: at(60_000), heartbeat_ms: 5000 }) },
+      { type: 'put', key: keys.nodeAlive('edge-2'), value: '{}', lease: lease.id },
+      { type: 'put', key: keys.nodeStatus('edge-3'), value: JSON.stringify({ updated_at: at(10), heartbeat_ms: 5000 }) },
     ]);
-    const items = (api.call('GET', '/v1/nodes').then((r) => r.json() as { items: { id: string; stale: boolean; age_ms: number }[] }));
-    const byId = Object.fromEntries((await items).items.map((n) => [n.id, n]));
-    assert.equal(byId['edge-1']!.stale, false);
+    type Item = { id: string; stale: boolean; alive: boolean; age_ms: number };
+    const nodes = async () => Object.fromEntries(((await api.call('GET', '/v1/nodes')).json() as { items: Item[] }).items.map((n) => [n.id, n]));
+    let byId = await nodes();
+    assert.deepEqual([byId['edge-1']!.alive, byId['edge-1']!.stale], [true, false]);
     assert.ok(byId['edge-1']!.age_ms >= 1000 && byId['edge-1']!.age_ms < 3000, String(byId['edge-1']!.age_ms));
-    assert.equal(byId['edge-2']!.stale, true);
+    assert.deepEqual([byId['edge-2']!.alive, byId['edge-2']!.stale], [true, true], 'alive but its report is too old');
+    assert.deepEqual([byId['edge-3']!.alive, byId['edge-3']!.stale], [false, true], 'a fresh report without a liveness key');
+    await lease.revoke();
+    byId = await nodes();
+    assert.deepEqual([byId['edge-1']!.alive, byId['edge-1']!.stale], [false, true], 'its lease ended: stale, still listed');
   } finally {
     await api.close();
   }

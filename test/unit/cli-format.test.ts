@@ -149,12 +149,14 @@ test('formatStatus shows each node and each account state on it, with names for 
       accounts: { a1: { name: '', state: 'error', error: 'firewall: too large' } },
     },
     { id: 'edge-3', applied_revision: 41, last_reconcile_at: '2026-11-22T18:59:00Z', host: { state: 'ok' }, stale: true, age_ms: 70_000 },
+    { id: 'edge-4', applied_revision: 42, last_reconcile_at: '2026-11-22T19:00:00Z', host: { state: 'ok' }, alive: false, stale: true, age_ms: 2_000, heartbeat_ms: 5000 },
   ], [{ id: 'a1', name: 'acme' }], now);
   assert.equal(out, [
     'NODE    APPLIED_REVISION  LAST_RECONCILE                      RESULT',
     'edge-1  42                2026-11-22T19:00:00.000Z (10s ago)  ok',
     'edge-2  40                2026-11-22T18:00:10.000Z (1h ago)   error: nft: syntax error (store unreachable)',
     'edge-3  41                2026-11-22T18:59:00.000Z (1m ago)   STALE: no report for 1m',
+    'edge-4  42                2026-11-22T19:00:00.000Z (10s ago)  STALE: liveness lease expired (last report 2s ago)',
     '',
     'NODE    ACCOUNT  STATE  REVISION  MESSAGE',
     'edge-1  acme     ok     42        -',
