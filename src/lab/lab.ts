@@ -354,8 +354,8 @@ export async function labStatus(name: string): Promise<LabStatus> {
   const hosts: LabStatus['hosts'] = {};
   for (const h of state.plan.hosts) {
     const addresses = [
-      ...h.interfaces.map((i) => i.address).filter((a) => a !== ''),
-      ...(h.bridge ? [h.bridge.address] : []),
+      ...h.interfaces.flatMap((i) => [i.address, i.address6 ?? '']).filter((a) => a !== ''),
+      ...(h.bridge ? [h.bridge.address, ...(h.bridge.address6 ? [h.bridge.address6] : [])] : []),
       ...h.loopback,
     ];
     hosts[h.name] = { netns: h.netns, role: h.role, addresses, present: present.has(h.netns) };
