@@ -91,6 +91,9 @@ function registerDaemonCommands(program: Command): void {
     });
   named(lab.command('exec').description('run a command inside a lab host: lab exec HOST -- CMD…').argument('<host>').argument('<command...>'))
     .action(async (host: string, argv: string[], _o, cmd: Command) => (await labCmd()).labExecCommand(cmd.optsWithGlobals(), host, argv));
+  named(lab.command('store').description("rehearse store outages (store: etcd): kill (SIGKILL) or restart members of the lab's etcd cluster")
+    .argument('<action>', 'stop | start').argument('[member]', 'etcd1, etcd2 or etcd3 (default: every member)'))
+    .action(async (action: string, member: string | undefined, _o, cmd: Command) => (await labCmd()).labStoreCommand(cmd.optsWithGlobals(), action, member));
 
   // Benchmarks (bench/): JSON per benchmark + summary under bench/results/, a table on stdout. Run as root.
   program.command('bench').description('run the benchmarks (JSON under bench/results/, a table on stdout; run as root)')

@@ -1,7 +1,8 @@
 /**
  * The edge agents of the lab: one `opentransit agent` process per edge server, each programming its own edge
  * namespace (--host-netns) and making its customer namespaces under `otl-<lab>-<edge>-`, so `lab down` finds them.
- * The agents run in the machine's own namespace, like the API, and reach the lab's embedded store directly.
+ * The agents run in the machine's own namespace, like the API, and reach the lab's store directly (the embedded
+ * store's directory, or every member of the etcd cluster).
  *
  * BGP: before the agents start, each edge's node config is written through the API (router id = its uplink
  * address, AS 64512, one peer: its site router, with BFD and the lab's short timers; in an IPv6 lab a second
@@ -11,7 +12,7 @@
 import path from 'node:path';
 // A cycle (lab.ts starts the agents), harmless: the constant is read only when an agent is spawned.
 import { LAB_BPF_PIN_ROOT } from './lab.js';
-import type { LabState } from './state.js';
+import { labStoreSpec, type LabState } from './state.js';
 import type { LabEdgePlan } from './topology.js';
 import type { LabPaths } from './paths.js';
 import { nodeEntryArgv, packageRoot } from './paths.js';
@@ -104,7 +105,7 @@ export function spawnEdgeAgent(state: LabState, paths: LabPaths, e: LabEdgePlan)
       '--node-id', e.nodeId,
       '--host-netns', e.netns,
       '--uplink', e.uplink.dev,
-      '--store', `lmdb:${paths.storeDir}`,
+      '--store', labStoreSpec(state),
       '--data-dir', edgeAgentDir(paths, e.name),
       '--netns-prefix', edgeNetnsPrefix(state, e.name),
       '--bpf-pin-base', labAgentPinBase(state.name),

@@ -1,5 +1,5 @@
 /**
- * `opentransit lab up|down|status|exec`: the command-line face of lab.ts. src/main.ts declares the options and
+ * `opentransit lab up|down|status|exec|store`: the command-line face of lab.ts. src/main.ts declares the options and
  * imports this module only when a lab verb runs.
  *
  * Which lab: `-n NAME`, else the name in `-f FILE`, else the only lab on this machine (run directory or
@@ -55,6 +55,22 @@ export async function labStatusCommand(opts: LabCommandOptions): Promise<void> {
   out(opts.output === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
 }
 
+/** `lab store stop|start [MEMBER]`: stop = SIGKILL (a crash), start = same data and cluster config (rejoins). */
+export async function labStoreCommand(opts: LabCommandOptions, action: string, member?: string): Promise<void> {
+  if (action !== 'stop' && action !== 'start') throw new LabError(`lab store ${action}: the actions are stop and start`);
+  requireRoot();
+  const name = await resolveName(opts, 'store');
+  if (name === undefined) throw new LabError('no lab is up; start one with `opentransit lab up -f examples/lab-etcd.yaml`');
+  const { labStoreStart, labStoreStop } = await import('./store.js');
+  const r = action === 'stop' ? await labStoreStop(name, member) : await labStoreStart(name, member);
+  const list = (xs: string[]) => xs.join(', ');
+  const parts: string[] = [];
+  if (r.changed.length) parts.push(action === 'stop' ? `killed ${list(r.changed)} (SIGKILL, as a crash)` : `started ${list(r.changed)}`);
+  if (r.unchanged.length) parts.push(`${list(r.unchanged)} already ${action === 'stop' ? 'stopped' : 'running'}`);
+  if (r.quorum !== undefined) parts.push(r.quorum ? 'the cluster has a quorum and serves' : 'no quorum yet: the cluster serves once a majority of members runs');
+  out(`lab ${name}: etcd ${parts.join('; ')}\n`);
+}
+
 export async function labExecCommand(opts: LabCommandOptions, host: string, argv: string[]): Promise<void> {
   const name = await resolveName(opts, 'exec');
   if (name === undefined) throw new LabError('no lab is up; start one with `opentransit lab up`');
@@ -80,16 +96,24 @@ function table(rows: string[][]): string {
 export function formatStatus(s: LabStatus): string {
   const lines = [
     `lab ${s.name}: ${s.phase}${s.healthy ? '' : ' (NOT healthy: a process or namespace is missing)'}`,
-    `api: ${s.api_url}   store: ${s.store}   run directory: ${s.run_dir}`,
+    `api: ${s.api_url}   store: ${s.store.spec}   run directory: ${s.run_dir}`,
     `operator token: ${s.operator_token}`,
     `anycast endpoints: ${s.anycast_endpoints.join(', ')}`,
     '',
   ];
+  if (s.store.kind === 'etcd') {
+    lines.push(`etcd: ${s.store.members.map((m) => `${m.name} ${m.pid === null ? 'stopped' : `pid ${m.pid} ${m.health}`} ${m.client_url}`).join(' | ')}`, '');
+  }
   const hosts = [['HOST', 'ROLE', 'NETNS', 'ADDRESSES'], ...Object.entries(s.hosts).map(([n, h]) => [n, h.role, h.present ? h.netns : `${h.netns} (missing)`, h.addresses.join(' ')])];
   let text = lines.join('\n') + table(hosts);
   const edges = Object.entries(s.edges);
   if (edges.length) {
-    text += '\n' + table([['EDGE', 'NODE ID', 'AGENT', 'UPLINK', 'BGP'], ...edges.map(([n, e]) => [n, e.node_id, e.up ? 'up' : 'down', e.uplink, e.bgp ?? '-'])]);
+    text +=
+      '\n' +
+      table([
+        ['EDGE', 'NODE ID', 'AGENT', 'UPLINK', 'BGP', 'STORE'],
+        ...edges.map(([n, e]) => [n, e.node_id, e.up ? 'up' : 'down', e.uplink, e.bgp ?? '-', e.store_reachable === undefined ? '-' : e.store_reachable ? 'reachable' : 'UNREACHABLE']),
+      ]);
   }
   const core = s.bgp.filter((b) => !s.edges[b.peerHost]);
   if (core.length) text += '\n' + table([['ROUTER', 'PEER', 'BGP'], ...core.map((b) => [b.host, b.peerHost, b.state])]);

@@ -2,17 +2,17 @@
  * The lab's customer routers follow the store: every GRE tunnel whose customer_gre_endpoint is a customer router's
  * public address gets that router's side set up (decap from the anycast endpoint, the tunnel interface address,
  * return traffic through the tunnel or direct), and goes away when the tunnel does. It runs as one lab process
- * (`opentransit lab cpe-controller`), started by `lab up`, watching the lab's embedded store.
+ * (`opentransit lab cpe-controller`), started by `lab up`, watching the lab's store (embedded or etcd).
  */
 import { decodeAccountDocument } from '../model/account.js';
 import { tunnelAddresses } from '../model/gre-tunnel.js';
 import { accountIdOfKey, keys } from '../model/keys.js';
 import type { AccountDocument } from '../model/schemas.js';
-import { openLmdbStore } from '../store/lmdb.js';
+import { openStore } from '../store/open.js';
 import { setupCustomerRouterGre, teardownCustomerRouterGre, type CpeTunnelSpec, type CustomerRouterGreSpec } from '../kernel/bpf/cpe.js';
 import { LAB_BPF_PIN_ROOT } from './lab.js';
 import { labPaths } from './paths.js';
-import { readLabState, type LabState } from './state.js';
+import { labStoreSpec, readLabState, type LabState } from './state.js';
 
 const CPE_NODE = 'cpe';
 
@@ -62,7 +62,10 @@ export async function runCpeController(labName: string): Promise<void> {
   const state = await readLabState(labPaths(labName).stateFile);
   if (!state) throw new Error(`lab ${labName} is not up`);
   if (!state.api) throw new Error(`lab ${labName} has no API (is it up?)`);
-  const store = await openLmdbStore(state.api.storeDir, { create: false });
+  const spec = labStoreSpec(state);
+  // The embedded store must exist already (the API made it); etcd may be down (a rehearsed outage) when the
+  // controller restarts: its watch then waits for the cluster.
+  const store = await openStore(spec, { lmdb: { create: false }, etcd: { requireConnection: false } });
   const accounts = new Map<string, AccountDocument>();
   const applied = new Map<string, string>();
   let synced = false;
@@ -105,7 +108,7 @@ export async function runCpeController(labName: string): Promise<void> {
     }
     schedule();
   });
-  process.stdout.write(`cpe controller of lab ${labName}: watching ${state.api.storeDir}\n`);
+  process.stdout.write(`cpe controller of lab ${labName}: watching ${spec}\n`);
   const stop = async () => {
     await watch.close();
     await running;

@@ -144,8 +144,9 @@ export async function pickLoopbackPorts(n: number): Promise<number[]> {
 // --- health ------------------------------------------------------------------------------------------------------
 
 /**
- * What a member's client URL answers: 'healthy' (it serves, with a leader), 'no-quorum' (the process answers
- * but has no leader: too few members run), 'down' (no answer).
+ * What a member's client URL answers: 'healthy' (it serves, with a leader); 'no-quorum' (it accepts the connection
+ * but says it is unhealthy, or does not answer in time: a member without a quorum has no leader, and one restarted
+ * alone does not even serve until it could publish itself to the cluster); 'down' (connection refused).
  */
 export type EtcdHealth = 'healthy' | 'no-quorum' | 'down';
 
@@ -160,8 +161,23 @@ export function etcdHealth(clientUrl: string, timeoutMs = 1000): Promise<EtcdHea
     req.on('error', () => resolve('down'));
     req.on('timeout', () => {
       req.destroy();
-      resolve('down');
+      resolve('no-quorum');
     });
+  });
+}
+
+/** True when something accepts TCP connections on the member's client URL (its listener is bound). */
+export function etcdListening(clientUrl: string, timeoutMs = 1000): Promise<boolean> {
+  const u = new URL(clientUrl);
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: u.hostname, port: Number(u.port), timeout: timeoutMs });
+    const done = (v: boolean) => {
+      sock.destroy();
+      resolve(v);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+    sock.once('timeout', () => done(false));
   });
 }
 
@@ -218,14 +234,13 @@ export class EtcdStartError extends Error {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Waits until the member answers: 'healthy' needs a leader (a quorum runs), 'serving' only that the process
- * answers on its client URL (a member started alone, without quorum, answers but is not healthy).
+ * Waits until the member is up: 'healthy' needs a leader (a quorum runs); 'listening' only that its client
+ * listener is bound (a member started without a quorum serves nothing until its peers come back).
  */
-export async function waitEtcdMember<H>(m: EtcdMemberPlan, h: H, control: EtcdProcessControl<H>, until: 'healthy' | 'serving', timeoutMs = 20_000): Promise<void> {
+export async function waitEtcdMember<H>(m: EtcdMemberPlan, h: H, control: EtcdProcessControl<H>, until: 'healthy' | 'listening', timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const health = await etcdHealth(m.clientUrl);
-    if (health === 'healthy' || (until === 'serving' && health === 'no-quorum')) return;
+    if (until === 'healthy' ? (await etcdHealth(m.clientUrl)) === 'healthy' : await etcdListening(m.clientUrl)) return;
     if (!(await control.running(h))) {
       const out = await control.output(h);
       throw new EtcdStartError(`etcd member ${m.name} exited during start-up: ${out}`, /address already in use/i.test(out));

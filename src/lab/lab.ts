@@ -4,15 +4,17 @@
  * process), so `down` finds and removes all of it even when the state file or the process that wrote it is gone.
  *
  * Processes (children of nobody once `lab up` returns; logs in RUN/logs/):
- *   api            `opentransit api --listen 127.0.0.1:PORT --data-dir RUN/store` (the machine's namespace, loopback)
+ *   etcd (3)       `store: etcd` only: the members of the lab's cluster on loopback ports (store.ts), first of all
+ *   api            `opentransit api --listen 127.0.0.1:PORT --data-dir RUN/store` (the machine's namespace, loopback);
+ *                  on etcd, the same server on the cluster (api-process.ts)
  *   bird-<router>  BIRD of the core and of each site router (eBGP core ↔ sites; sites wait for their edges)
  *   server-<host>  the echo server of each customer host with `listen` entries (echo-server.ts)
  * Hooks for the edge agents (later work): state.plan.edges lists, per edge, its namespace, uplink, gateway, ASN
  * and its site router's BGP address and ASN (the site router already has a passive session configured for it);
- * agents reach the store as `lmdb:<state.api.storeDir>`; an agent started by the lab is recorded with role
+ * agents reach the store as labStoreSpec(state) (`lmdb:<state.api.storeDir>` or the etcd cluster); an agent started by the lab is recorded with role
  * 'agent' and host = the edge name, which is what `edges[NAME].up` reports.
  */
-import { configureSettings, startAgents } from './agents.js';
+import { configureSettings, edgeAgentDir, spawnEdgeAgent, startAgents } from './agents.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -21,9 +23,10 @@ import path from 'node:path';
 import { ValidationError } from '../model/errors.js';
 import { buildNetwork, deleteNamespaces, labNamespaces } from './build.js';
 import { labPaths, labRunRoot, nodeEntryArgv, packageRoot, type LabPaths } from './paths.js';
-import { findLabPids, isRunning, procStartTime, spawnLabProcess, stopProcesses, type LabProcess } from './processes.js';
+import { findLabPids, isRunning, procComm, procStartTime, spawnLabProcess, stopProcesses, type LabProcess } from './processes.js';
 import { startRouting, routingStatus, type BgpSessionStatus } from './routing.js';
-import { readLabState, writeLabState, type LabState } from './state.js';
+import { labStoreSpec, readLabState, writeLabState, type LabState } from './state.js';
+import { LAB_ETCD_MEMBERS, labStoreMembers, startLabEtcd, type LabStoreMemberStatus } from './store.js';
 import { LAB_NAME_RE, netnsPrefixOf, parseTopology, planLab, validateTopology, type LabTopology } from './topology.js';
 
 /** Where lab-made BPF pins would live (the customer routers' GRE programs, later work): removed by `down`. */
@@ -117,7 +120,7 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
   await mkdir(labRunRoot(), { recursive: true, mode: 0o755 });
   // Non-recursive: if another `lab up` of the same name created it meanwhile, we stop here.
   await mkdir(paths.runDir, { mode: 0o700 });
-  await Promise.all([paths.logDir, paths.storeDir, paths.birdDir, paths.agentsDir].map((d) => mkdir(d, { mode: 0o700 })));
+  await Promise.all([paths.logDir, paths.storeDir, paths.birdDir, paths.agentsDir, paths.etcdDir].map((d) => mkdir(d, { mode: 0o700 })));
   const state: LabState = {
     version: 1,
     name: topology.name,
@@ -141,7 +144,11 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
     log(`lab ${topology.name}: building ${plan.hosts.length} namespaces and ${plan.links.length} links`);
     await buildNetwork(plan);
 
-    log(`lab ${topology.name}: starting the API (embedded store in ${paths.storeDir})`);
+    if (topology.store === 'etcd') {
+      log(`lab ${topology.name}: starting a ${LAB_ETCD_MEMBERS.length}-member etcd cluster on loopback (data in ${paths.etcdDir})`);
+      await startLabEtcd(state, paths, () => writeLabState(paths.stateFile, state), Math.max(1000, deadline - Date.now()));
+    }
+    log(`lab ${topology.name}: starting the API (${state.etcd ? `etcd ${state.etcd.spec}` : `embedded store in ${paths.storeDir}`})`);
     state.api = { url: '', operatorToken: `ot_${randomBytes(32).toString('base64url')}`, storeDir: paths.storeDir };
     await startApi(state, paths, record, deadline);
 
@@ -204,7 +211,9 @@ async function startApi(state: LabState, paths: LabPaths, record: Record_, deadl
     await spawnLabProcess({
       lab: state.name,
       role: 'api',
-      argv: [...nodeEntryArgv('main'), 'api', '--listen', listen, '--data-dir', paths.storeDir],
+      argv: state.etcd
+        ? [...nodeEntryArgv('lab/api-process'), '--listen', listen, '--data-dir', paths.storeDir, '--store', state.etcd.spec]
+        : [...nodeEntryArgv('main'), 'api', '--listen', listen, '--data-dir', paths.storeDir],
       log: path.join(paths.logDir, 'api.log'),
       cwd: packageRoot(),
       env: { OPENTRANSIT_OPERATOR_TOKEN: api.operatorToken },
@@ -250,6 +259,29 @@ async function startServers(state: LabState, paths: LabPaths, record: Record_, d
   }
 }
 
+/**
+ * Restarts the agent of edge `edge` with the same arguments: SIGTERM (default) is a graceful stop (BGP withdrawn
+ * first), SIGKILL a crash (its BIRD keeps announcing for the new agent to adopt). Resolves once the new agent has
+ * been spawned and recorded; it boots from its local replica, then follows the store.
+ */
+export async function labRestartAgent(name: string, edge: string, opts: { signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<LabProcess> {
+  checkLabName(name);
+  const paths = labPaths(name);
+  const state = await readLabState(paths.stateFile);
+  if (!state) throw new LabError(`lab ${name} is not up`);
+  const e = state.plan.edges.find((x) => x.name === edge);
+  if (!e) throw new ValidationError('edge', `lab ${name} has no edge ${JSON.stringify(edge)}; edges: ${state.plan.edges.map((x) => x.name).join(', ')}`);
+  const old = state.processes.filter((p) => p.role === 'agent' && p.host === edge);
+  if (opts.signal === 'SIGKILL') {
+    for (const p of old) if (await isRunning(p)) process.kill(p.pid, 'SIGKILL');
+  }
+  await stopProcesses(old);
+  const proc = await spawnEdgeAgent(state, paths, e);
+  state.processes = [...state.processes.filter((p) => !old.includes(p)), proc];
+  await writeLabState(paths.stateFile, state);
+  return proc;
+}
+
 // --- down --------------------------------------------------------------------------------------------------------
 
 export interface LabDownResult {
@@ -275,15 +307,19 @@ export async function labDown(name: string): Promise<LabDownResult> {
   const namespaces = [...new Set([...(state?.plan.hosts.map((h) => h.netns) ?? []), ...(await labNamespaces(prefix))])].filter((n) => n.startsWith(prefix));
 
   // Processes first: BIRD and servers hold sockets in the namespaces; the API holds the store open.
-  const recorded = state?.processes ?? [];
+  const recorded = [...(state?.processes ?? []), ...(state?.etcd?.members.flatMap((m) => (m.process ? [m.process] : [])) ?? [])];
   const swept = await findLabPids(name, namespaces);
   const targets = [...recorded];
   for (const pid of swept) {
-    if (!recorded.some((p) => p.pid === pid)) targets.push({ role: 'swept', pid, startTime: (await procStartTime(pid)) ?? '', argv: [], log: '' });
+    if (recorded.some((p) => p.pid === pid)) continue;
+    targets.push({ role: (await procComm(pid)) === 'etcd' ? 'etcd' : 'swept', pid, startTime: (await procStartTime(pid)) ?? '', argv: [], log: '' });
   }
   const running: LabProcess[] = [];
   for (const p of targets) if (await isRunning(p)) running.push(p);
-  await stopProcesses(running);
+  // etcd last: agents and the API stopping gracefully still talk to it (status, watch cancel) instead of waiting
+  // for their calls to time out.
+  await stopProcesses(running.filter((p) => p.role !== 'etcd'));
+  await stopProcesses(running.filter((p) => p.role === 'etcd'));
 
   const existing = new Set(await labNamespaces(prefix));
   const toDelete = namespaces.filter((n) => existing.has(n));
@@ -314,11 +350,30 @@ export interface LabStatus {
   run_dir: string;
   api_url: string;
   operator_token: string;
-  /** The store spec agents use: `lmdb:<dir>`. */
-  store: string;
+  /**
+   * The lab's store. `spec` is what the API, agents and GRE controller take as --store (`lmdb:<dir>` or
+   * `etcd://…`); on etcd, every member with its pid (null while stopped) and health.
+   */
+  store: { kind: 'embedded'; spec: string } | { kind: 'etcd'; spec: string; members: LabStoreMemberStatus[] };
   anycast_endpoints: string[];
   hosts: Record<string, LabHostStatus>;
-  edges: Record<string, { node_id: string; up: boolean; site: string; netns: string; uplink: string; gateway: string; asn: number; router: string; router_asn: number; bgp?: string }>;
+  edges: Record<
+    string,
+    {
+      node_id: string;
+      up: boolean;
+      site: string;
+      netns: string;
+      uplink: string;
+      gateway: string;
+      asn: number;
+      router: string;
+      router_asn: number;
+      bgp?: string;
+      /** What the agent last wrote in its local status file (absent until it wrote one). */
+      store_reachable?: boolean;
+    }
+  >;
   processes: { role: string; host?: string; pid: number; running: boolean; log: string }[];
   bgp: BgpSessionStatus[];
   healthy: boolean;
@@ -337,6 +392,22 @@ export async function listLabs(): Promise<string[]> {
     if (m) names.add(m[1]!);
   }
   return [...names].sort();
+}
+
+/**
+ * An edge agent's local status file (<data dir>/local-status.json: its node status plus
+ * `store: {reachable, since, error?}`), which it writes even when the store is unreachable; undefined when absent
+ * or unreadable (being rewritten).
+ */
+export async function readAgentLocalStatus(
+  paths: LabPaths,
+  edge: string,
+): Promise<({ store?: { reachable?: boolean; since?: string; error?: string } } & Record<string, unknown>) | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(edgeAgentDir(paths, edge), 'local-status.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 export async function labStatus(name: string): Promise<LabStatus> {
@@ -383,6 +454,8 @@ export async function labStatus(name: string): Promise<LabStatus> {
       router_asn: e.router.asn,
       ...(session ? { bgp: session.state } : {}),
     };
+    const local = await readAgentLocalStatus(labPaths(name), e.name);
+    if (typeof local?.store?.reachable === 'boolean') edges[e.name]!.store_reachable = local.store.reachable;
   }
   return {
     name: state.name,
@@ -390,7 +463,9 @@ export async function labStatus(name: string): Promise<LabStatus> {
     run_dir: state.runDir,
     api_url: state.api?.url ?? '',
     operator_token: state.api?.operatorToken ?? '',
-    store: state.api ? `lmdb:${state.api.storeDir}` : '',
+    store: state.etcd
+      ? { kind: 'etcd', spec: state.etcd.spec, members: await labStoreMembers(state.etcd) }
+      : { kind: 'embedded', spec: state.api ? labStoreSpec(state) : '' },
     anycast_endpoints: state.plan.anycastEndpoints,
     hosts,
     edges,

@@ -8,6 +8,7 @@
  *   logs/<proc>.log       stdout+stderr of every process the lab started (api, bird-<host>, server-<host>…)
  *   bird/<host>/          BIRD config and control socket of each lab router
  *   agents/<edge>/        reserved for each edge agent's run directory
+ *   etcd/<member>/        `store: etcd`: each etcd member's data (store.ts)
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -28,6 +29,7 @@ export interface LabPaths {
   logDir: string;
   birdDir: string;
   agentsDir: string;
+  etcdDir: string;
 }
 
 export function labPaths(name: string, root = labRunRoot()): LabPaths {
@@ -39,6 +41,7 @@ export function labPaths(name: string, root = labRunRoot()): LabPaths {
     logDir: path.join(runDir, 'logs'),
     birdDir: path.join(runDir, 'bird'),
     agentsDir: path.join(runDir, 'agents'),
+    etcdDir: path.join(runDir, 'etcd'),
   };
 }
 

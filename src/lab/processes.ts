@@ -1,5 +1,5 @@
 /**
- * The lab's long-running processes (API, BIRD, customer servers, later agents): started detached (their own
+ * The lab's long-running processes (etcd members, API, BIRD, customer servers, agents): started detached (their own
  * session, logs to a file) so they outlive `opentransit lab up`, recorded by pid AND start time so that `down`
  * never signals a recycled pid, and found again after a crash without any record:
  *   - every process the lab starts carries OPENTRANSIT_LAB=<name> in its environment (the API runs in the
@@ -74,6 +74,15 @@ async function procStat(pid: number): Promise<{ state: string; startTime: string
   // comm (field 2) may contain spaces and parentheses: fields restart after the LAST ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: rest[0] ?? '?', startTime: rest[19] ?? '' };
+}
+
+/** The command name of a process (/proc/<pid>/comm), undefined when there is no such process. */
+export async function procComm(pid: number): Promise<string | undefined> {
+  try {
+    return (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 export async function procStartTime(pid: number): Promise<string | undefined> {

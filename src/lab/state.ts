@@ -4,6 +4,7 @@
  * Written atomically (temp file + rename), mode 0600: it holds the operator token.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { EtcdMemberPlan } from './etcd.js';
 import type { LabProcess } from './processes.js';
 import type { LabPlan, LabTopology } from './topology.js';
 
@@ -27,8 +28,24 @@ export interface LabState {
     storeDir: string;
   };
   processes: LabProcess[];
+  /** `store: etcd`: the cluster (etcd.ts) and each member's process, null while stopped (`lab store stop`). */
+  etcd?: LabEtcdState;
   /** Why the last `lab up` failed (phase 'failed'). */
   error?: string;
+}
+
+export interface LabEtcdState {
+  token: string;
+  /** What the API, the agents and the GRE controller take as --store: etcd://127.0.0.1:P,… (every member). */
+  spec: string;
+  members: Array<EtcdMemberPlan & { process: LabProcess | null }>;
+}
+
+/** The store spec of the lab's processes: the etcd cluster, else the API's embedded store. */
+export function labStoreSpec(state: LabState): string {
+  if (state.etcd) return state.etcd.spec;
+  if (!state.api) throw new Error(`lab ${state.name} has no store yet`);
+  return `lmdb:${state.api.storeDir}`;
 }
 
 export async function readLabState(file: string): Promise<LabState | undefined> {

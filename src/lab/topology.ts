@@ -193,7 +193,6 @@ export function validateTopology(input: unknown): LabTopology {
 
   const store = input.store ?? 'embedded';
   if (store !== 'embedded' && store !== 'etcd') fail('store', `must be "embedded" or "etcd", got ${JSON.stringify(store)}`);
-  if (store === 'etcd') fail('store', '"etcd" (a 3-member cluster on loopback) is not implemented yet; use "embedded"');
 
   const apiPort = input.api_port === undefined ? 0 : int('api_port', input.api_port, 0, 65535);
 
