@@ -99,9 +99,15 @@ int ot_cpe_decap(struct __sk_buff *skb)
 	__builtin_memcpy(neth.h_source, eth->h_source, ETH_ALEN);
 	neth.h_proto = proto;
 
-	/* Remove outer IPv4 + GRE right after Ethernet; the DECAP flag sets skb->protocol for the inner version. */
-	if (bpf_skb_adjust_room(skb, -(__s32)(sizeof(*ip) + GRE_HLEN), BPF_ADJ_ROOM_MAC, decap_flags) ||
-	    bpf_skb_store_bytes(skb, 0, &neth, sizeof(neth), 0)) {
+	/* Remove outer IPv4 + GRE right after Ethernet; the DECAP flag sets skb->protocol for the inner version. A UDP
+	 * GSO packet is only shrunk with FIXED_GSO (gso_size delimits its datagrams): retried so. This kernel (6.18)
+	 * cannot clear the skb's tunnel offload state here (newer ones: BPF_F_ADJ_ROOM_DECAP_L4_GRE): a decapsulated
+	 * super-packet still looks encapsulated, and a device without tunnel offloads (a bridge) segments it again. */
+	const __s32 hlen = -(__s32)(sizeof(*ip) + GRE_HLEN);
+	long err = bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, decap_flags);
+	if (err == -OT_ENOTSUPP && skb->gso_size)
+		err = bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, decap_flags | BPF_F_ADJ_ROOM_FIXED_GSO);
+	if (err || bpf_skb_store_bytes(skb, 0, &neth, sizeof(neth), 0)) {
 		ot_count(0, OT_REASON_DROP_MALFORMED, len);
 		return TC_ACT_SHOT;
 	}

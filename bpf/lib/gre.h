@@ -10,6 +10,9 @@
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
+/* The kernel's internal ENOTSUPP (524): bpf_skb_adjust_room's answer to a GSO packet it cannot resize as asked. */
+#define OT_ENOTSUPP 524
+
 /* The netns of the device the packet is on (bpf_get_netns_cookie would give the socket's, i.e. init_net for
  * forwarded packets). CO-RE: the field offsets come from the running kernel's BTF. */
 static __always_inline __u64 ot_dev_netns_cookie(struct __sk_buff *skb)
@@ -41,8 +44,9 @@ struct ot_gre_outer {
 /*
  * Puts outer IPv4 + GRE between the Ethernet header and the packet's IP header (EtherType `inner`, IPv4 or IPv6),
  * with a computed header checksum (the kernel does not fill it in on this path), and rewrites Ethernet.
- * Room comes from bpf_skb_adjust_room with the ENCAP flags, which keep GSO packets segmentable (gso_size shrinks
- * by 24) and set skb->protocol to IPv4. Returns 0, or -1 when the kernel refused to grow or write the packet.
+ * Room comes from bpf_skb_adjust_room with the ENCAP flags, which keep GSO packets segmentable (TCP: gso_size
+ * shrinks by 24; UDP: FIXED_GSO, see below) and set skb->protocol to IPv4. Returns 0, or -1 when the kernel
+ * refused to grow or write the packet.
  */
 static __always_inline int ot_gre_push(struct __sk_buff *skb, const struct ot_gre_outer *o, __be16 inner)
 {
@@ -69,7 +73,14 @@ static __always_inline int ot_gre_push(struct __sk_buff *skb, const struct ot_gr
 	h.gre_flags = 0;
 	h.gre_proto = inner;
 
-	if (bpf_skb_adjust_room(skb, 24, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE))
+	const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
+	/* A UDP GSO packet (UDP GRO forwarding on a NIC, a UDP_SEGMENT sender) is refused unless gso_size stays fixed
+	 * (it delimits the datagrams): retried with FIXED_GSO. Its datagrams already fit the tunnel: the route MTU
+	 * (1476) was checked on output. TCP keeps the first form (gso_size shrinks by 24: fits any MTU). */
+	long err = bpf_skb_adjust_room(skb, 24, BPF_ADJ_ROOM_MAC, flags);
+	if (err == -OT_ENOTSUPP && skb->gso_size)
+		err = bpf_skb_adjust_room(skb, 24, BPF_ADJ_ROOM_MAC, flags | BPF_F_ADJ_ROOM_FIXED_GSO);
+	if (err)
 		return -1;
 	ip.tot_len = bpf_htons(skb->len - ETH_HLEN);
 	ip.check = ot_ipv4_csum(&ip);
