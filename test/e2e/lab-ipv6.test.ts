@@ -73,6 +73,8 @@ before(async () => {
   }));
   status = await labStatus(name);
   assert.equal(state.plan.ipv6, true);
+  assert.ok(status.hosts.client!.addresses.includes(`${CLIENT6}/128`), JSON.stringify(status.hosts.client));
+  assert.ok(status.hosts['acme-ftp']!.addresses.includes(`${HOST6}/64`), JSON.stringify(status.hosts['acme-ftp']));
   const created = await api('POST', '/v1/accounts', { name: 'acme' });
   assert.equal(created.status, 201, JSON.stringify(created.json));
   acmeId = created.json.id;
