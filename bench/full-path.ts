@@ -24,6 +24,10 @@
  *
  * The customer firewall's counters are read around every run: they must rise for the full and no-GRE paths and
  * stay still for the baseline, or the benchmark fails.
+ *
+ * The customer router reaches its host by a routed link rather than the lab's LAN bridge, for all paths alike
+ * (routeCustomerLan says why; `--set full-path.lan=bridge` keeps the bridge). `--set full-path.lab=NAME` runs the
+ * lab under another name, `--set full-path.keep=1` leaves it up afterwards for a look at the paths.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -36,7 +40,9 @@ import type { LabState } from '../src/lab/state.js';
 import { metric, numberParam, registerBenchmark } from './lib/registry.js';
 import { median, sleep } from './lib/stats.js';
 
-const LAB = 'benchfp';
+/** Default lab name; `--set full-path.lab=NAME` runs another (e.g. next to someone else's bench run). */
+const DEFAULT_LAB = 'benchfp';
+let LAB = DEFAULT_LAB;
 const CLIENT = 'cli';
 const SITE = 's1';
 const CUSTOMER = 'cust';
@@ -48,14 +54,14 @@ const PORT = 5201;
 /** 18 bytes of UDP payload: 18 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = a 60-byte frame. */
 const UDP_PAYLOAD = 18;
 
-const TOPOLOGY = {
+const topology = () => ({
   name: LAB,
   store: 'embedded',
   anycast_endpoints: ['192.0.2.10'],
   sites: [{ name: SITE, edges: 1 }],
   clients: [{ name: CLIENT, site: SITE, address: '198.51.100.100' }],
   customers: [{ name: CUSTOMER, router: '198.51.100.2', return: 'tunnel', hosts: [{ name: 'srv', address: HOST_ADDR }] }],
-};
+});
 
 const ACCOUNT = {
   account: 'benchfp',
@@ -146,8 +152,34 @@ async function firewallPackets(state: LabState, accountId: string): Promise<numb
   return (await readRuleCounters(ns, 'inet', 'opentransit')).reduce((a, c) => a + c.packets, 0);
 }
 
+/**
+ * Connects the customer's one host to its router by a routed link instead of the lab's LAN bridge (for all three
+ * paths alike), and returns the router's device towards the host.
+ *
+ * Why: this kernel (6.18) cannot clear an skb's tunnel offload state (skb->encapsulation, SKB_GSO_GRE) in a BPF
+ * decapsulation — newer kernels can (bpf_skb_adjust_room with BPF_F_ADJ_ROOM_DECAP_L4_GRE). The lab's stand-in
+ * customer router decapsulates in tc (cpe_gre.c), so a TCP super-packet that crossed the tunnel still looks
+ * encapsulated, and a bridge (its hw_enc_features carry no TSO) segments it again in software: every full-path
+ * segment then crosses the LAN and the host's stack one by one, while the baseline's stay 64 KB super-packets. A
+ * real customer router's kernel GRE clears that state, and neither the edge nor the tunnel is involved. A veth
+ * handles the flag (its hw_enc_features include TSO), so a routed link measures the path, not that artefact.
+ * `--set full-path.lan=bridge` keeps the bridge (to see the artefact: the full path's TCP falls, the baseline's not).
+ */
+async function routeCustomerLan(state: LabState): Promise<string> {
+  const cust = state.plan.customers[0]!;
+  const router = state.plan.hosts.find((h) => h.name === cust.routerHost)!;
+  const bridge = router.bridge!;
+  const dev = bridge.members[0]!;
+  await must(cust.routerHost, ['ip', 'link', 'set', 'dev', dev, 'nomaster']);
+  await must(cust.routerHost, ['ip', 'addr', 'del', bridge.address, 'dev', bridge.name]);
+  await must(cust.routerHost, ['ip', 'addr', 'add', bridge.address, 'dev', dev]);
+  // The host's neighbour entry for its gateway still names the bridge's MAC.
+  await must(cust.hosts[0]!.host, ['ip', 'neigh', 'flush', 'dev', 'uplink']);
+  return dev;
+}
+
 /** Static routes and two policy rules that carry BASELINE_ADDR over the same hops as the tunnel path, plainly. */
-async function installBaseline(state: LabState): Promise<void> {
+async function installBaseline(state: LabState, lanDev: string): Promise<void> {
   const edge = state.plan.edges[0]!;
   const edgeAddr = edge.uplink.address.split('/')[0]!;
   const siteRouter = edge.router.host;
@@ -159,7 +191,7 @@ async function installBaseline(state: LabState): Promise<void> {
   const edgeDev = state.plan.hosts.find((h) => h.name === siteRouter)!.interfaces.find((i) => i.peerHost === edge.name)!.name;
   const b32 = `${BASELINE_ADDR}/32`;
   await must(cust.hosts[0]!.host, ['ip', 'addr', 'replace', b32, 'dev', 'lo']);
-  await must(cust.routerHost, ['ip', 'route', 'replace', b32, 'via', HOST_ADDR, 'dev', 'lan']);
+  await must(cust.routerHost, ['ip', 'route', 'replace', b32, 'via', HOST_ADDR, 'dev', lanDev]);
   await must('internet', ['ip', 'route', 'replace', b32, 'via', custUplink.address.split('/')[0]!, 'dev', coreDev]);
   await must(siteRouter, ['ip', 'route', 'replace', b32, 'via', edgeAddr, 'dev', edgeDev]);
   await must(siteRouter, ['ip', 'route', 'replace', b32, 'via', siteUplink.peerAddress, 'dev', 'uplink', 'table', '4300']);
@@ -177,7 +209,7 @@ async function installBaseline(state: LabState): Promise<void> {
  * tunnel rule (a rule of ours before it) and come back plainly through the edge like the baseline's (so, unlike the
  * full path's replies, they are not decapsulated by the edge's XDP: only the forward direction is the same).
  */
-async function installNoGre(state: LabState, accountId: string): Promise<void> {
+async function installNoGre(state: LabState, accountId: string, lanDev: string): Promise<void> {
   const edge = state.plan.edges[0]!;
   const edgeAddr = edge.uplink.address.split('/')[0]!;
   const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
@@ -192,8 +224,8 @@ async function installNoGre(state: LabState, accountId: string): Promise<void> {
   // customer netns again): a rule of ours, before the agent's fwmark rule, routes it from the veth by main.
   await must(edge.name, ['ip', 'rule', 'add', 'pref', '50', 'iif', hostVethName(accountId), 'to', n32, 'lookup', 'main']);
   await must(cust.hosts[0]!.host, ['ip', 'addr', 'replace', n32, 'dev', 'lo']);
-  await must(cust.routerHost, ['ip', 'route', 'replace', n32, 'via', HOST_ADDR, 'dev', 'lan']);
-  await must(cust.routerHost, ['ip', 'rule', 'add', 'pref', '900', 'from', n32, 'iif', 'lan', 'lookup', 'main']);
+  await must(cust.routerHost, ['ip', 'route', 'replace', n32, 'via', HOST_ADDR, 'dev', lanDev]);
+  await must(cust.routerHost, ['ip', 'rule', 'add', 'pref', '900', 'from', n32, 'iif', lanDev, 'lookup', 'main']);
   await must('internet', ['ip', 'route', 'replace', n32, 'via', custUplink.address.split('/')[0]!, 'dev', custUplink.peerInterface]);
   await must(siteRouter.name, ['ip', 'route', 'replace', n32, 'via', siteUplink.peerAddress, 'dev', 'uplink', 'table', '4300']);
   await must(siteRouter.name, ['ip', 'rule', 'add', 'pref', '4302', 'iif', edgeDev, 'to', n32, 'lookup', '4300']);
@@ -208,10 +240,14 @@ registerBenchmark({
   async run(ctx) {
     const seconds = numberParam(ctx, 'seconds', 5, 1);
     const repeats = numberParam(ctx, 'repeats', 3, 1);
+    LAB = ctx.params['lab'] ?? DEFAULT_LAB;
+    if (!/^[a-z0-9]{1,12}$/.test(LAB)) throw new Error(`--set full-path.lab=${LAB}: use 1-12 of [a-z0-9]`);
+    // keep=1: the lab (and its iperf3 servers) stay up after the run, to look at the paths (`opentransit lab down NAME`).
+    const keep = ctx.params['keep'] === '1';
     const servers: ChildProcess[] = [];
     try {
       ctx.log(`lab ${LAB} up`);
-      const { state } = await labUp(TOPOLOGY, { log: (l) => ctx.log(l) });
+      const { state } = await labUp(topology(), { log: (l) => ctx.log(l) });
       const status = await labStatus(LAB);
       const api = async (method: string, url: string, body?: unknown) => {
         const res = await fetch(`${status.api_url}${url}`, {
@@ -237,8 +273,11 @@ registerBenchmark({
       await waitFor('the site router to route 203.0.113.0/24 to the edge by BGP', 30_000, async () =>
         (await listRoutes(siteNetns, { table: 254, family: 4 })).some((r) => r.dst === '203.0.113.0/24') ? true : undefined,
       );
-      await installBaseline(state);
-      await installNoGre(state, accountId);
+      const lanMode = ctx.params['lan'] ?? 'routed';
+      if (lanMode !== 'routed' && lanMode !== 'bridge') throw new Error(`--set full-path.lan=${lanMode}: use routed or bridge`);
+      const lanDev = lanMode === 'routed' ? await routeCustomerLan(state) : 'lan';
+      await installBaseline(state, lanDev);
+      await installNoGre(state, accountId, lanDev);
 
       const hostNetns = state.plan.customers[0]!.hosts[0]!.netns;
       // One server per address, bound to it: an unbound UDP server would answer the baseline's UDP handshake from
@@ -285,7 +324,7 @@ registerBenchmark({
 
       const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])) as Record<keyof typeof runs, number>;
       return {
-        params: { seconds, repeats, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: UDP_PAYLOAD + 8 + 20 + 14 },
+        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: UDP_PAYLOAD + 8 + 20 + 14 },
         metrics: [
           metric({
             name: 'tcp_throughput', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
@@ -313,14 +352,22 @@ registerBenchmark({
           `Full path: client → site router → edge XDP (mark) → customer netns (nftables firewall, routes) → eBPF GRE encap → site router → core → customer router (tc GRE decap) → host; replies return through the tunnel to the anycast endpoint and the edge\'s XDP decap.`,
           `Baseline: ${BASELINE_ADDR} on the same customer host, static routes over the same namespaces in both directions (site router → edge → site router via a policy rule on iif → core → customer router → host, and back through the edge). It still crosses the edge's XDP program (passed: not a customer prefix) and the edge host's nft prerouting chain; no customer netns, no firewall, no GRE, MTU 1500 (the tunnel's is 1476 with MSS clamping).`,
           'Checked in the run: the customer firewall\'s counters rise during the full-path runs and stay still during the baseline runs.',
+          lanMode === 'routed'
+            ? 'The customer router reaches its host by a routed link, not the lab\'s LAN bridge (all paths alike): on this kernel the stand-in customer router\'s BPF decap leaves the skb marked encapsulated, and a bridge would segment every decapsulated TCP super-packet again in software, a cost of the lab\'s customer router that kernel GRE does not have (see routeCustomerLan). --set full-path.lan=bridge measures with the bridge.'
+            : 'The customer router reaches its host through the lab\'s LAN bridge (lan=bridge): decapsulated TCP super-packets are segmented again by the bridge (kernel 6.18 BPF decap leaves the skb marked encapsulated), the baseline\'s are not.',
           `No-GRE path: ${NOGRE_ADDR} (inside the customer prefix, allowed by the same firewall rule) takes XDP → mark → customer netns → nft like the full path, then a static /32 route in the customer netns sends it back out of edge0 unencapsulated and on by plain static routes (site router → core → customer router → host); its replies return plainly through the edge (no tunnel, no XDP decap). A second lab host address, rules of the benchmark's own (edge host: iif <veth> lookup main before the fwmark rule; customer router: from ${NOGRE_ADDR} lookup main before the tunnel rule). Kernel GRE (ip_gre) is not built into this kernel, so the "without GRE" path is this one.`,
           'UDP with -b 0 saturates the sender; the received rate is what the path delivered while sender, path and receiver share the CPUs. Per-round rates vary a lot (details.runs, details.udp); medians of more rounds (--set full-path.repeats=N) are steadier.',
         ],
         details: { runs, udp: udpDetail, firewall_packets: { full: fwFull, baseline: fwBase, no_gre: fwNogre } },
       };
     } finally {
-      for (const s of servers) if (s.pid !== undefined && s.exitCode === null) s.kill('SIGTERM');
-      await labDown(LAB).catch((e: unknown) => ctx.log(`lab down failed: ${e instanceof Error ? e.message : String(e)}`));
+      if (keep) {
+        for (const s of servers) s.unref();
+        ctx.log(`lab ${LAB} left up (keep=1); iperf3 servers pids ${servers.map((s) => s.pid).join(' ')}; tear down: opentransit lab down -n ${LAB}`);
+      } else {
+        for (const s of servers) if (s.pid !== undefined && s.exitCode === null) s.kill('SIGTERM');
+        await labDown(LAB).catch((e: unknown) => ctx.log(`lab down failed: ${e instanceof Error ? e.message : String(e)}`));
+      }
     }
   },
 });
