@@ -39,7 +39,11 @@ export class LabError extends Error {
 export interface LabUpOptions {
   /** Print progress lines (the CLI passes stderr). */
   log?: (line: string) => void;
-  /** Seconds to wait for the API, BIRD and servers to be ready (default 30). */
+  /**
+   * Seconds for the whole start-up (etcd, API, BIRD, servers, agents, GRE controller) to be ready (default 90: a
+   * bound for a lab that will never come up, generous because a loaded 2-core machine starts a dozen processes
+   * slowly).
+   */
   readyTimeoutS?: number;
 }
 
@@ -133,7 +137,7 @@ export async function labUp(input: string | object, opts: LabUpOptions = {}): Pr
   };
   if (file !== undefined) state.topologyFile = file;
   await writeLabState(paths.stateFile, state);
-  const deadline = Date.now() + (opts.readyTimeoutS ?? 30) * 1000;
+  const deadline = Date.now() + (opts.readyTimeoutS ?? 90) * 1000;
   const record = async (p: LabProcess) => {
     state.processes.push(p);
     await writeLabState(paths.stateFile, state);

@@ -13,7 +13,7 @@ import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { customerNetns } from '../../src/agent/desired/node.js';
 import { readRuleCounters } from '../../src/kernel/nft.js';
 import { listNetns } from '../../src/kernel/netns.js';
@@ -21,7 +21,7 @@ import { edgeNetnsPrefix } from '../../src/lab/agents.js';
 import { etcdLeaderIndex } from '../../src/lab/etcd.js';
 import { labDown, labExec, labRestartAgent, labStatus, labUp, readAgentLocalStatus, type LabStatus } from '../../src/lab/lab.js';
 import { labPaths, nodeEntryArgv } from '../../src/lab/paths.js';
-import { isRunning } from '../../src/lab/processes.js';
+import { findLabPids, isRunning } from '../../src/lab/processes.js';
 import { readLabState, type LabState } from '../../src/lab/state.js';
 import { labStoreStart, labStoreStop } from '../../src/lab/store.js';
 import { openEtcdStore } from '../../src/store/etcd.js';
@@ -98,6 +98,16 @@ async function edgeKernel(edge: string): Promise<{ rules: string[]; metrics: num
   });
   const metrics = (JSON.parse(r) as Array<{ dst: string; metric?: number }>).filter((x) => x.dst === '203.0.113.0/24').map((x) => x.metric ?? 0);
   return { rules, metrics };
+}
+
+/** Per edge, the packets Acme's firewall let through there (its default rule's counter). */
+async function edgePackets(): Promise<number[]> {
+  return Promise.all(
+    EDGES.map(async (edge) => {
+      const netns = customerNetns({ netnsPrefix: edgeNetnsPrefix(state, edge) }, acmeId);
+      return (await readRuleCounters(netns, 'inet', 'opentransit')).filter((c) => c.comment === 'default').reduce((a, c) => a + c.packets, 0);
+    }),
+  );
 }
 
 /** Every agent reported `revision` applied for Acme (through the API), and every edge's kernel holds `change`. */
@@ -249,7 +259,7 @@ before(async () => {
       clients: [{ name: 'client', site: 'chi', address: '198.51.100.100' }],
       customers: [{ name: 'acme', router: '198.51.100.2', hosts: [{ name: 'ftp', address: ACME, listen: ['tcp/21', 'tcp/22', 'udp/7'] }] }],
     },
-    { readyTimeoutS: 60 },
+    { readyTimeoutS: 120 },
   ));
   status = await labStatus(name);
   const created = await api('POST', '/v1/accounts', { name: 'acme' });
@@ -274,11 +284,12 @@ after(async () => {
       // gone
     }
   }
-  const members = state?.etcd?.members ?? [];
+  // As after a crash of whatever ran the lab: no state file, so down finds everything by name, marker and namespace.
+  await rm(labPaths(name).stateFile, { force: true });
   await labDown(name);
   assert.deepEqual(await listNetns(`otl-${name}-`), []);
   assert.equal(existsSync(labPaths(name).runDir), false, 'the run directory (etcd data included) is gone');
-  for (const m of members) assert.equal(m.process && (await isRunning(m.process)), false, `etcd member ${m.name} stopped`);
+  assert.deepEqual(await findLabPids(name, []), [], 'no process of the lab is left (etcd members included)');
 });
 
 test('lab status shows the etcd members and every agent reaching the store; lab store names an unknown member', async () => {
@@ -377,6 +388,7 @@ test('the leader killed (one member of three): writes and watches go on, traffic
   const s = await labStatus(name);
   assert.ok(s.store.kind === 'etcd');
   const leader = s.store.members[await etcdLeaderIndex(s.store.members.map((m) => ({ clientUrl: m.client_url })))]!.name;
+  const packetsBefore = await edgePackets();
   const stream = await startStream();
   let result: StreamResult;
   try {
@@ -388,6 +400,10 @@ test('the leader killed (one member of three): writes and watches go on, traffic
     result = await stream.stop();
   }
   assertNoLoss(t, result, `etcd member ${leader} killed`);
+  const carried = (await edgePackets()).map((n, i) => n - packetsBefore[i]!);
+  t.diagnostic(`packets per edge: ${carried.join(' / ')}`);
+  // 9 flows hashed over 3 edges: all on one edge has a chance of 3 in 3^9.
+  assert.ok(carried.filter((n) => n > 0).length >= 2, `the stream went through several edges: ${carried.join(' / ')}`);
   const again = await labStoreStart(name, leader);
   assert.deepEqual(again.changed, [leader]);
   assert.equal(again.quorum, true);
