@@ -52,6 +52,8 @@
 #define OT_MITIGATION_PREFIXES_MAX 4096
 /* Rules evaluated per destination prefix, in order, first match wins. */
 #define OT_RULES_PER_PREFIX 8
+/* Slots of the per-CPU destination cache (ot_dst_cache): a power of two. */
+#define OT_DST_CACHE_SLOTS 256
 /* Rule slots: index of a rule's token bucket and statistics. */
 #define OT_RULE_SLOTS 4096
 #define OT_ANYCAST_MAX 256
@@ -176,6 +178,18 @@ struct ot_bl4_hosts {
 	__u8 bits[32]; /* address .h blocked when bits[h >> 3] & (1 << (h & 7)) */
 };
 
+/* One slot of ot_dst_cache (per CPU): what ot_prefixes and ot_mitigation said about one destination, valid while
+ * ot_generation still holds `generation` (see xdp_edge.c). */
+struct ot_dst_cache {
+	__u64 generation; /* ot_generation when filled */
+	__u8 dst[16]; /* the destination, in the LPM key form */
+	__u32 account; /* ot_prefixes' answer (0: none) */
+	__u8 valid; /* 0 = never filled */
+	__u8 has_rules; /* ot_mitigation had a rule set: a copy is in rules */
+	__u8 _pad[2];
+	struct ot_rule_set rules;
+};
+
 /* Token bucket state of one rule slot (per CPU). The agent zeroes a slot when it assigns it to a rule. */
 struct ot_rl_bucket {
 	__u64 tokens; /* nano-tokens: one packet costs 1e9 */
@@ -278,6 +292,11 @@ OT_MAP(ot_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_PREFIXES
 /* Destination prefix → mitigation rules. */
 OT_MAP(ot_mitigation, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, struct ot_rule_set, OT_MITIGATION_PREFIXES_MAX,
        BPF_F_NO_PREALLOC)
+/* Bumped by every writer of ot_prefixes or ot_mitigation after it writes (DataplaneMaps does it): it invalidates
+ * every slot of ot_dst_cache. Whoever edits those maps by hand (bpftool) must bump it too. */
+OT_MAP(ot_generation, BPF_MAP_TYPE_ARRAY, __u32, __u64, 1, 0)
+/* Per-CPU cache of destination lookups, indexed by a hash of the destination. */
+OT_MAP(ot_dst_cache, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct ot_dst_cache, OT_DST_CACHE_SLOTS, 0)
 OT_MAP(ot_rl_state, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct ot_rl_bucket, OT_RULE_SLOTS, 0)
 OT_MAP(ot_rule_stats, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct ot_rule_stats, OT_RULE_SLOTS, 0)
 /* Anycast GRE endpoints (IPv4) → flags (reserved, 0). */

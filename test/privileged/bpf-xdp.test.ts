@@ -342,6 +342,49 @@ describe('ot_xdp_edge packet table (BPF_PROG_RUN)', () => {
   });
 });
 
+describe('the per-CPU destination cache (ot_dst_cache) follows every write to ot_prefixes and ot_mitigation', () => {
+  // Each step sends the same destination again, so a stale cached answer (account or rules) would show.
+  test('a rule added, changed and removed, and an owner added and removed, apply from the next packet on', () => {
+    const host = '203.0.113.130';
+    const other = '192.0.2.130';
+    const frame = eth(v4('198.51.100.7', host, dns()));
+    const verdict = (f: Buffer) => {
+      const before = snapshot();
+      const r = dp.xdpEdge.testRun(f, { repeat: 3 }); // repeat: the 2nd and 3rd runs answer from the cache
+      const d = delta(before, snapshot());
+      assert.equal(d.size, 1, describeDelta(d).join('; '));
+      const [slot] = [...d.keys()];
+      return [r.retval, slotName(slot!)];
+    };
+    const generation = () => dp.maps.generation.get(0)!;
+    assert.deepEqual(verdict(frame), [XDP_PASS, 'account 1 PASS']);
+    const g0 = generation();
+    dp.maps.mitigation.set(lpmKey(`${host}/32`), { count: 1, rules: [rule({ slot: 30, action: Action.DROP, proto: IPPROTO.UDP })] });
+    assert.ok(generation() > g0, 'a write bumps the generation');
+    assert.deepEqual(verdict(frame), [XDP_DROP, 'account 1 DROP_RULE']);
+    dp.maps.mitigation.set(lpmKey(`${host}/32`), { count: 1, rules: [rule({ slot: 30, action: Action.DROP, proto: IPPROTO.TCP })] });
+    assert.deepEqual(verdict(frame), [XDP_PASS, 'account 1 PASS']);
+    dp.maps.mitigation.delete(lpmKey(`${host}/32`));
+    assert.deepEqual(verdict(frame), [XDP_PASS, 'account 1 PASS']);
+
+    const toOther = eth(v4('198.51.100.7', other, dns()));
+    assert.deepEqual(verdict(toOther), [XDP_PASS, 'account 0 PASS']);
+    dp.maps.prefixes.set(lpmKey(`${other}/32`), BETA);
+    assert.deepEqual(verdict(toOther), [XDP_PASS, 'account 2 PASS']);
+    dp.maps.prefixes.delete(lpmKey(`${other}/32`));
+    assert.deepEqual(verdict(toOther), [XDP_PASS, 'account 0 PASS']);
+    // IPv6 destinations are cached the same way.
+    const v6frame = eth(v6('2001:db8:ffff::7', '2001:db8:100::53', dns()));
+    assert.deepEqual(verdict(v6frame), [XDP_DROP, 'account 1 DROP_RULE']);
+    dp.maps.mitigation.delete(lpmKey('2001:db8:100::53/128'));
+    try {
+      assert.deepEqual(verdict(v6frame), [XDP_PASS, 'account 1 PASS']);
+    } finally {
+      dp.maps.mitigation.set(lpmKey('2001:db8:100::53/128'), { count: 1, rules: [rule({ slot: 7, action: Action.DROP, proto: IPPROTO.UDP, dport_min: 53, dport_max: 53 })] });
+    }
+  });
+});
+
 describe('rate limiting (per-CPU token bucket)', () => {
   // BPF_PROG_RUN's repeat runs the program N times on one CPU: a burst of N packets through one bucket.
   test('burst 3: three pass, the rest are dropped; a zero rate drops everything', () => {

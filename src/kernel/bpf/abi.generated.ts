@@ -37,6 +37,8 @@ export const OT_PREFIXES_MAX = 65536;
 export const OT_MITIGATION_PREFIXES_MAX = 4096;
 /** Rules evaluated per destination prefix, in order, first match wins. */
 export const OT_RULES_PER_PREFIX = 8;
+/** Slots of the per-CPU destination cache (ot_dst_cache): a power of two. */
+export const OT_DST_CACHE_SLOTS = 256;
 /** Rule slots: index of a rule's token bucket and statistics. */
 export const OT_RULE_SLOTS = 4096;
 export const OT_ANYCAST_MAX = 256;
@@ -435,6 +437,56 @@ export const Bl4Hosts: StructCodec<Bl4Hosts> = {
   decode(buf: Buffer, off = 0): Bl4Hosts {
     return {
       bits: rBytes(buf, off + 0, 32),
+    };
+  },
+};
+
+/** One slot of ot_dst_cache (per CPU): what ot_prefixes and ot_mitigation said about one destination, valid while ot_generation still holds `generation` (see xdp_edge.c). */
+export interface DstCache {
+  /** ot_generation when filled */
+  generation: bigint;
+  /** the destination, in the LPM key form */
+  dst: Buffer;
+  /** ot_prefixes' answer (0: none) */
+  account: number;
+  /** 0 = never filled */
+  valid: number;
+  /** ot_mitigation had a rule set: a copy is in rules */
+  has_rules: number;
+  rules: RuleSet;
+}
+export const DstCache: StructCodec<DstCache> = {
+  cType: 'struct ot_dst_cache',
+  size: 360,
+  align: 8,
+  fields: [
+    { name: 'generation', offset: 0, size: 8, type: 'u64' },
+    { name: 'dst', offset: 8, size: 16, type: 'u8', count: 16 },
+    { name: 'account', offset: 24, size: 4, type: 'u32' },
+    { name: 'valid', offset: 28, size: 1, type: 'u8' },
+    { name: 'has_rules', offset: 29, size: 1, type: 'u8' },
+    { name: '_pad', offset: 30, size: 2, type: 'u8', count: 2 },
+    { name: 'rules', offset: 32, size: 328, type: 'ot_rule_set' },
+  ],
+  encode(v: DstCache, buf: Buffer = Buffer.alloc(360), off = 0, path = 'ot_dst_cache'): Buffer {
+    const o = checkObject(v, path);
+    wU64(buf, off + 0, o.generation, path, 'generation');
+    wBytes(buf, off + 8, o.dst, 16, path, 'dst');
+    wU32(buf, off + 24, o.account, path, 'account');
+    wU8(buf, off + 28, o.valid, path, 'valid');
+    wU8(buf, off + 29, o.has_rules, path, 'has_rules');
+    buf.fill(0, off + 30, off + 30 + 2);
+    RuleSet.encode(o.rules as RuleSet, buf, off + 32, `${path}.rules`);
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): DstCache {
+    return {
+      generation: buf.readBigUInt64LE(off + 0),
+      dst: rBytes(buf, off + 8, 16),
+      account: buf.readUInt32LE(off + 24),
+      valid: buf.readUInt8(off + 28),
+      has_rules: buf.readUInt8(off + 29),
+      rules: RuleSet.decode(buf, off + 32),
     };
   },
 };
@@ -874,6 +926,10 @@ export const MAPS = {
   ot_prefixes: { name: 'ot_prefixes', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: U32, maxEntries: 65536, flags: 1 } as MapSpec<LpmKey, number>,
   /** Destination prefix → mitigation rules. */
   ot_mitigation: { name: 'ot_mitigation', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: RuleSet, maxEntries: 4096, flags: 1 } as MapSpec<LpmKey, RuleSet>,
+  /** Bumped by every writer of ot_prefixes or ot_mitigation after it writes (DataplaneMaps does it): it invalidates every slot of ot_dst_cache. Whoever edits those maps by hand (bpftool) must bump it too. */
+  ot_generation: { name: 'ot_generation', type: 2, typeName: 'BPF_MAP_TYPE_ARRAY', key: U32, value: U64, maxEntries: 1, flags: 0 } as MapSpec<number, bigint>,
+  /** Per-CPU cache of destination lookups, indexed by a hash of the destination. */
+  ot_dst_cache: { name: 'ot_dst_cache', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: DstCache, maxEntries: 256, flags: 0 } as MapSpec<number, DstCache>,
   ot_rl_state: { name: 'ot_rl_state', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: RlBucket, maxEntries: 4096, flags: 0 } as MapSpec<number, RlBucket>,
   ot_rule_stats: { name: 'ot_rule_stats', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: RuleStats, maxEntries: 4096, flags: 0 } as MapSpec<number, RuleStats>,
   /** Anycast GRE endpoints (IPv4) → flags (reserved, 0). */

@@ -19,6 +19,7 @@ import { checkMac } from '../validate.js';
 import { formatIp, IpFormatError, parseAddressWithLength, parseIpv4, type IpAddress } from '../../model/ip.js';
 import {
   MAPS,
+  type MapSpec,
   OT_LPM_V4_OFFSET,
   OT_PROG_TC_GRE,
   OT_PROG_XDP_EDGE,
@@ -39,7 +40,7 @@ import {
   type Tunnel,
   type TunnelKey,
 } from './abi.generated.js';
-import { BPFFS, BpfMap, BpfProgram, ensureBpffs, loadObject, numPossibleCpus, perCpuStride, TypedMap, type LoadedObject } from './index.js';
+import { BPFFS, BpfMap, BpfProgram, ensureBpffs, loadObject, numPossibleCpus, perCpuStride, TypedMap, type LoadedObject, type UpdateFlag } from './index.js';
 import { bpfObjectPath } from './paths.js';
 
 /** Where every node's pins live. */
@@ -71,8 +72,11 @@ export interface DataplaneMaps {
   /** The IPv4 index of ot_blocklist (blocklist4.ts): after writing `blocklist`, call syncBlocklistV4Index(maps). */
   bl4L1: TypedMap<number, bigint>;
   bl4L2: TypedMap<number, Bl4Hosts>;
+  /** Writes to prefixes and mitigation bump `generation` (DstTableMap): xdp_edge caches what they say per CPU. */
   prefixes: TypedMap<LpmKey, number>;
   mitigation: TypedMap<LpmKey, RuleSet>;
+  /** ot_generation: key 0. */
+  generation: TypedMap<number, bigint>;
   rlState: TypedMap<number, RlBucket>;
   ruleStats: TypedMap<number, RuleStats>;
   anycast: TypedMap<number, number>;
@@ -92,18 +96,56 @@ export interface Dataplane {
   close(): void;
 }
 
+/** Invalidates every slot of ot_dst_cache: xdp_edge looks the destination up again for the next packet. */
+export function bumpGeneration(generation: TypedMap<number, bigint>): void {
+  generation.set(0, (generation.get(0) ?? 0n) + 1n);
+}
+
+/**
+ * ot_prefixes and ot_mitigation: every write bumps ot_generation once it is done, so no CPU keeps answering from
+ * a cached copy of what these maps said before (xdp_edge.c, ot_dst_tables). Two syscalls more per write.
+ */
+class DstTableMap<K, V> extends TypedMap<K, V> {
+  constructor(
+    map: BpfMap,
+    spec: MapSpec<K, V>,
+    private readonly generation: TypedMap<number, bigint>,
+  ) {
+    super(map, spec);
+  }
+
+  override set(k: K, v: V, flag?: UpdateFlag): void {
+    super.set(k, v, flag);
+    bumpGeneration(this.generation);
+  }
+
+  override setMany(entries: readonly (readonly [K, V])[], flag?: UpdateFlag): number {
+    const n = super.setMany(entries, flag);
+    bumpGeneration(this.generation);
+    return n;
+  }
+
+  override delete(k: K): boolean {
+    const deleted = super.delete(k);
+    if (deleted) bumpGeneration(this.generation);
+    return deleted;
+  }
+}
+
 function wrapMaps(get: (name: string) => BpfMap): DataplaneMaps {
   const samples = get(RINGBUFS.ot_samples.name);
   if (samples.type !== RINGBUFS.ot_samples.type || samples.maxEntries !== RINGBUFS.ot_samples.bytes)
     throw new Error(`map ${samples.name} does not match the ABI's ring buffer (${RINGBUFS.ot_samples.bytes} bytes)`);
+  const generation = new TypedMap(get(MAPS.ot_generation.name), MAPS.ot_generation);
   return {
     config: new TypedMap(get(MAPS.ot_config.name), MAPS.ot_config),
     counters: new TypedMap(get(MAPS.ot_counters.name), MAPS.ot_counters),
     blocklist: new TypedMap(get(MAPS.ot_blocklist.name), MAPS.ot_blocklist),
     bl4L1: new TypedMap(get(MAPS.ot_bl4_l1.name), MAPS.ot_bl4_l1),
     bl4L2: new TypedMap(get(MAPS.ot_bl4_l2.name), MAPS.ot_bl4_l2),
-    prefixes: new TypedMap(get(MAPS.ot_prefixes.name), MAPS.ot_prefixes),
-    mitigation: new TypedMap(get(MAPS.ot_mitigation.name), MAPS.ot_mitigation),
+    prefixes: new DstTableMap(get(MAPS.ot_prefixes.name), MAPS.ot_prefixes, generation),
+    mitigation: new DstTableMap(get(MAPS.ot_mitigation.name), MAPS.ot_mitigation, generation),
+    generation,
     rlState: new TypedMap(get(MAPS.ot_rl_state.name), MAPS.ot_rl_state),
     ruleStats: new TypedMap(get(MAPS.ot_rule_stats.name), MAPS.ot_rule_stats),
     anycast: new TypedMap(get(MAPS.ot_anycast.name), MAPS.ot_anycast),
