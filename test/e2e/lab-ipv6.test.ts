@@ -3,8 +3,9 @@
  * by BGP anycast (IPv6 sessions beside the IPv4 ones), through an edge's customer namespace (IPv6 route via the
  * tunnel's link-local next hop → tc GRE encap) to the customer router, which decapsulates it; the replies go back
  * inside the same IPv4 tunnel and an edge decapsulates them. tshark at the customer router decodes GRE carrying
- * IPv6 (0x86dd) both ways with checksums validated. GRE from the customer router with an IPv6 inner source outside
- * the customer's prefixes is dropped and counted at the edges. Needs `make build`.
+ * IPv6 (0x86dd) both ways with checksums validated. IPv6 route priorities choose between two tunnels and equal ones
+ * share flows (ECMP), as for IPv4. GRE from the customer router with an IPv6 inner source outside the customer's
+ * prefixes is dropped and counted at the edges. Needs `make build`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +49,53 @@ function edgeCount(reason: Reason): number {
   return n;
 }
 
+type Route6 = { nexthop: string; priority: number; weight?: number };
+
+/** Acme with two tunnels (one per anycast endpoint); the IPv4 prefix always over tunnel a, the IPv6 one as given. */
+const config = (routes6: Route6[]) => ({
+  account: 'acme',
+  prefixes: [
+    { cidr: '203.0.113.0/24', advertised: true },
+    { cidr: PREFIX6, advertised: true },
+  ],
+  gre_tunnels: [
+    { name: 'acme-a', customer_gre_endpoint: ROUTER, edge_gre_endpoint: '192.0.2.10', interface_address: '10.200.0.0/31' },
+    { name: 'acme-b', customer_gre_endpoint: ROUTER, edge_gre_endpoint: '192.0.2.11', interface_address: '10.200.0.2/31' },
+  ],
+  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }, ...routes6.map((r) => ({ prefix: PREFIX6, ...r }))],
+  // The customer firewall applies to IPv6 too: only the FTP port of the IPv6 host is let through.
+  firewall: { default_action: 'block', rules: [{ action: 'allow', expression: `ip.dst == ${HOST6} and tcp.dstport == 21` }] },
+});
+
+/** Applies the IPv6 routes and waits until every edge applied them. */
+async function applyRoutes6(routes6: Route6[]): Promise<void> {
+  const put = await api('PUT', `/v1/accounts/${acmeId}/config`, config(routes6));
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  const revision = put.json.revision as number;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const nodes = (await api('GET', '/v1/nodes')).json.items as Array<{ accounts?: Record<string, { state: string; applied_revision?: number }> }>;
+    if (nodes.length === Object.keys(status.edges).length && nodes.every((n) => (n.accounts?.[acmeId]?.applied_revision ?? 0) >= revision)) return;
+    assert.ok(Date.now() < deadline, `not applied everywhere: ${JSON.stringify(nodes.map((n) => n.accounts?.[acmeId]))}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `flows` short IPv6 TCP connections from the client; per outer source address, how many GRE packets the router got. */
+async function outerSources(flows: number): Promise<Map<string, number>> {
+  const router = state.plan.customers[0]!;
+  const cap = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip proto 47 and dst host ${ROUTER}`, count: flows, timeoutS: 20, fields: ['ip.src', 'ipv6.dst'] });
+  const py = `import socket\nfor i in range(${flows}):\n  s = socket.create_connection(("${HOST6}", 21), timeout=3)\n  s.recv(100)\n  s.close()`;
+  const r = await labExec(name, 'client', ['python3', '-c', py], { timeoutMs: 60_000 });
+  assert.equal(r.exitCode, 0, r.stderr);
+  const out = new Map<string, number>();
+  for (const [src, inner] of await cap.done) {
+    assert.equal(inner, HOST6, 'IPv6 inside');
+    out.set(src!, (out.get(src!) ?? 0) + 1);
+  }
+  return out;
+}
+
 /** Python at the client: one IPv6 TCP connection to the host's port 21, the banner, then `size` bytes echoed. */
 const clientTcp6 = (size: number) =>
   [
@@ -66,7 +114,7 @@ before(async () => {
   ({ state } = await labUp({
     name,
     store: 'embedded',
-    anycast_endpoints: ['192.0.2.10'],
+    anycast_endpoints: ['192.0.2.10', '192.0.2.11'],
     sites: [{ name: 'chi', edges: 2 }],
     clients: [{ name: 'client', site: 'chi', address: '198.51.100.100', address6: CLIENT6 }],
     customers: [{ name: 'acme', router: ROUTER, hosts: [{ name: 'ftp', address: '203.0.113.100', address6: HOST6, listen: ['tcp/21'] }] }],
@@ -78,21 +126,7 @@ before(async () => {
   const created = await api('POST', '/v1/accounts', { name: 'acme' });
   assert.equal(created.status, 201, JSON.stringify(created.json));
   acmeId = created.json.id;
-  const put = await api('PUT', `/v1/accounts/${acmeId}/config`, {
-    account: 'acme',
-    prefixes: [
-      { cidr: '203.0.113.0/24', advertised: true },
-      { cidr: PREFIX6, advertised: true },
-    ],
-    gre_tunnels: [{ name: 'acme-a', customer_gre_endpoint: ROUTER, edge_gre_endpoint: '192.0.2.10', interface_address: '10.200.0.0/31' }],
-    routes: [
-      { prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 },
-      { prefix: PREFIX6, nexthop: '10.200.0.1', priority: 100 },
-    ],
-    // The customer firewall applies to IPv6 too: only the FTP port of the IPv6 host is let through.
-    firewall: { default_action: 'block', rules: [{ action: 'allow', expression: `ip.dst == ${HOST6} and tcp.dstport == 21` }] },
-  });
-  assert.equal(put.status, 200, JSON.stringify(put.json));
+  await applyRoutes6([{ nexthop: '10.200.0.1', priority: 100 }, { nexthop: '10.200.0.3', priority: 200 }]);
   const deadline = Date.now() + 90_000;
   for (;;) {
     const r = await labExec(name, 'client', ['python3', '-c', `import socket\ntry:\n  print(socket.create_connection(("${HOST6}", 21), timeout=2).recv(100).decode().strip())\nexcept Exception as e:\n  print(e)`]);
@@ -128,9 +162,11 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
   const [inRows, outRows] = [await inbound.done, await outbound.done];
   // The client's SYN, as it leaves the edge: its MSS clamped (host netns nft) to what the tunnel carries for IPv6.
   assert.equal(inRows[0]![8], String(1476 - 60), `IPv6 MSS clamped to the tunnel: ${inRows[0]!.join('|')}`);
+  assert.ok(['192.0.2.10', '192.0.2.11'].includes(outRows[0]![1]!), `replies go to an anycast endpoint: ${outRows[0]!.join('|')}`);
   for (const [rows, outerSrc, outerDst, innerSrc, innerDst] of [
     [inRows, '192.0.2.10', ROUTER, CLIENT6, HOST6],
-    [outRows, ROUTER, '192.0.2.10', HOST6, CLIENT6],
+    // Back through either tunnel: the customer router shares its return routes over both (one flow, one tunnel).
+    [outRows, ROUTER, outRows[0]![1]!, HOST6, CLIENT6],
   ] as const) {
     assert.ok(rows.some((r) => Number(r[7]) > 0), 'data packets, not only handshakes');
     for (const [ipSrc, ipDst, ipCsum, greProto, v6Src, v6Dst, tcpCsum, tcpLen] of rows) {
@@ -151,6 +187,20 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
 test('the customer firewall applies to IPv6: a port it does not allow is dropped in the customer netns', async () => {
   const r = await labExec(name, 'client', ['python3', '-c', `import socket\ntry:\n  socket.create_connection(("${HOST6}", 22), timeout=2)\n  print("connected")\nexcept Exception as e:\n  print(type(e).__name__)`]);
   assert.equal(r.stdout.trim(), 'TimeoutError', 'blocked silently (dropped), not refused by the host');
+});
+
+test('IPv6 route priorities choose the tunnel; a priority change moves all IPv6 traffic to the other tunnel', async () => {
+  const first = await outerSources(12);
+  assert.deepEqual([...first.keys()], ['192.0.2.10'], `tunnel a (priority 100) carries everything: ${JSON.stringify([...first])}`);
+  await applyRoutes6([{ nexthop: '10.200.0.1', priority: 300 }, { nexthop: '10.200.0.3', priority: 200 }]);
+  const moved = await outerSources(12);
+  assert.deepEqual([...moved.keys()], ['192.0.2.11'], `tunnel b carries everything now: ${JSON.stringify([...moved])}`);
+});
+
+test('equal IPv6 route priorities share the flows over both tunnels (ECMP by weight)', async () => {
+  await applyRoutes6([{ nexthop: '10.200.0.1', priority: 100, weight: 1 }, { nexthop: '10.200.0.3', priority: 100, weight: 1 }]);
+  const shared = await outerSources(40);
+  assert.ok((shared.get('192.0.2.10') ?? 0) > 0 && (shared.get('192.0.2.11') ?? 0) > 0, `both tunnels carry flows: ${JSON.stringify([...shared])}`);
 });
 
 test('GRE from the customer router with a spoofed IPv6 inner source is dropped and counted at the edges', async () => {
