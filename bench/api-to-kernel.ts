@@ -2,16 +2,17 @@
  * api-to-kernel: with the agent running on a few customers (embedded LMDB store, agent in-process), W API writes
  * each changing one route's priority; for each, the time from sending the request until the agent reports the
  * write's revision applied (status applied_revision of the account), then confirmed by reading the kernel
- * (`ip -j route` in the customer netns shows the new metric; the read's time is reported separately).
+ * (a route dump of the customer netns shows the new metric; the read's time is reported separately).
  *
  * Baseline: the bare kernel change the write stands for — `ip route replace` with the new metric and `ip route
  * delete` of the old one, in one `ip -batch` process — on a namespace of its own: the floor of any path that
- * changes the kernel through iproute2.
+ * changes the kernel through iproute2. The same two changes as in-process netlink requests are reported too.
  */
 import { Agent } from '../src/agent/agent.js';
 import { BPFFS, unpin } from '../src/kernel/bpf/index.js';
 import { customerNetns } from '../src/agent/desired/node.js';
-import { runIpOps } from '../src/kernel/ip.js';
+import { run } from '../src/kernel/exec.js';
+import { ipArgv, runIpOps } from '../src/kernel/ip.js';
 import { addressReplaceOp } from '../src/kernel/addresses.js';
 import { ensureVeth, macFromKey } from '../src/kernel/links.js';
 import { listRoutes, routeDeleteOp, routeReplaceOp, RT_PROTO_OPENTRANSIT } from '../src/kernel/routes.js';
@@ -95,30 +96,40 @@ registerBenchmark({
       const spec = (metric: number) => ({ dst: customerPrefix(0), metric, mtu: 1476, nexthops: [{ via: '10.100.0.1', dev: 'edge0', onlink: true }] });
       await runIpOps(raw, [routeReplaceOp(spec(1000))]);
       const baseSamples = Math.min(writes, numberParam(ctx, 'baseline_samples', 50, 10));
+      const change = (m: number) => [routeReplaceOp(spec(m)), routeDeleteOp({ family: 4, dst: customerPrefix(0), table: 254, metric: m - 1, protocol: RT_PROTO_OPENTRANSIT, type: 'unicast' })];
       const bareMs: number[] = [];
       for (let w = 1; w <= baseSamples; w++) {
         const t0 = performance.now();
-        await runIpOps(raw, [routeReplaceOp(spec(1000 + w)), routeDeleteOp({ family: 4, dst: customerPrefix(0), table: 254, metric: 1000 + w - 1, protocol: RT_PROTO_OPENTRANSIT, type: 'unicast' })]);
+        // One iproute2 process, as before in-process netlink: the batch text of the same two ops.
+        await run([...ipArgv(raw), '-batch', '-'], { stdin: change(1000 + w).map((op) => op.args.join(' ')).join('\n') + '\n' });
         bareMs.push(performance.now() - t0);
+      }
+      const netlinkMs: number[] = [];
+      for (let w = baseSamples + 1; w <= 2 * baseSamples; w++) {
+        const t0 = performance.now();
+        await runIpOps(raw, change(1000 + w));
+        netlinkMs.push(performance.now() - t0);
       }
 
       const applied = distribution(appliedMs);
       const confirmed = distribution(confirmedMs);
       const bare = distribution(bareMs);
+      const bareNetlink = distribution(netlinkMs);
       return {
         params: { customers: k, writes, baseline_samples: baseSamples },
         metrics: [
           metric({ name: 'applied_p50', value: applied.p50, unit: 'ms', better: 'lower', baseline: { label: 'bare ip p50', value: bare.p50 } }),
           metric({ name: 'applied_p99', value: applied.p99, unit: 'ms', better: 'lower', baseline: { label: 'bare ip p99', value: bare.p99 }, goal: { on: 'value', op: '<=', target: 100 } }),
           metric({ name: 'applied_max', value: applied.max, unit: 'ms', better: 'lower' }),
-          metric({ name: 'confirmed_p99', value: confirmed.p99, unit: 'ms', better: 'lower', note: 'applied, then one `ip -j route` read of the customer netns' }),
+          metric({ name: 'confirmed_p99', value: confirmed.p99, unit: 'ms', better: 'lower', note: 'applied, then one in-process route dump of the customer netns' }),
+          metric({ name: 'bare_netlink_p50', value: bareNetlink.p50, unit: 'ms', better: 'lower', baseline: { label: 'bare ip p50', value: bare.p50 }, note: 'the same replace + delete as two in-process netlink requests' }),
           metric({ name: 'api_write_p50', value: distribution(writeMs).p50, unit: 'ms', better: 'lower', note: 'the API request alone (inject, LMDB commit)' }),
         ],
         notes: [
           'Writes are sequential, round-robin over the customers; each changes one route priority (a new metric: replace + delete in the kernel).',
           'applied = request sent → the agent status shows the account ok at the write\'s revision (polled every 1 ms in-process).',
         ],
-        details: { applied_ms: applied, confirmed_ms: confirmed, api_write_ms: distribution(writeMs), bare_ip_ms: bare },
+        details: { applied_ms: applied, confirmed_ms: confirmed, api_write_ms: distribution(writeMs), bare_ip_ms: bare, bare_netlink_ms: bareNetlink },
       };
     } finally {
       await agent?.stop();

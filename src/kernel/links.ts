@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { KernelError, KernelInputError, run } from './exec.js';
 import { netlinkRead, runIpOps, type IpOp } from './ip.js';
 import { attr, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
-import { rtnlDump, rtnlGet } from './netlink/socket.js';
+import { genlRequest, NetlinkRequestError, rtnlDump, rtnlGet } from './netlink/socket.js';
 import { inNetns, type NetnsRef } from './netns.js';
 import { checkIfname, checkInt, checkMac, checkNetnsName, checkToken } from './validate.js';
 
@@ -274,8 +274,23 @@ export const LINK_FEATURES = {
 export type LinkFeature = keyof typeof LINK_FEATURES;
 
 /**
- * Twin: `ip netns exec NS ethtool -K DEV gro on …` (one spawn, via nsenter). Idempotent. DESIGN.md §2: the customer
- * end of the veth needs GRO on, or XDP-redirected frames vanish.
+ * The kernel's own name (netdev_features_strings) of features that are ONE bit — those are set in-process through
+ * the ethtool netlink family. `tso` and `tx` stand for several bits in ethtool(8): they go through ethtool.
+ */
+const SINGLE_BIT_FEATURES: Partial<Record<LinkFeature, string>> = {
+  gro: 'rx-gro',
+  gso: 'tx-generic-segmentation',
+  rx: 'rx-checksum',
+  'rx-gro-list': 'rx-gro-list',
+  'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
+};
+const ETHTOOL_MSG_FEATURES_SET = 12;
+const ETHTOOL = { FEATURES_HEADER: 1, FEATURES_WANTED: 3, HEADER_DEV_NAME: 2, BITSET_BITS: 3, BITS_BIT: 1, BIT_NAME: 2, BIT_VALUE: 3 } as const;
+
+/**
+ * Twin: `ip netns exec NS ethtool -K DEV gro on …`. Idempotent. Single-bit features go in-process (ETHTOOL_MSG_
+ * FEATURES_SET with a verbose bitset naming only those bits, so no other feature changes); tso/tx spawn ethtool.
+ * DESIGN.md §2: the customer end of the veth needs GRO on, or XDP-redirected frames vanish.
  */
 export async function setLinkFeatures(ns: NetnsRef, dev: string, features: Partial<Record<LinkFeature, boolean>>): Promise<void> {
   checkIfname('dev', dev);
@@ -286,7 +301,23 @@ export async function setLinkFeatures(ns: NetnsRef, dev: string, features: Parti
     args.push(k, v ? 'on' : 'off');
   }
   if (args.length === 0) return;
-  await run(inNetns(ns, ['ethtool', '-K', dev, ...args]));
+  const entries = Object.entries(features) as [LinkFeature, boolean][];
+  if (!entries.every(([k]) => SINGLE_BIT_FEATURES[k])) {
+    await run(inNetns(ns, ['ethtool', '-K', dev, ...args]));
+    return;
+  }
+  const bits = entries.map(([k, on]) =>
+    nested(ETHTOOL.BITS_BIT, [attr(ETHTOOL.BIT_NAME, str(SINGLE_BIT_FEATURES[k]!)), ...(on ? [attr(ETHTOOL.BIT_VALUE, Buffer.alloc(0))] : [])], true),
+  );
+  try {
+    await genlRequest(ns, 'ethtool', ETHTOOL_MSG_FEATURES_SET, 1, [
+      nested(ETHTOOL.FEATURES_HEADER, [attr(ETHTOOL.HEADER_DEV_NAME, str(dev))], true),
+      nested(ETHTOOL.FEATURES_WANTED, [nested(ETHTOOL.BITSET_BITS, bits, true)], true),
+    ]);
+  } catch (e) {
+    if (!(e instanceof NetlinkRequestError)) throw e;
+    throw new KernelError({ argv: inNetns(ns, ['ethtool', '-K', dev, ...args]), exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
+  }
 }
 
 /** Twin: `ip netns exec NS ethtool --json -k DEV`: the active state of the features we know. */

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { addressReplaceOp, listAddresses } from '../../src/kernel/addresses.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth, getLink, linkSetOp, listLinks, macFromKey, ownerAlias } from '../../src/kernel/links.js';
+import { ensureVeth, getLink, linkSetOp, listLinks, macFromKey, ownerAlias, readLinkFeatures, setLinkFeatures } from '../../src/kernel/links.js';
 import { openNetlinkSockets, releaseAllNetns, releaseNetns } from '../../src/kernel/netlink/socket.js';
 import { listNeighbours, neighbourReplaceOp } from '../../src/kernel/neighbours.js';
 import { deleteNetnsIfPresent } from '../../src/kernel/netns.js';
@@ -134,6 +134,16 @@ test('objects written by iproute2 read back in-process as the same canonical obj
   const h0 = links.find((l) => l.name === 'h0');
   assert.equal(h0?.owner, 'nltest');
   assert.equal((await getLink(host, 'nosuch0')), undefined);
+});
+
+test('GRO set in-process (ethtool netlink) is what `ethtool -k` reports, off and on; other features untouched', async () => {
+  const before = await readLinkFeatures(cust, 'c0');
+  await setLinkFeatures(cust, 'c0', { gro: false });
+  assert.equal((await readLinkFeatures(cust, 'c0')).gro, false);
+  await setLinkFeatures(cust, 'c0', { gro: true });
+  const after = await readLinkFeatures(cust, 'c0');
+  assert.equal(after.gro, true);
+  assert.deepEqual({ ...after, gro: before.gro }, before);
 });
 
 test('a socket is per namespace: a namespace re-created under the same name gets a new one; release closes it', async () => {

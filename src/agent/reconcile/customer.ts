@@ -154,6 +154,7 @@ interface HostSide {
  * well within a resync period.
  */
 interface HostSnapshot {
+  /** When the read finished (a read slower than the maximum age must not make every pass start another). */
   takenAt: number;
   table: number;
   byDev: Map<string, HostSide>;
@@ -164,8 +165,8 @@ const hostSnapshots = new Map<string, Promise<HostSnapshot>>();
 const hostKey = (node: NodeConfig) => `${node.hostNetns}|${node.table}`;
 
 async function takeHostSnapshot(node: NodeConfig): Promise<HostSnapshot> {
-  const takenAt = performance.now();
   const [addresses, routes] = [await listAddresses(node.hostNetns), await listRoutes(node.hostNetns, { table: node.table })];
+  const takenAt = performance.now();
   const byDev = new Map<string, HostSide>();
   const side = (dev: string) => {
     let s = byDev.get(dev);
@@ -180,19 +181,23 @@ async function takeHostSnapshot(node: NodeConfig): Promise<HostSnapshot> {
 
 async function readHostSide(node: NodeConfig, dev: string): Promise<HostSide> {
   const key = hostKey(node);
-  let p = hostSnapshots.get(key);
-  if (p) {
-    const snap = await p.catch(() => undefined);
-    if (!snap || performance.now() - snap.takenAt > HOST_SNAPSHOT_MAX_AGE_MS) p = undefined;
-  }
-  if (!p) {
+  const pick = (snap: HostSnapshot): HostSide => {
+    const s = snap.byDev.get(dev);
+    return s ? { addresses: [...s.addresses], routes: [...s.routes] } : { addresses: [], routes: [] };
+  };
+  for (;;) {
+    const p = hostSnapshots.get(key);
+    if (p) {
+      // A read in flight is joined; a finished one is reused while young.
+      const snap = await p.catch(() => undefined);
+      if (snap && performance.now() - snap.takenAt <= HOST_SNAPSHOT_MAX_AGE_MS) return pick(snap);
+      if (hostSnapshots.get(key) !== p) continue; // another pass started a new read meanwhile: join that one
+    }
     const taken = takeHostSnapshot(node);
     hostSnapshots.set(key, taken);
     taken.catch(() => hostSnapshots.get(key) === taken && hostSnapshots.delete(key));
-    p = taken;
+    return pick(await taken);
   }
-  const s = (await p).byDev.get(dev);
-  return s ? { addresses: [...s.addresses], routes: [...s.routes] } : { addresses: [], routes: [] };
 }
 
 /** After a successful host write the kernel holds exactly the desired objects for `dev` (undefined: it is gone). */

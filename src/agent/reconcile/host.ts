@@ -23,7 +23,7 @@ import {
   routeReplaceOp,
   sameRoute,
 } from '../../kernel/routes.js';
-import { listRules, normalizeRule, ruleAddOp, ruleDeleteOp, sameRule } from '../../kernel/rules.js';
+import { listAllRules, normalizeRule, ruleAddOp, ruleDeleteOp, sameRule } from '../../kernel/rules.js';
 import { diffObjects, errorText } from './engine.js';
 import { removeCustomer } from './customer.js';
 
@@ -58,7 +58,7 @@ export async function reconcileHost(node: NodeConfig, d: HostDesired, options: H
 
   // Policy rules: the kernel has no "rule replace", so a changed rule is added, then the old one deleted.
   await step('rules', async () => {
-    const actual = [...(await listRules(ns, { family: 4, protocol: RT_PROTO_OPENTRANSIT })), ...(await listRules(ns, { family: 6, protocol: RT_PROTO_OPENTRANSIT }))];
+    const actual = (await listAllRules(ns)).filter((r) => r.protocol === RT_PROTO_OPENTRANSIT);
     const wanted = d.rules.map(normalizeRule);
     const diff = diffObjects(wanted, actual, ruleKey, ruleKey, sameRule, 'rule');
     const ops: IpOp[] = [];

@@ -45,8 +45,12 @@ export function attr(type: number, payload: Buffer): Buffer {
   return b;
 }
 
-/** A nested attribute (NLA_F_NESTED is not required by rtnetlink's legacy parsers; iproute2 does not set it either). */
-export const nested = (type: number, children: readonly Buffer[]): Buffer => attr(type, Buffer.concat(children));
+/**
+ * A nested attribute. rtnetlink's legacy parsers do not need NLA_F_NESTED (iproute2 mostly omits it); strictly
+ * validated generic netlink families (ethtool) refuse a nest without it: pass `flagged`.
+ */
+export const nested = (type: number, children: readonly Buffer[], flagged = false): Buffer => attr(flagged ? type | NLA_F_NESTED : type, Buffer.concat(children));
+export const NLA_F_NESTED = 0x8000;
 
 export function u8(v: number): Buffer {
   return Buffer.from([v & 0xff]);

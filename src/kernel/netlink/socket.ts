@@ -39,6 +39,7 @@ const DUMP_ATTEMPTS = 3;
 
 interface Entry {
   ns: NetnsKey;
+  protocol: number;
   sock: NetlinkSocket;
   /** dev:ino of /run/netns/NAME when the socket was made (null netns: undefined). */
   identity?: string;
@@ -51,7 +52,8 @@ interface Entry {
 }
 
 const sockets = new Map<string, Entry>();
-const keyOf = (ns: NetnsKey) => (ns === null ? '' : ns);
+const NETLINK_GENERIC = 16;
+const keyOf = (ns: NetnsKey, protocol = NETLINK_ROUTE) => `${protocol}|${ns === null ? '' : ns}`;
 
 function identityOf(ns: string): string | undefined {
   try {
@@ -66,7 +68,7 @@ function closeEntry(e: Entry): void {
   if (e.closed) return;
   e.closed = true;
   if (e.idleTimer) clearTimeout(e.idleTimer);
-  if (sockets.get(keyOf(e.ns)) === e) sockets.delete(keyOf(e.ns));
+  if (sockets.get(keyOf(e.ns, e.protocol)) === e) sockets.delete(keyOf(e.ns, e.protocol));
   try {
     e.sock.close();
   } catch {
@@ -77,8 +79,8 @@ function closeEntry(e: Entry): void {
 /** Counters: how often sockets were opened (a cache miss costs a setns pair and a socket). */
 export const netlinkStats = { socketsOpened: 0, requests: 0, dumps: 0 };
 
-function socketFor(ns: NetnsKey): Entry {
-  const key = keyOf(ns);
+function socketFor(ns: NetnsKey, protocol = NETLINK_ROUTE): Entry {
+  const key = keyOf(ns, protocol);
   let e = sockets.get(key);
   const identity = ns === null ? undefined : identityOf(ns);
   if (ns !== null && identity === undefined) {
@@ -91,9 +93,9 @@ function socketFor(ns: NetnsKey): Entry {
     e = undefined;
   }
   if (!e) {
-    const sock = ns === null ? createNetlink(NETLINK_ROUTE) : withNetns(ns, () => createNetlink(NETLINK_ROUTE));
+    const sock = ns === null ? createNetlink(protocol) : withNetns(ns, () => createNetlink(protocol));
     netlinkStats.socketsOpened++;
-    e = { ns, sock, tail: Promise.resolve(), pending: 0, closed: false, ...(identity !== undefined ? { identity } : {}) };
+    e = { ns, protocol, sock, tail: Promise.resolve(), pending: 0, closed: false, ...(identity !== undefined ? { identity } : {}) };
     sock.on('error', () => closeEntry(e!));
     if (sockets.size >= MAX_SOCKETS) {
       const oldest = sockets.values().next().value as Entry | undefined;
@@ -113,8 +115,10 @@ function armIdle(e: Entry): void {
 
 /** Closes our socket in `ns` (call before deleting a namespace, so the socket does not keep it alive). */
 export function releaseNetns(ns: NetnsKey): void {
-  const e = sockets.get(keyOf(ns));
-  if (e) closeEntry(e);
+  for (const protocol of [NETLINK_ROUTE, NETLINK_GENERIC]) {
+    const e = sockets.get(keyOf(ns, protocol));
+    if (e) closeEntry(e);
+  }
 }
 
 /** Closes every cached socket (tests, shutdown). */
@@ -278,6 +282,66 @@ export function rtnlDump(ns: NetnsKey, type: number, body: Buffer, replyType: nu
       return msgs.filter((m) => m.type === replyType).map((m) => m.data);
     }
     throw new NetlinkRequestError(4, `dump interrupted ${DUMP_ATTEMPTS} times by concurrent changes`);
+  });
+}
+
+// --- generic netlink (ethtool) -----------------------------------------------------------------------------------
+
+const GENL_ID_CTRL = 0x10;
+const CTRL_CMD_GETFAMILY = 3;
+const CTRL_ATTR_FAMILY_ID = 1;
+const CTRL_ATTR_FAMILY_NAME = 2;
+/** Generic netlink family ids are global (the same in every namespace): resolved once per name. */
+const familyIds = new Map<string, number>();
+
+function genlBody(cmd: number, version: number, attrs: readonly Buffer[]): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt8(cmd, 0);
+  h.writeUInt8(version, 1);
+  return Buffer.concat([h, ...attrs]);
+}
+
+async function genlFamily(ns: NetnsKey, name: string): Promise<number> {
+  const known = familyIds.get(name);
+  if (known !== undefined) return known;
+  const e = socketFor(ns, NETLINK_GENERIC);
+  const nameAttr = Buffer.from(`${name}\0`);
+  const a = Buffer.alloc((4 + nameAttr.length + 3) & ~3);
+  a.writeUInt16LE(4 + nameAttr.length, 0);
+  a.writeUInt16LE(CTRL_ATTR_FAMILY_NAME, 2);
+  nameAttr.copy(a, 4);
+  const reply = await enqueue(e, () => raw(e, GENL_ID_CTRL, 0, genlBody(CTRL_CMD_GETFAMILY, 1, [a])));
+  for (const m of reply) {
+    if (m.type === NLMSG_ERROR) {
+      const errno = -m.data.readInt32LE(0);
+      if (errno !== 0) throw new NetlinkRequestError(errno, `generic netlink family ${name}: ${errnoText(errno)}`);
+      continue;
+    }
+    for (let o = 4; o + 4 <= m.data.length; ) {
+      const len = m.data.readUInt16LE(o);
+      if (len < 4) break;
+      if (m.data.readUInt16LE(o + 2) === CTRL_ATTR_FAMILY_ID) {
+        const id = m.data.readUInt16LE(o + 4);
+        familyIds.set(name, id);
+        return id;
+      }
+      o += (len + 3) & ~3;
+    }
+  }
+  throw new NetlinkRequestError(2, `generic netlink family ${name} not found`);
+}
+
+/** One generic netlink request (family by name, command, version, attributes) in `ns`; resolves on the ACK. */
+export async function genlRequest(ns: NetnsKey, family: string, cmd: number, version: number, attrs: readonly Buffer[]): Promise<void> {
+  const id = await genlFamily(ns, family);
+  const e = socketFor(ns, NETLINK_GENERIC);
+  netlinkStats.requests++;
+  return enqueue(e, async () => {
+    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
+    const err = msgs.find((m) => m.type === NLMSG_ERROR);
+    if (!err) return;
+    const errno = -err.data.readInt32LE(0);
+    if (errno !== 0) throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
   });
 }
 
