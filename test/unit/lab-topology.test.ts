@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { defaultTopologyFile } from '../../src/lab/paths.js';
+import { edgeNodeConfig } from '../../src/lab/agents.js';
 import { parseTopology, planLab, validateTopology, type LabPlan } from '../../src/lab/topology.js';
 import { ValidationError } from '../../src/model/errors.js';
 import { cidrsOverlap, parseCidr } from '../../src/model/ip.js';
@@ -253,6 +254,12 @@ test('IPv6 plan: every routed link gets fd6c::<IPv4>/127, a twin BGP session, IP
   // Edges: an IPv6 uplink and default route, and the IPv6 session's ends for the agent's node config.
   assert.deepEqual([plan.edges[0]!.uplink6, plan.edges[0]!.router.address6], [{ address: 'fd6c::6441:1/127', gateway: 'fd6c::6441:0' }, 'fd6c::6441:0']);
   assert.deepEqual(byName.get('chi-edge1')!.routes.at(-1), { dst: 'default', family: 6, via: 'fd6c::6441:0', dev: 'uplink' });
+  // The edge's node config: the IPv4 session, and an IPv6 one to the same router (it carries the IPv6 prefixes).
+  assert.deepEqual(edgeNodeConfig(plan.edges[0]!).bgp.peers.map((p: any) => [p.address, p.local_address, p.asn, p.bfd]), [
+    ['100.65.0.0', '100.65.0.1', 65001, true],
+    ['fd6c::6441:0', 'fd6c::6441:1', 65001, true],
+  ]);
+  assert.equal(edgeNodeConfig(planOf(minimal()).edges[0]!).bgp.peers.length, 1, 'IPv4 labs: one session per edge');
   // The customer: LAN ::1 on the bridge, the host's address6 on its uplink with a default via ::1.
   const c = plan.customers[0]!;
   assert.deepEqual([c.prefix6, c.lanAddress6, c.hosts[0]!.address6], ['2001:db8:100::/64', '2001:db8:100::1', '2001:db8:100::100']);
