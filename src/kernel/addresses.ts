@@ -79,12 +79,12 @@ export function addressDeleteOp(a: AddressSpec): IpOp {
   };
 }
 
-/** Twin: `ip -n NS address replace …` for each, in one spawn. */
+/** Twin: `ip -n NS address replace …` for each (in-process requests, in order). */
 export async function replaceAddresses(ns: NetnsRef, addrs: readonly AddressSpec[]): Promise<void> {
   await runIpOps(ns, addrs.map(addressReplaceOp));
 }
 
-/** Twin: `ip -n NS address delete …` for each, in one spawn (delete-if-present). */
+/** Twin: `ip -n NS address delete …` for each (delete-if-present). */
 export async function deleteAddressesIfPresent(ns: NetnsRef, addrs: readonly AddressSpec[]): Promise<void> {
   await runIpOps(ns, addrs.map(addressDeleteOp));
 }

@@ -210,35 +210,3 @@ function parseJson<T>(text: string, argv: readonly string[]): T {
     throw new KernelError({ argv, exitCode: 0, stderr: '', kernelMessage: `unparsable JSON output: ${(e as Error).message}` });
   }
 }
-
-/**
- * Splits a text holding several JSON documents one after another (what `ip -j -batch -` prints: one array per
- * command) into the parsed documents, in order.
- */
-export function parseJsonSequence(text: string): unknown[] {
-  const docs: unknown[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    else if (c === '[' || c === '{') {
-      if (depth === 0) start = i;
-      depth++;
-    } else if (c === ']' || c === '}') {
-      depth--;
-      if (depth === 0) {
-        docs.push(JSON.parse(text.slice(start, i + 1)));
-        start = -1;
-      } else if (depth < 0) throw new SyntaxError(`unbalanced JSON at offset ${i}`);
-    }
-  }
-  if (depth !== 0) throw new SyntaxError('truncated JSON sequence');
-  return docs;
-}

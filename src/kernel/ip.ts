@@ -10,7 +10,7 @@
  * Contract of an IpOp: running it twice has the same effect as once (replace, set, delete-if-present,
  * add-if-missing). That is what makes the batch fallback below safe.
  */
-import { classifyKernelMessage, KernelError, KernelInputError, parseJsonSequence, run, type BatchFailure, type KernelErrorCode } from './exec.js';
+import { classifyKernelMessage, KernelError, KernelInputError, run, type BatchFailure, type KernelErrorCode } from './exec.js';
 import { attr, ifinfomsg, payload, RTM, str, u32 } from './netlink/codec.js';
 import { NetlinkRequestError, rtnlGet, rtnlRequest, withNetnsFd } from './netlink/socket.js';
 import { checkNetnsName } from './validate.js';
@@ -262,57 +262,4 @@ export function parseBatchStderr(stderr: string): { byLine: Map<number, string>;
     } else if (line.trim()) pending.push(line.trim());
   }
   return { byLine, unattributed: pending };
-}
-
-// --- reading ---------------------------------------------------------------------------------------------------
-
-/**
- * Twin: `ip -N -j [-d] -n NS <args…>`. -N (numeric) makes tables, protocols, scopes and route types numbers, so
- * no name files (/etc/iproute2/rt_*) influence what we compare.
- */
-export async function ipJson<T = unknown>(ns: NetnsRef, args: readonly string[], opts: { details?: boolean } = {}): Promise<T> {
-  const argv = [...ipArgv(ns), '-N', '-j', ...(opts.details ? ['-d'] : []), ...args];
-  return withDumpRetry(argv, async () => {
-    const { stdout, stderr } = await run(argv);
-    try {
-      return { docs: stdout.trim() === '' ? [] : JSON.parse(stdout), stderr };
-    } catch (e) {
-      throw new KernelError({ argv, exitCode: 0, stderr, kernelMessage: `unparsable JSON output: ${(e as Error).message}` });
-    }
-  }) as Promise<T>;
-}
-
-/** How often a dump interrupted by a concurrent change is retried before giving up. */
-const DUMP_ATTEMPTS = 3;
-
-/**
- * The kernel flags a dump that raced with a change (NLM_F_DUMP_INTR); iproute2 6.1 only warns on stderr and
- * exits 0. Such a listing may miss objects, and a reconciler must never prune from it (DESIGN.md §3): retry,
- * then fail with code EINTR.
- */
-async function withDumpRetry<R>(argv: readonly string[], read: () => Promise<{ docs: R; stderr: string }>): Promise<R> {
-  let stderr = '';
-  for (let i = 0; i < DUMP_ATTEMPTS; i++) {
-    const r = await read();
-    if (!/Dump was interrupted/i.test(r.stderr)) return r.docs;
-    stderr = r.stderr;
-  }
-  throw new KernelError({ argv, exitCode: 0, stderr, code: 'EINTR', kernelMessage: `dump interrupted ${DUMP_ATTEMPTS} times by concurrent changes` });
-}
-
-/**
- * Twin: `ip -N -j -d -n NS -batch -` with several show commands: one spawn, one parsed JSON document per command.
- * Read commands must not filter by device (a missing device aborts a batch); filter the result instead.
- */
-export async function ipJsonBatch(ns: NetnsRef, commands: readonly (readonly string[])[]): Promise<unknown[]> {
-  commands.forEach((args, i) => checkOp({ args }, i));
-  const argv = [...ipArgv(ns), '-N', '-j', '-d', '-batch', '-'];
-  const stdin = commands.map((c) => c.join(' ')).join('\n') + '\n';
-  return withDumpRetry(argv, async () => {
-    const { stdout, stderr } = await run(argv, { stdin });
-    const docs = parseJsonSequence(stdout);
-    if (docs.length !== commands.length)
-      throw new KernelError({ argv, exitCode: 0, stderr, kernelMessage: `expected ${commands.length} JSON documents, got ${docs.length}` });
-    return { docs, stderr };
-  });
 }

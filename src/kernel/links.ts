@@ -190,7 +190,7 @@ export interface VethSpec {
 /**
  * The ops that make a veth pair as specified, split by namespace (run `host` in spec.ns BEFORE `peer` in
  * spec.peerNs: the peer end only exists once the host batch created it). Fold them into larger batches for the
- * same namespaces to save spawns.
+ * same namespaces.
  *
  * Twin: `ip -n NS link add NAME address MAC mtu M up type veth peer name PEER address PMAC mtu M netns PEERNS`
  * (tolerating "exists"), then `ip link set … alias A up` on each end: the kernel ignores an alias given at
@@ -236,7 +236,7 @@ export function vethOps(spec: VethSpec): { host: IpOp[]; peer: IpOp[] } {
 
 /**
  * Creates the veth pair, or converges an existing one (MAC, MTU, alias, up). Throws (code EEXIST) when a link of
- * that name exists but is not a veth whose peer is `peerName` in `peerNs`. 2 spawns when created, 4 when it existed.
+ * that name exists but is not a veth whose peer is `peerName` in `peerNs`. In-process: 3 requests when created, more when it existed (the pair is checked).
  */
 export async function ensureVeth(spec: VethSpec): Promise<'created' | 'existing'> {
   const { host, peer } = vethOps(spec);

@@ -82,7 +82,7 @@ export function neighbourDeleteOp(n: Pick<NeighbourSpec, 'dev' | 'address'>): Ip
   };
 }
 
-/** Twin: `ip -n NS neigh replace …` for each, one spawn. */
+/** Twin: `ip -n NS neigh replace …` for each (in-process requests, in order). */
 export async function replaceNeighbours(ns: NetnsRef, specs: readonly NeighbourSpec[]): Promise<void> {
   await runIpOps(ns, specs.map(neighbourReplaceOp));
 }

@@ -260,12 +260,12 @@ export function routeDeleteOp(k: RouteKey): IpOp {
   return { args, tolerate: ['ENOENT'], nl: { type: RTM.DELROUTE, flags: 0, build: () => body } };
 }
 
-/** Twin: `ip -n NS route replace …` for each, in one spawn. */
+/** Twin: `ip -n NS route replace …` for each (in-process requests, in order). */
 export async function replaceRoutes(ns: NetnsRef, specs: readonly RouteSpec[]): Promise<void> {
   await runIpOps(ns, specs.map(routeReplaceOp));
 }
 
-/** Twin: `ip -n NS route delete …` for each, in one spawn (delete-if-present). */
+/** Twin: `ip -n NS route delete …` for each (delete-if-present). */
 export async function deleteRoutesIfPresent(ns: NetnsRef, keys: readonly RouteKey[]): Promise<void> {
   await runIpOps(ns, keys.map(routeDeleteOp));
 }

@@ -135,12 +135,12 @@ export function ruleDeleteOp(spec: RuleSpec): IpOp {
   return { args: ruleArgs('delete', r), tolerate: ['ENOENT'], ...(r.family === 6 ? { family: 6 as const } : {}), nl: { type: RTM.DELRULE, flags: 0, build: () => body } };
 }
 
-/** Twin: `ip -n NS rule add …` for each (add-if-missing), one spawn. */
+/** Twin: `ip -n NS rule add …` for each (add-if-missing). */
 export async function ensureRules(ns: NetnsRef, specs: readonly RuleSpec[]): Promise<void> {
   await runIpOps(ns, specs.map(ruleAddOp));
 }
 
-/** Twin: `ip -n NS rule delete …` for each (delete-if-present), one spawn. */
+/** Twin: `ip -n NS rule delete …` for each (delete-if-present). */
 export async function deleteRulesIfPresent(ns: NetnsRef, specs: readonly RuleSpec[]): Promise<void> {
   await runIpOps(ns, specs.map(ruleDeleteOp));
 }

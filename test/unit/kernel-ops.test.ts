@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { addressReplaceOp, decodeAddresses } from '../../src/kernel/addresses.js';
-import { classifyKernelMessage, KernelInputError, parseJsonSequence } from '../../src/kernel/exec.js';
+import { classifyKernelMessage, KernelInputError } from '../../src/kernel/exec.js';
 import { parseBatchStderr } from '../../src/kernel/ip.js';
 import { decodeLink, linkSetOp, macFromKey, ownerAlias, ownerOfAlias, vethOps } from '../../src/kernel/links.js';
 import { ipBytes, ipText, parseAttrs } from '../../src/kernel/netlink/codec.js';
@@ -22,16 +22,6 @@ const twin = (op: { args: readonly string[]; tolerate?: readonly string[]; famil
 /** A netlink request body as the op would send it, with ifindexes from `idx`. */
 const body = (op: ReturnType<typeof routeReplaceOp>, idx: Record<string, number> = {}) =>
   op.nl!.build({ ifindex: (d) => idx[d]!, netnsFd: () => 99 });
-
-test('parseJsonSequence splits concatenated documents, brackets inside strings included', () => {
-  assert.deepEqual(parseJsonSequence('[{"a":"]["}]\n[]\n[1,{"b":"\\"]"}]\n'), [[{ a: '][' }], [], [1, { b: '"]' }]]);
-  assert.throws(() => parseJsonSequence('[1,2'), /truncated/);
-  fc.assert(
-    fc.property(fc.array(fc.array(fc.jsonValue())), (docs) => {
-      assert.deepEqual(parseJsonSequence(docs.map((d) => JSON.stringify(d)).join('\n')), JSON.parse(JSON.stringify(docs)));
-    }),
-  );
-});
 
 test('parseBatchStderr maps each message to its line; a trailing message without a line is unattributed', () => {
   const r = parseBatchStderr('RTNETLINK answers: No such process\nCommand failed -:1\nCannot find device "x"\nCommand failed -:4\nRTNETLINK answers: File exists\n');

@@ -7,7 +7,7 @@
 export interface SchedulerOptions {
   /** Reconciles one key; throwing means "failed, retry with backoff". */
   worker: (key: string) => Promise<void>;
-  /** How many keys may be reconciled at once (kernel work spawns processes: keep this small). */
+  /** How many keys may be reconciled at once (kernel work is mostly in the kernel's own time: keep this small). */
   concurrency?: number;
   /** First retry delay after a failure; doubles per consecutive failure up to maxBackoffMs. */
   baseBackoffMs?: number;
