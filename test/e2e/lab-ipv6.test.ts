@@ -64,7 +64,7 @@ const config = (routes6: Route6[]) => ({
   ],
   routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }, ...routes6.map((r) => ({ prefix: PREFIX6, ...r }))],
   // The customer firewall applies to IPv6 too: only the FTP port of the IPv6 host is let through.
-  firewall: { default_action: 'block', rules: [{ action: 'allow', expression: `ip.dst == ${HOST6} and tcp.dstport == 21` }] },
+  firewall: { default_action: 'block', rules: [{ action: 'allow', expression: `ip.dst == ${HOST6} and (tcp.dstport == 21 or udp.dstport == 53)` }] },
 });
 
 /** Applies the IPv6 routes and waits until every edge applied them. */
@@ -117,7 +117,7 @@ before(async () => {
     anycast_endpoints: ['192.0.2.10', '192.0.2.11'],
     sites: [{ name: 'chi', edges: 2 }],
     clients: [{ name: 'client', site: 'chi', address: '198.51.100.100', address6: CLIENT6 }],
-    customers: [{ name: 'acme', router: ROUTER, hosts: [{ name: 'ftp', address: '203.0.113.100', address6: HOST6, listen: ['tcp/21'] }] }],
+    customers: [{ name: 'acme', router: ROUTER, hosts: [{ name: 'ftp', address: '203.0.113.100', address6: HOST6, listen: ['tcp/21', 'udp/53'] }] }],
   }));
   status = await labStatus(name);
   assert.equal(state.plan.ipv6, true);
@@ -187,6 +187,26 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
 test('the customer firewall applies to IPv6: a port it does not allow is dropped in the customer netns', async () => {
   const r = await labExec(name, 'client', ['python3', '-c', `import socket\ntry:\n  socket.create_connection(("${HOST6}", 22), timeout=2)\n  print("connected")\nexcept Exception as e:\n  print(type(e).__name__)`]);
   assert.equal(r.stdout.trim(), 'TimeoutError', 'blocked silently (dropped), not refused by the host');
+});
+
+test('an IPv6 client learns the path MTU of the tunnel: the edge answers a too-big packet with Packet Too Big', async () => {
+  // UDP to the echo server with "don't fragment" (IPv6 routers never fragment): 1400 bytes fit the tunnel (1476),
+  // 1500 do not; the edge's ICMPv6 must reach the client, whose path MTU towards the host then drops to 1476.
+  const py = [
+    'import socket, time',
+    's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
+    's.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO',
+    `s.connect(("${HOST6}", 53)); s.settimeout(2)`,
+    's.send(b"x" * (1400 - 48)); print(len(s.recv(2000)) + 48)',
+    'for i in range(5):',
+    '  try: s.send(b"x" * (1500 - 48))',
+    '  except OSError: pass',
+    '  time.sleep(0.2)',
+    'print(s.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU: the path MTU the kernel learnt',
+  ].join('\n');
+  const r = await labExec(name, 'client', ['python3', '-c', py]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['1400', '1476']);
 });
 
 test('IPv6 route priorities choose the tunnel; a priority change moves all IPv6 traffic to the other tunnel', async () => {

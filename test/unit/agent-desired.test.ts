@@ -135,12 +135,13 @@ test('IPv6 routes go over the IPv4 tunnels via each tunnel\'s link-local next ho
   );
   assert.equal(d.sysctls['net.ipv6.fib_multipath_hash_policy'], 1);
   assert.equal(d.sysctls['net.ipv6.conf.all.forwarding'], 1);
-  // Host side: the IPv6 prefix goes into the veth via the customer side's fixed link-local address.
+  // Host side: the IPv6 prefix goes into the veth via the customer side's fixed link-local address, with the
+  // smallest tunnel MTU (so the host, not the customer netns, sends Packet Too Big from a global address).
   assert.deepEqual(
-    d.hostRoutes.map((r) => [r.dst, r.table, r.nexthops![0]!.via, r.nexthops![0]!.dev]),
+    d.hostRoutes.map((r) => [r.dst, r.table, r.nexthops![0]!.via, r.nexthops![0]!.dev, r.mtu]),
     [
-      ['203.0.113.0/24', 4242, '169.254.0.2', 'ot0123456789ab'],
-      ['2001:db8:100::/48', 4242, 'fe80::2', 'ot0123456789ab'],
+      ['203.0.113.0/24', 4242, '169.254.0.2', 'ot0123456789ab', undefined],
+      ['2001:db8:100::/48', 4242, 'fe80::2', 'ot0123456789ab', 1400],
     ],
   );
 });

@@ -2,7 +2,8 @@
  * What one customer (account) needs on an edge server, as kernel objects — pure, from the account document.
  *
  *   host netns:     veth <ot+id> (169.254.0.1/32) ──── edge0 (169.254.0.2/32) in netns <prefix+id>
- *                   table <node.table>: <prefix> via 169.254.0.2 dev <ot+id> onlink       (per customer prefix)
+ *                   table <node.table>: <prefix> via 169.254.0.2 dev <ot+id> onlink       (per customer prefix;
+ *                     IPv6: <prefix6> via fe80::2 dev <ot+id> mtu <smallest tunnel MTU>)
  *   customer netns: edge0 also holds each tunnel's edge-side interface address;
  *                   <route prefix> metric <priority> mtu <tunnel mtu> nexthop via <tunnel peer> dev edge0 onlink
  *                     weight <w> …  (equal priorities = one multipath route; lower metric wins);
@@ -23,6 +24,7 @@ import type { NftTableSpec } from '../../kernel/nft.js';
 import type { RouteSpec } from '../../kernel/routes.js';
 import type { VethSpec } from '../../kernel/links.js';
 import { firewallTable, type FirewallProblem } from './firewall.js';
+import { accountMtu } from './host.js';
 import {
   CUSTOMER_LINK_ADDRESS,
   CUSTOMER_LINK_ADDRESS6,
@@ -168,15 +170,18 @@ export function customerDesired(node: NodeConfig, account: AccountDocument): Cus
       { dev: hostVeth, cidr: `${HOST_LINK_ADDRESS6}/64` },
     ],
     hostRoutes: account.prefixes.map(
-      (p): RouteSpec => ({
-        dst: p.cidr,
-        table: node.table,
-        nexthops: [
-          p.cidr.includes(':')
-            ? { via: CUSTOMER_LINK_ADDRESS6, dev: hostVeth }
-            : { via: CUSTOMER_LINK_ADDRESS, dev: hostVeth, onlink: true },
-        ],
-      }),
+      (p): RouteSpec =>
+        p.cidr.includes(':')
+          ? {
+              dst: p.cidr,
+              table: node.table,
+              // The tunnel MTU here too, for IPv6: the host (global source address) then answers too-big packets
+              // with ICMPv6 Packet Too Big. The customer netns would answer from a link-local address, which the
+              // host must not forward (seen: an IPv6 client never learnt the path MTU; IPv4 has no such scope rule).
+              mtu: accountMtu(account),
+              nexthops: [{ via: CUSTOMER_LINK_ADDRESS6, dev: hostVeth }],
+            }
+          : { dst: p.cidr, table: node.table, nexthops: [{ via: CUSTOMER_LINK_ADDRESS, dev: hostVeth, onlink: true }] },
     ),
     sysctls: {
       'net.ipv4.ip_forward': 1,
