@@ -393,6 +393,10 @@ test('the leader killed (one member of three): writes and watches go on, traffic
   let result: StreamResult;
   try {
     assert.deepEqual((await labStoreStop(name, leader)).changed, [leader]);
+    // The two others elect a new leader (election timeout 500 ms). A write proposed during the election may fail
+    // with an unknown outcome (the store then answers 503 rather than risk applying it twice): write after it.
+    const survivors = s.store.members.filter((m) => m.name !== leader).map((m) => ({ clientUrl: m.client_url }));
+    await waitFor('a new leader among the two others', () => etcdLeaderIndex(survivors).then(() => true));
     const change = { blocked: [22], priority: 150 };
     const { revision, ruleIds } = await applyAcme(change);
     await appliedEverywhere(revision, ruleIds, change);
