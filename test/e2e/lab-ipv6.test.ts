@@ -64,7 +64,13 @@ const config = (routes6: Route6[]) => ({
   ],
   routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }, ...routes6.map((r) => ({ prefix: PREFIX6, ...r }))],
   // The customer firewall applies to IPv6 too: only the FTP port of the IPv6 host is let through.
-  firewall: { default_action: 'block', rules: [{ action: 'allow', expression: `ip.dst == ${HOST6} and (tcp.dstport == 21 or udp.dstport == 53)` }] },
+  firewall: {
+    default_action: 'block',
+    rules: [
+      { action: 'allow', expression: `ip.dst == ${HOST6} and (tcp.dstport == 21 or udp.dstport == 53)` },
+      { action: 'allow', expression: 'ip.dst == 203.0.113.100 and tcp.dstport == 21' },
+    ],
+  },
 });
 
 /** Applies the IPv6 routes and waits until every edge applied them. */
@@ -182,6 +188,12 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
     }
   }
   assert.ok(edgeCount(Reason.REDIRECT_GRE) - decapBefore >= 6, 'the replies were decapsulated by the edges');
+});
+
+test('IPv4 beside IPv6: the same host answers over IPv4 through the same tunnel (dual-stack echo server)', async () => {
+  const r = await labExec(name, 'client', ['python3', '-c', 'import socket\nprint(socket.create_connection(("203.0.113.100", 21), timeout=5).recv(100).decode().strip())']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'acme-ftp 21');
 });
 
 test('the customer firewall applies to IPv6: a port it does not allow is dropped in the customer netns', async () => {
