@@ -22,6 +22,9 @@ const ROUTER = '198.51.100.2';
 const CLIENT6 = '2001:db8:ffff::100';
 const HOST6 = '2001:db8:100::100';
 const PREFIX6 = '2001:db8:100::/64';
+/** Beta: a second customer whose router returns traffic directly (DSR), not through the tunnel. */
+const BETA_ROUTER = '198.51.100.3';
+const BETA6 = '2001:db8:200::100';
 let state: LabState;
 let status: LabStatus;
 let acmeId = '';
@@ -123,7 +126,10 @@ before(async () => {
     anycast_endpoints: ['192.0.2.10', '192.0.2.11'],
     sites: [{ name: 'chi', edges: 2 }],
     clients: [{ name: 'client', site: 'chi', address: '198.51.100.100', address6: CLIENT6 }],
-    customers: [{ name: 'acme', router: ROUTER, hosts: [{ name: 'ftp', address: '203.0.113.100', address6: HOST6, listen: ['tcp/21', 'udp/53'] }] }],
+    customers: [
+      { name: 'acme', router: ROUTER, hosts: [{ name: 'ftp', address: '203.0.113.100', address6: HOST6, listen: ['tcp/21', 'udp/53'] }] },
+      { name: 'beta', router: BETA_ROUTER, return: 'direct', hosts: [{ name: 'web', address: '198.18.0.100', address6: BETA6, listen: ['tcp/80'] }] },
+    ],
   }));
   status = await labStatus(name);
   assert.equal(state.plan.ipv6, true);
@@ -133,6 +139,22 @@ before(async () => {
   assert.equal(created.status, 201, JSON.stringify(created.json));
   acmeId = created.json.id;
   await applyRoutes6([{ nexthop: '10.200.0.1', priority: 100 }, { nexthop: '10.200.0.3', priority: 200 }]);
+  const beta = await api('POST', '/v1/accounts', { name: 'beta' });
+  assert.equal(beta.status, 201, JSON.stringify(beta.json));
+  const betaPut = await api('PUT', `/v1/accounts/${beta.json.id}/config`, {
+    account: 'beta',
+    prefixes: [
+      { cidr: '198.18.0.0/24', advertised: true },
+      { cidr: '2001:db8:200::/64', advertised: true },
+    ],
+    gre_tunnels: [{ name: 'beta-a', customer_gre_endpoint: BETA_ROUTER, edge_gre_endpoint: '192.0.2.10', interface_address: '10.200.1.0/31' }],
+    routes: [
+      { prefix: '198.18.0.0/24', nexthop: '10.200.1.1', priority: 100 },
+      { prefix: '2001:db8:200::/64', nexthop: '10.200.1.1', priority: 100 },
+    ],
+    firewall: { default_action: 'allow', rules: [] },
+  });
+  assert.equal(betaPut.status, 200, JSON.stringify(betaPut.json));
   const deadline = Date.now() + 90_000;
   for (;;) {
     const r = await labExec(name, 'client', ['python3', '-c', `import socket\ntry:\n  print(socket.create_connection(("${HOST6}", 21), timeout=2).recv(100).decode().strip())\nexcept Exception as e:\n  print(e)`]);
@@ -194,6 +216,20 @@ test('IPv4 beside IPv6: the same host answers over IPv4 through the same tunnel 
   const r = await labExec(name, 'client', ['python3', '-c', 'import socket\nprint(socket.create_connection(("203.0.113.100", 21), timeout=5).recv(100).decode().strip())']);
   assert.equal(r.exitCode, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'acme-ftp 21');
+});
+
+test('direct return (DSR) for IPv6: in through the tunnel, replies straight from the customer router as plain IPv6', async () => {
+  const router = state.plan.customers.find((c) => c.name === 'beta')!;
+  const fields = ['ip.src', 'gre.proto', 'ipv6.src', 'ipv6.dst', 'tcp.checksum.status'];
+  const inbound = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip proto 47 and dst host ${BETA_ROUTER}`, count: 3, timeoutS: 30, fields });
+  const outbound = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip6 and tcp and src host ${BETA6}`, count: 3, timeoutS: 30, fields });
+  // Beta's account may still be converging on the edges: retry the connection until it answers.
+  const py = `import socket, time\nfor i in range(60):\n  try:\n    print(socket.create_connection(("${BETA6}", 80), timeout=2).recv(100).decode().strip()); break\n  except Exception as e:\n    time.sleep(0.5)`;
+  const r = await labExec(name, 'client', ['python3', '-c', py], { timeoutMs: 60_000 });
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'beta-web 80');
+  for (const row of await inbound.done) assert.deepEqual(row.slice(0, 4), ['192.0.2.10', '0x86dd', CLIENT6, BETA6], 'in: IPv6 inside GRE from the anycast endpoint');
+  for (const row of await outbound.done) assert.deepEqual(row, ['', '', BETA6, CLIENT6, '1'], 'out: plain IPv6 (no GRE), checksum good');
 });
 
 test('the customer firewall applies to IPv6: a port it does not allow is dropped in the customer netns', async () => {
