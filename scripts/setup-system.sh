@@ -3,6 +3,7 @@
 set -euo pipefail
 PACKAGES=(
   iproute2 nftables ethtool           # netns, veth, routes, rules; firewall; offload settings
+  libnftables-dev                     # the addon applies/reads nft JSON in-process (libnftables)
   clang llvm libbpf-dev bpftool       # BPF objects and the libbpf addon
   bird2                               # BGP
   etcd-server etcd-client             # fleet store

@@ -5,10 +5,18 @@
  * and nsenter (`--net=/run/netns/NS`) can both enter it. Functions that act on "some netns" take a NetnsRef:
  * a name, or null for the namespace this process runs in — never implicit, so the agent's host netns is always
  * stated (DESIGN.md §6: the lab runs agents in named host namespaces).
+ *
+ * No process is spawned here (a spawn costs milliseconds; a customer needs several of these): namespaces are made
+ * and removed in-process by the addon exactly as iproute2 does it (native/nsfs.cc), and sysctls are files under
+ * /proc/sys/net opened with the thread inside the namespace (withNetns). A failure is a KernelError whose argv is
+ * the iproute2/sysctl twin of what failed, so an operator can retry it by hand.
  */
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { KernelError, KernelInputError, run, type BatchFailure } from './exec.js';
-import { runIpOps, type IpOp, type NetnsRef } from './ip.js';
+import { closeSync, openSync, readFileSync, writeSync, constants as fsConstants } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { addNamedNetns, deleteNamedNetns, isNativeError, withNetns } from './bpf/index.js';
+import { KernelError, KernelInputError, type BatchFailure, type KernelErrorCode } from './exec.js';
+import type { IpOp, NetnsRef } from './ip.js';
 import { checkNetnsName } from './validate.js';
 
 export type { NetnsRef } from './ip.js';
@@ -29,8 +37,8 @@ export function inNetns(ns: NetnsRef, argv: readonly string[]): string[] {
 }
 
 /**
- * Twin: `ip netns add NAME`, tolerating an existing one. Run with `runIpOps(null, ops)`: many namespaces are
- * created by one `ip -batch` spawn.
+ * Twin: `ip netns add NAME`, tolerating an existing one, as an op for `runIpOps(null, ops)` (one `ip -batch` spawn
+ * for many namespaces, as the lab uses it). createNetns does the same in-process, without any spawn.
  */
 export function netnsAddOp(name: string): IpOp {
   return { args: ['netns', 'add', checkNetnsName('netns', name)], tolerate: ['EEXIST'] };
@@ -41,14 +49,25 @@ export function netnsDeleteOp(name: string): IpOp {
   return { args: ['netns', 'delete', checkNetnsName('netns', name)], tolerate: ['ENOENT'] };
 }
 
-/** Twin: `ip netns add NAME`. Idempotent: an existing namespace of that name is left as it is. */
+/**
+ * Twin: `ip netns add NAME`, tolerating an existing one, in-process (native/nsfs.cc: /run/netns made a shared mount
+ * once, the file created, a new netns unshared on a thread of its own and bind-mounted onto it). Idempotent: a live
+ * namespace of that name is left as it is; a bare file left by a creator that died half-way gets a namespace.
+ */
 export async function createNetns(name: string): Promise<void> {
-  await runIpOps(null, [netnsAddOp(name)]);
+  checkNetnsName('netns', name);
+  await yieldToEventLoop();
+  nativeKernelCall(['ip', 'netns', 'add', name], () => addNamedNetns(NETNS_RUN_DIR, name));
 }
 
-/** Twin: `ip netns delete NAME`. Succeeds when the namespace does not exist. Its links, routes and nft tables go with it. */
+/**
+ * Twin: `ip netns delete NAME` (umount -l + unlink), in-process. Succeeds when the namespace does not exist. Its
+ * links, routes and nft tables go with it once nothing else holds it.
+ */
 export async function deleteNetnsIfPresent(name: string): Promise<void> {
-  await runIpOps(null, [netnsDeleteOp(name)]);
+  checkNetnsName('netns', name);
+  await yieldToEventLoop();
+  nativeKernelCall(['ip', 'netns', 'delete', name], () => deleteNamedNetns(NETNS_RUN_DIR, name));
 }
 
 /**
@@ -79,11 +98,17 @@ export async function netnsExists(name: string): Promise<boolean> {
 
 // --- sysctls ---------------------------------------------------------------------------------------------------
 
-/** Dotted sysctl key (`net.ipv4.conf.ot-a1.send_redirects`); interface names are safe here (no '.', see checkIfname). */
-const SYSCTL_KEY_RE = /^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/;
+/**
+ * Dotted sysctl key under the per-namespace trees we set (`net.ipv4.conf.ot-a1.send_redirects`). Checked before it
+ * becomes a /proc/sys path: dotted words only (so no '..' and no '/'), and only net.ipv4 / net.ipv6 / net.core —
+ * the /proc/sys/net files that belong to the namespace they are opened in. Interface names are safe here (no '.',
+ * see checkIfname).
+ */
+const SYSCTL_KEY_RE = /^net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_-]+)+$/;
 
 function checkSysctlKey(key: string): string {
-  if (!SYSCTL_KEY_RE.test(key)) throw new KernelInputError(`sysctl key ${JSON.stringify(key)}`, 'must be dotted words of [A-Za-z0-9_-]');
+  if (typeof key !== 'string' || !SYSCTL_KEY_RE.test(key))
+    throw new KernelInputError(`sysctl key ${JSON.stringify(key)}`, 'must be dotted words of [A-Za-z0-9_-] under net.ipv4, net.ipv6 or net.core');
   return key;
 }
 
@@ -96,83 +121,127 @@ function checkSysctlValue(key: string, v: unknown): string {
 
 const sysctlPath = (key: string) => `/proc/sys/${key.replaceAll('.', '/')}`;
 
+/** The twin that names a sysctl operation in errors: `ip netns exec NS sysctl ARGS…` (or plain sysctl for ns null). */
+const sysctlArgv = (ns: NetnsRef, args: readonly string[]) => (ns === null ? ['sysctl', ...args] : ['ip', 'netns', 'exec', ns, 'sysctl', ...args]);
+
 /**
- * Twin: `ip netns exec NS sysctl -w k1=v1 k2=v2 …`, done as ONE spawn (`nsenter --net=… sysctl -q -w …`) whatever
- * the number of keys. In this process's own netns (ns null) the values are written to /proc/sys directly, no
- * spawn. All keys are attempted; failures are reported together (KernelError.failures, one per key).
+ * Twin: `ip netns exec NS sysctl -w k1=v1 k2=v2 …`, in-process: each /proc/sys/net file is opened with this thread
+ * inside NS (withNetns; the open binds the file to that namespace) and written, no spawn. All keys are attempted;
+ * failures are reported together (KernelError.failures, one per key, code ENOENT for a missing key, EINVAL for a
+ * value the kernel refuses).
  */
 export async function setSysctls(ns: NetnsRef, values: Readonly<Record<string, string | number>>): Promise<void> {
   const entries = Object.entries(values).map(([k, v]) => [checkSysctlKey(k), checkSysctlValue(k, v)] as const);
   if (entries.length === 0) return;
-  if (ns === null) {
-    const failures: BatchFailure[] = [];
-    for (const [i, [k, v]] of entries.entries()) {
+  await yieldToEventLoop();
+  const argv = sysctlArgv(ns, ['-w', ...entries.map(([k, v]) => `${k}=${v}`)]);
+  const failures = inNetnsSync(ns, argv, () =>
+    entries.flatMap(([k, v], i): BatchFailure[] => {
       try {
-        await writeFile(sysctlPath(k), v);
+        const fd = openSync(sysctlPath(k), fsConstants.O_WRONLY);
+        try {
+          writeSync(fd, v);
+        } finally {
+          closeSync(fd);
+        }
+        return [];
       } catch (e) {
-        const errno = (e as NodeJS.ErrnoException).code;
-        failures.push({ line: i + 1, command: [k], message: (e as Error).message, code: errno === 'ENOENT' ? 'ENOENT' : errno === 'EINVAL' ? 'EINVAL' : 'OTHER' });
+        return [sysctlFailure(i, k, e)];
       }
-    }
-    if (failures.length) throw sysctlError(['sysctl', '-w', ...entries.map(([k, v]) => `${k}=${v}`)], failures, 1, '');
-    return;
-  }
-  const argv = inNetns(ns, ['sysctl', '-q', '-w', ...entries.map(([k, v]) => `${k}=${v}`)]);
-  try {
-    await run(argv);
-  } catch (e) {
-    if (!(e instanceof KernelError) || e.timedOut) throw e;
-    throw sysctlError(argv, attributeSysctlErrors(e.stderr, entries.map(([k]) => k)), e.exitCode, e.stderr);
-  }
+    }),
+  );
+  if (failures.length) throw sysctlError(argv, failures);
 }
 
 /**
- * Twin: `ip netns exec NS sysctl -n k1 k2 …` (one spawn; /proc/sys read directly when ns is null). Values as the
- * kernel prints them (multi-value sysctls keep their tabs).
+ * Twin: `ip netns exec NS sysctl -n k1 k2 …`, in-process like setSysctls. Values as the kernel prints them
+ * (multi-value sysctls keep their tabs). Any failing key fails the read (KernelError.failures names each).
  */
 export async function readSysctls(ns: NetnsRef, keys: readonly string[]): Promise<Record<string, string>> {
   for (const k of keys) checkSysctlKey(k);
   const out: Record<string, string> = {};
   if (keys.length === 0) return out;
-  if (ns === null) {
-    for (const k of keys) out[k] = (await readFile(sysctlPath(k), 'utf8')).trim();
-    return out;
-  }
-  const argv = inNetns(ns, ['sysctl', '-n', ...keys]);
-  let stdout: string;
-  try {
-    ({ stdout } = await run(argv));
-  } catch (e) {
-    if (!(e instanceof KernelError) || e.timedOut) throw e;
-    throw sysctlError(argv, attributeSysctlErrors(e.stderr, keys), e.exitCode, e.stderr);
-  }
-  const lines = stdout.replace(/\n$/, '').split('\n');
-  keys.forEach((k, i) => (out[k] = (lines[i] ?? '').trim()));
+  await yieldToEventLoop();
+  const argv = sysctlArgv(ns, ['-n', ...keys]);
+  const failures = inNetnsSync(ns, argv, () =>
+    keys.flatMap((k, i): BatchFailure[] => {
+      try {
+        out[k] = readFileSync(sysctlPath(k), 'utf8').trim();
+        return [];
+      } catch (e) {
+        return [sysctlFailure(i, k, e)];
+      }
+    }),
+  );
+  if (failures.length) throw sysctlError(argv, failures);
   return out;
 }
 
-/** sysctl(8) prints one line per failing key naming its /proc/sys path or the key itself. */
-function attributeSysctlErrors(stderr: string, keys: readonly string[]): BatchFailure[] {
-  const failures: BatchFailure[] = [];
-  for (const line of stderr.split('\n').filter((l) => l.trim())) {
-    const i = keys.findIndex((k) => line.includes(sysctlPath(k) + ':') || line.includes(`"${k}"`));
-    const message = line.replace(/^sysctl: /, '');
-    failures.push({
-      line: i + 1,
-      command: i >= 0 ? [keys[i]!] : [],
-      message,
-      code: /No such file|cannot stat/i.test(message) ? 'ENOENT' : /Invalid argument/.test(message) ? 'EINVAL' : 'OTHER',
-    });
-  }
-  return failures;
+function sysctlFailure(i: number, key: string, e: unknown): BatchFailure {
+  const err = e as NodeJS.ErrnoException;
+  return { line: i + 1, command: [key], message: `${sysctlPath(key)}: ${err.message.replace(/^\w+: /, '')}`, code: errnoCode(err.code) };
 }
 
-function sysctlError(argv: readonly string[], failures: BatchFailure[], exitCode: number | null, stderr: string): KernelError {
+function sysctlError(argv: readonly string[], failures: BatchFailure[]): KernelError {
   return new KernelError({
     argv,
-    exitCode,
-    stderr,
+    exitCode: null,
+    stderr: '',
     failures,
-    kernelMessage: failures.map((f) => `${f.command[0] ?? '?'}: ${f.message}`).join('; ') || stderr,
+    kernelMessage: failures.map((f) => `${f.command[0] ?? '?'}: ${f.message}`).join('; '),
+    code: failures.every((f) => f.code === failures[0]!.code) ? failures[0]!.code : 'OTHER',
   });
+}
+
+// --- native calls ----------------------------------------------------------------------------------------------
+
+/**
+ * The in-process kernel calls are synchronous (each well under a few ms), but callers wrote loops over them as over
+ * I/O: `while (!done) await replaceNftTable(…)` or a reconcile of 1000 customers. Without a turn of the event loop
+ * per call those would starve timers, child-process exits and store watches until the whole loop ends. One
+ * setImmediate per call costs microseconds.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return nextTurn();
+}
+
+const KERNEL_CODES: readonly string[] = ['EEXIST', 'ENOENT', 'EBUSY', 'EINVAL', 'EPERM', 'EINTR'];
+
+/** An errno name as the KernelErrorCode callers branch on (EACCES counts as EPERM). */
+export function errnoCode(code: string | undefined): KernelErrorCode {
+  if (code === 'EACCES') return 'EPERM';
+  return code !== undefined && KERNEL_CODES.includes(code) ? (code as KernelErrorCode) : 'OTHER';
+}
+
+/** An addon errno error as a KernelError named by `argv` (the iproute2/nft twin of the call); anything else as is. */
+export function asKernelError(e: unknown, argv: readonly string[]): unknown {
+  if (!isNativeError(e)) return e;
+  return new KernelError({ argv, exitCode: null, stderr: '', kernelMessage: e.message, code: errnoCode(e.code) });
+}
+
+/** Runs a synchronous addon call; its errno errors become KernelErrors (asKernelError). */
+export function nativeKernelCall<T>(argv: readonly string[], fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw asKernelError(e, argv);
+  }
+}
+
+/**
+ * fn() with this thread inside `ns` (null: where it is). fn must be synchronous (see withNetns). A namespace that
+ * cannot be entered (e.g. missing) is a KernelError named by `argv`; what fn throws passes through.
+ */
+export function inNetnsSync<T>(ns: NetnsRef, argv: readonly string[], fn: () => T): T {
+  if (ns === null) return fn();
+  checkNetnsName('netns', ns);
+  let entered = false;
+  try {
+    return withNetns(ns, () => {
+      entered = true;
+      return fn();
+    });
+  } catch (e) {
+    throw entered ? e : asKernelError(e, argv);
+  }
 }

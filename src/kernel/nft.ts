@@ -1,6 +1,9 @@
 /**
- * nftables through JSON only: `nft -j -f FILE` with a document built from objects (JSON.stringify does all quoting),
- * `nft -j list …` to read. Never nft text, never string concatenation of user input.
+ * nftables through JSON only, in-process through libnftables (what the `nft` tool is built on; native/nft.cc): a
+ * document built from objects (JSON.stringify does all quoting) runs as `nft -j -f FILE` would, listings come back
+ * as `nft -j list …` prints them. Never nft text, never string concatenation of user input. No process is spawned:
+ * each call makes an nft context inside the namespace, runs the document and frees the context (native/nft.cc: on
+ * a thread of its own, so that the slow socket close after a commit — an RCU grace period — is not waited for).
  *
  * Ownership: one whole table per owner (the agent names it, e.g. `ot_<account>` in the host netns or a fixed name
  * inside a customer's own netns), replaced atomically.
@@ -13,11 +16,9 @@
  * through a policy-drop chain while the table is replaced and counts no loss.
  * Side effect to know: rule counters restart at zero with every replace (the rules are new objects).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KernelError, KernelInputError, run, runJson } from './exec.js';
-import { inNetns, type NetnsRef } from './netns.js';
+import { nftRun } from './bpf/index.js';
+import { KernelError, KernelInputError } from './exec.js';
+import { nativeKernelCall, yieldToEventLoop, type NetnsRef } from './netns.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 const FAMILIES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev'];
@@ -199,28 +200,42 @@ export function nftReplaceTableDocument(spec: NftTableSpec): { nftables: NftComm
   return { nftables: cmds };
 }
 
+/** The twin named in errors: `nft -j ARGS…`, inside `ip netns exec NS` when ns is a name. */
+const nftArgv = (ns: NetnsRef, args: readonly string[]) => (ns === null ? ['nft', '-j', ...args] : ['ip', 'netns', 'exec', ns, 'nft', '-j', ...args]);
+
 /**
- * Twin: `nft -j -f FILE` (in NS via nsenter): runs a JSON document as one transaction. Through a private temporary
- * file, not stdin: nft opens "/dev/stdin", which fails (ENXIO) on the socketpair Node gives a child as stdin; and
- * argv is capped at 128 KiB per argument, too small for large sets.
+ * Runs one JSON document through libnftables inside ns and returns what it printed (listings); a refusal is a
+ * KernelError carrying nft's own messages, named by `argv` (the CLI twin).
+ */
+async function runNft(ns: NetnsRef, argv: readonly string[], doc: unknown): Promise<string> {
+  await yieldToEventLoop();
+  const text = JSON.stringify(doc);
+  // A missing namespace or a failed context is a KernelError too (e.g. ENOENT: "open netns …: No such file…").
+  const r = nativeKernelCall(argv, () => nftRun(ns ?? undefined, text));
+  if (r.rc !== 0) {
+    // nft prefixes each message with its input location ("internal:0:0-0: Error: …"); keep the reason.
+    const msg = r.stderr.split('\n').map((l) => l.replace(/^internal:\S*\s*/, '').trim()).filter(Boolean).join('; ');
+    throw new KernelError({ argv, exitCode: r.rc, stderr: r.stderr, kernelMessage: msg || `libnftables status ${r.rc}` });
+  }
+  return r.stdout;
+}
+
+/** runNft for a `list …` document: the parsed JSON listing. */
+async function listNft<T>(ns: NetnsRef, argv: readonly string[], doc: unknown): Promise<T> {
+  const out = await runNft(ns, argv, doc);
+  try {
+    return JSON.parse(out) as T;
+  } catch (e) {
+    throw new KernelError({ argv, exitCode: 0, stderr: '', kernelMessage: `unparsable JSON output: ${(e as Error).message}` });
+  }
+}
+
+/**
+ * Twin: `nft -j -f FILE` (in NS): runs a JSON document as one transaction, in-process (libnftables inside the
+ * namespace). All of it is committed or none of it.
  */
 export async function applyNftDocument(ns: NetnsRef, doc: { nftables: readonly NftCommand[] }): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'opentransit-nft-'));
-  const file = join(dir, 'ruleset.json');
-  const argv = inNetns(ns, ['nft', '-j', '-f', file]);
-  try {
-    await writeFile(file, JSON.stringify(doc), { mode: 0o600 });
-    await run(argv);
-  } catch (e) {
-    if (e instanceof KernelError && !e.timedOut) {
-      // nft prefixes each message with "internal:0:0-0: Error: "; keep the reason.
-      const msg = e.stderr.split('\n').map((l) => l.replace(/^internal:\S*\s*/, '').trim()).filter(Boolean).join('; ');
-      throw new KernelError({ argv, exitCode: e.exitCode, stderr: e.stderr, kernelMessage: msg || e.kernelMessage });
-    }
-    throw e;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await runNft(ns, nftArgv(ns, ['-f', '-']), doc);
 }
 
 /** Twin: `nft -j -f FILE` with the replace document (one spawn, one transaction). */
@@ -244,7 +259,7 @@ type ListDoc = { nftables: Record<string, Record<string, NftJson>>[] };
 
 /** Twin: `nft -j list tables` (in NS): tables whose name starts with `prefix`. */
 export async function listNftTables(ns: NetnsRef, prefix = ''): Promise<NftTableRef[]> {
-  const doc = await runJson<ListDoc>(inNetns(ns, ['nft', '-j', 'list', 'tables']));
+  const doc = await listNft<ListDoc>(ns, nftArgv(ns, ['list', 'tables']), { nftables: [{ list: { tables: null } }] });
   return doc.nftables
     .filter((o) => o.table)
     .map((o) => o.table as unknown as NftTableRef)
@@ -285,7 +300,7 @@ export async function readNftTable(ns: NetnsRef, family: NftFamily, name: string
   checkName('name', name);
   let doc: ListDoc;
   try {
-    doc = await runJson<ListDoc>(inNetns(ns, ['nft', '-j', 'list', 'table', family, name]));
+    doc = await listNft<ListDoc>(ns, nftArgv(ns, ['list', 'table', family, name]), { nftables: [{ list: { table: { family, name } } }] });
   } catch (e) {
     if (e instanceof KernelError && e.code === 'ENOENT') return null;
     throw e;

@@ -1,8 +1,11 @@
-// Namespaces, sysctls and the spawn layer, on the real kernel.
+// Namespaces, sysctls and the spawn layer, on the real kernel. Namespaces and sysctls are made in-process (the
+// addon, no `ip netns` / `sysctl` spawn): every test checks the result with the real tools, so a namespace or a value
+// that only our own code can see would fail.
 import assert from 'node:assert/strict';
+import { closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { KernelError, KernelInputError, run } from '../../src/kernel/exec.js';
-import { createNetns, deleteNetnsIfPresent, inNetns, listNetns, netnsExists, readSysctls, setSysctls } from '../../src/kernel/netns.js';
+import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from '../../src/kernel/exec.js';
+import { createNetns, deleteNetnsIfPresent, inNetns, listNetns, NETNS_RUN_DIR, netnsExists, readSysctls, setSysctls } from '../../src/kernel/netns.js';
 import { assertNoLeftovers, netnsHarness } from '../support/netns.js';
 
 const h = netnsHarness();
@@ -29,8 +32,9 @@ test('inNetns runs a tool inside the namespace only', async () => {
   assert.deepEqual(stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['lo']);
 });
 
-test('setSysctls writes several keys in one spawn; readSysctls reads them back', async () => {
+test('setSysctls writes several keys without a spawn; readSysctls reads them back', async () => {
   const a = await h.create('a');
+  resetSpawnStats();
   await setSysctls(a, {
     'net.ipv4.ip_forward': 1,
     'net.ipv4.conf.all.send_redirects': 0,
@@ -41,6 +45,7 @@ test('setSysctls writes several keys in one spawn; readSysctls reads them back',
     'net.ipv4.conf.all.send_redirects': '0',
     'net.ipv4.fib_multipath_hash_policy': '1',
   });
+  assert.equal(spawnStats().spawns, 0);
   // Idempotent.
   await setSysctls(a, { 'net.ipv4.ip_forward': 1 });
 });
@@ -61,6 +66,118 @@ test('a failing sysctl key is named in the error; the other keys are still writt
 test('bad input is refused before anything is spawned, naming the field', async () => {
   await assert.rejects(setSysctls(h.name('a'), { 'net.ipv4.ip_forward': '1; reboot' }), (e: unknown) => e instanceof KernelInputError && /sysctl net.ipv4.ip_forward/.test(e.message));
   await assert.rejects(createNetns('../etc'), (e: unknown) => e instanceof KernelInputError && e.field === 'netns');
+  await assert.rejects(deleteNetnsIfPresent('a/b'), (e: unknown) => e instanceof KernelInputError && e.field === 'netns');
+  await assert.rejects(createNetns('..'), (e: unknown) => e instanceof KernelInputError && e.field === 'netns');
+  // Sysctl keys become /proc/sys paths: only dotted words under the per-netns net trees we set.
+  for (const key of ['kernel.hostname', 'net.ipv4..conf', 'net.ipv4.conf.all/../../../kernel/hostname', 'net', 'fs.file-max', 'net.unix.max_dgram_qlen']) {
+    await assert.rejects(setSysctls(h.name('a'), { [key]: 1 }), (e: unknown) => e instanceof KernelInputError && e.field.includes(JSON.stringify(key)), key);
+    await assert.rejects(readSysctls(h.name('a'), [key]), (e: unknown) => e instanceof KernelInputError, key);
+  }
+});
+
+/** The netns of this (the JS) thread, as the kernel names it (net:[inode]). */
+const ownNetns = () => readlinkSync('/proc/thread-self/ns/net');
+
+/** Mount points under /run/netns whose path mentions `prefix` (the mount table is where a leaked bind mount shows). */
+const mountsMentioning = (prefix: string) =>
+  readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(`${NETNS_RUN_DIR}/${prefix}`));
+
+test('a namespace made in-process is a real named netns: ip netns list shows it, ip -n enters it, it is new and empty', async () => {
+  const own = ownNetns();
+  resetSpawnStats();
+  const a = await h.create('real-a');
+  const b = await h.create('real-b');
+  assert.equal(spawnStats().spawns, 0, 'createNetns spawned a process');
+  assert.equal(ownNetns(), own, 'the JS thread changed namespace');
+  const listed = (await run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]);
+  assert.ok(listed.includes(a) && listed.includes(b), listed.join(','));
+  // A namespace of its own: not ours, not the other one's (a bind mount of the wrong thread's netns would be).
+  const inode = (n: string) => statSync(`${NETNS_RUN_DIR}/${n}`).ino;
+  const ownInode = Number(/\[(\d+)\]/.exec(own)![1]);
+  assert.notEqual(inode(a), ownInode);
+  assert.notEqual(inode(a), inode(b));
+  assert.equal((await run(['ip', 'netns', 'exec', a, 'readlink', '/proc/self/ns/net'])).stdout.trim(), `net:[${inode(a)}]`);
+  // Usable by iproute2: a veth from a into b, seen from both sides.
+  await run(['ip', '-n', a, 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b]);
+  assert.deepEqual((await run(['ip', '-n', b, '-br', 'link'])).stdout.trim().split('\n').map((l) => l.split(/[\s@]+/)[0]).sort(), ['lo', 'vb']);
+  // The mount is shared like iproute2's (so deleting it frees the namespace in every mount namespace).
+  const m = mountsMentioning(a);
+  assert.equal(m.length, 1, m.join('\n'));
+  assert.match(m[0]!, / shared:\d+ /);
+  assert.match(m[0]!, / - nsfs /);
+});
+
+test('delete removes the name and its mount; a namespace made by `ip netns add` is deleted too, and ours by `ip netns del`', async () => {
+  const a = await h.create('del-a');
+  await deleteNetnsIfPresent(a);
+  assert.equal(await netnsExists(a), false);
+  assert.deepEqual(mountsMentioning(a), []);
+  assert.ok(!(await run(['ip', 'netns', 'list'])).stdout.includes(a));
+
+  const byIp = h.name('del-ip');
+  await run(['ip', 'netns', 'add', byIp]);
+  await createNetns(byIp); // already there: left alone
+  await deleteNetnsIfPresent(byIp);
+  assert.deepEqual(mountsMentioning(byIp), []);
+  assert.equal(await netnsExists(byIp), false);
+
+  const ours = await h.create('del-ours');
+  await run(['ip', 'netns', 'del', ours]);
+  assert.equal(await netnsExists(ours), false);
+  assert.deepEqual(mountsMentioning(ours), []);
+});
+
+test('create is idempotent and repairs a bare name left by a creator that died before mounting', async () => {
+  const a = await h.create('idem');
+  const ino = statSync(`${NETNS_RUN_DIR}/${a}`).ino;
+  await createNetns(a);
+  assert.equal(statSync(`${NETNS_RUN_DIR}/${a}`).ino, ino, 'an existing namespace was replaced');
+  assert.equal(mountsMentioning(a).length, 1);
+
+  const bare = h.name('bare');
+  closeSync(openSync(`${NETNS_RUN_DIR}/${bare}`, 'wx', 0)); // what `ip netns add` leaves if killed between its two steps
+  await assert.rejects(run(['ip', '-n', bare, 'link']), 'a bare file is not a namespace');
+  await createNetns(bare);
+  assert.match((await run(['ip', '-n', bare, '-br', 'link'])).stdout, /^lo\s/);
+  assert.equal(mountsMentioning(bare).length, 1);
+});
+
+test('sysctls are per namespace both ways: ours read by `ip netns exec sysctl`, theirs read by ours; others untouched', async () => {
+  const own = ownNetns();
+  const ownRedirects = readFileSync('/proc/sys/net/ipv4/conf/all/send_redirects', 'utf8').trim();
+  const a = await h.create('sys-a');
+  const b = await h.create('sys-b');
+  await setSysctls(a, { 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv4.fib_multipath_hash_policy': 1 });
+  assert.equal(ownNetns(), own);
+  assert.equal((await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', 'net.ipv4.conf.all.send_redirects', 'net.ipv4.fib_multipath_hash_policy'])).stdout, '0\n1\n');
+  // b (a fresh namespace: kernel defaults) and this process's own namespace kept their values.
+  assert.equal((await run(['ip', 'netns', 'exec', b, 'sysctl', '-n', 'net.ipv4.conf.all.send_redirects'])).stdout.trim(), '1');
+  assert.equal(readFileSync('/proc/sys/net/ipv4/conf/all/send_redirects', 'utf8').trim(), ownRedirects);
+  // The other way: a value set by the tool is what readSysctls sees, and only in that namespace.
+  await run(['ip', 'netns', 'exec', b, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  assert.deepEqual(await readSysctls(b, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': '1' });
+  assert.deepEqual(await readSysctls(a, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': '0' });
+  // Per-interface keys resolve in the namespace: lo exists in every one, a veth only in its own.
+  await run(['ip', '-n', a, 'link', 'add', 'sx0', 'type', 'veth', 'peer', 'name', 'sx1']);
+  await setSysctls(a, { 'net.ipv4.conf.sx0.rp_filter': 2 });
+  assert.equal((await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', 'net.ipv4.conf.sx0.rp_filter'])).stdout.trim(), '2');
+  await assert.rejects(readSysctls(b, ['net.ipv4.conf.sx0.rp_filter']), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT');
+  // A value the kernel refuses is named with the key and EINVAL.
+  await assert.rejects(setSysctls(a, { 'net.ipv4.fib_multipath_hash_policy': 99 }), (e: unknown) => {
+    assert.ok(e instanceof KernelError);
+    assert.deepEqual(e.failures.map((f) => [f.command[0], f.code]), [['net.ipv4.fib_multipath_hash_policy', 'EINVAL']]);
+    assert.match(e.message, /fib_multipath_hash_policy/);
+    return true;
+  });
+  assert.equal(ownNetns(), own);
+});
+
+test('a missing namespace is a KernelError (ENOENT) naming it, and the thread stays where it was', async () => {
+  const own = ownNetns();
+  const missing = h.name('missing');
+  await assert.rejects(setSysctls(missing, { 'net.ipv4.ip_forward': 1 }), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && e.message.includes(missing));
+  await assert.rejects(readSysctls(missing, ['net.ipv4.ip_forward']), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && e.message.includes(missing));
+  assert.equal(ownNetns(), own);
 });
 
 test('KernelError carries the command, the exit status and the kernel message', async () => {

@@ -2,13 +2,16 @@
 //
 //   ns "cl" va 10.250.1.0/31 ─── veth ─── vb 10.250.1.1/31 ns "fw" (table inet ot_fw: input policy drop)
 import assert from 'node:assert/strict';
+import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { addressReplaceOp } from '../../src/kernel/addresses.js';
-import { KernelError, KernelInputError } from '../../src/kernel/exec.js';
+import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
 import {
-  deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
+  applyNftDocument, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
   type NftTableSpec,
 } from '../../src/kernel/nft.js';
 import { icmpEcho, netnsHarness } from '../support/netns.js';
@@ -145,4 +148,75 @@ test('bad input is refused before nft runs, naming the field; kernel refusals ca
   );
   // A failed transaction changes nothing.
   assert.deepEqual(await listNftTables(fw), []);
+});
+
+/** What the nft tool itself lists in `ns`: "family name" of every table. */
+async function cliTables(ns: string): Promise<string[]> {
+  const doc = JSON.parse((await run(['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'ruleset'])).stdout) as { nftables: { table?: { family: string; name: string } }[] };
+  return doc.nftables.filter((o) => o.table).map((o) => `${o.table!.family} ${o.table!.name}`);
+}
+
+test('in-process nft and the nft tool see the same ruleset, both ways, and only in that namespace', async () => {
+  const own = readlinkSync('/proc/thread-self/ns/net');
+  resetSpawnStats();
+  await replaceNftTable(fw, firewall('both-1', [CLIENT]));
+  assert.ok(await readNftTable(fw, 'inet', 'ot_fw'));
+  assert.equal(spawnStats().spawns, 0, 'replace/read spawned a process');
+  assert.equal(readlinkSync('/proc/thread-self/ns/net'), own, 'the JS thread changed namespace');
+  // Ours, read by the tool: the table with its rules (comments) and the version chain.
+  assert.deepEqual(await cliTables(fw), ['inet ot_fw']);
+  assert.deepEqual(await cliTables(cl), [], 'the table leaked into another namespace');
+  const listing = (await run(['ip', 'netns', 'exec', fw, 'nft', 'list', 'table', 'inet', 'ot_fw'])).stdout;
+  assert.match(listing, /comment "rule:allow-icmp"/);
+  assert.match(listing, /policy drop/);
+  assert.match(listing, /comment "version:both-1"/);
+  assert.deepEqual((await listNftTables(null)).filter((t) => t.name === 'ot_fw'), [], 'the table landed in this process\'s namespace');
+
+  // The tool's, read by us: a table written with `nft -j -f`.
+  const dir = mkdtempSync(join(tmpdir(), 'ott-nft-'));
+  try {
+    const file = join(dir, 'doc.json');
+    const t = { family: 'ip', table: 'cli_made' };
+    writeFileSync(file, JSON.stringify({ nftables: [
+      { add: { table: { family: 'ip', name: 'cli_made' } } },
+      { add: { chain: { ...t, name: 'c', type: 'filter', hook: 'output', prio: 0, policy: 'accept' } } },
+      { add: { rule: { ...t, chain: 'c', comment: 'by-cli', expr: [{ counter: null }, { accept: null }] } } },
+    ] }));
+    await run(['ip', 'netns', 'exec', fw, 'nft', '-j', '-f', file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual((await listNftTables(fw)).map((r) => `${r.family} ${r.name}`).sort(), ['inet ot_fw', 'ip cli_made']);
+  const cli = await readNftTable(fw, 'ip', 'cli_made');
+  assert.deepEqual(cli?.rules.map((r) => [r.chain, r.comment, typeof r.counter?.packets]), [['c', 'by-cli', 'number']]);
+  assert.deepEqual(cli?.chains.map((c) => [c.name, c.base?.hook]), [['c', 'output']]);
+  await deleteNftTableIfPresent(fw, 'ip', 'cli_made');
+  await deleteNftTableIfPresent(fw, 'inet', 'ot_fw');
+  assert.deepEqual(await cliTables(fw), []);
+});
+
+test('nft refusals are KernelErrors with nft\'s own message; nothing of a refused document is applied', async () => {
+  const own = readlinkSync('/proc/thread-self/ns/net');
+  // A document libnftables cannot parse (a command it does not know).
+  await assert.rejects(applyNftDocument(fw, { nftables: [{ add: { table: { family: 'inet', name: 'half' } } }, { add: { no_such_object: {} } }] }), (e: unknown) => {
+    assert.ok(e instanceof KernelError, String(e));
+    assert.match(e.kernelMessage, /Unknown object passed to add command/);
+    assert.ok(e.argv.includes(fw), e.message);
+    return true;
+  });
+  // A document the kernel refuses (deleting a table that is not there): ENOENT, and the earlier command is rolled back.
+  await assert.rejects(
+    applyNftDocument(fw, { nftables: [{ add: { table: { family: 'inet', name: 'half' } } }, { delete: { table: { family: 'inet', name: 'no_such_table' } } }] }),
+    (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && /No such file or directory/.test(e.kernelMessage),
+  );
+  assert.deepEqual(await cliTables(fw), []);
+  // A rule whose statement nft rejects (an unknown payload field): nft's message names it.
+  await assert.rejects(
+    replaceNftTable(fw, { family: 'inet', name: 'bad_rule', chains: [{ name: 'c', rules: [{ expr: [x.match(x.payload('ip', 'no_such_field'), '==', 1), x.accept()] }] }] }),
+    (e: unknown) => e instanceof KernelError && /Unknown ip field 'no_such_field'/.test(e.kernelMessage),
+  );
+  assert.deepEqual(await cliTables(fw), []);
+  // A namespace that does not exist: the listing fails naming it (ENOENT) rather than reading ours.
+  await assert.rejects(listNftTables(h.name('missing')), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && e.message.includes(h.name('missing')));
+  assert.equal(readlinkSync('/proc/thread-self/ns/net'), own);
 });

@@ -1,4 +1,4 @@
-/** Sysctls: write only the keys whose current value differs (one read spawn, one write spawn when needed). */
+/** Sysctls: write only the keys whose current value differs (one in-process read, one write when needed; no spawn). */
 import { readSysctls, setSysctls } from '../../kernel/netns.js';
 
 export interface SysctlOptions {

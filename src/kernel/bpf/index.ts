@@ -400,6 +400,37 @@ export function withNetns<T>(netns: string | undefined, fn: () => T): T {
   return native().withNetns(netnsPath(netns), fn);
 }
 
+/**
+ * Named network namespaces without spawning `ip netns` (native/nsfs.cc does what iproute2 does). `name` must be
+ * checked by the caller (src/kernel/netns.ts). Returns true when it created the namespace, false when one existed.
+ */
+export function addNamedNetns(dir: string, name: string): boolean {
+  return native().netnsAdd(dir, name);
+}
+
+/** `ip netns del` in-process (unmount + unlink): whether the name existed. */
+export function deleteNamedNetns(dir: string, name: string): boolean {
+  return native().netnsDelete(dir, name);
+}
+
+export interface NftRunResult {
+  /** libnftables' status: 0 when the whole document ran (and was committed), nonzero when nothing was. */
+  rc: number;
+  /** JSON listings (`list …` commands). */
+  stdout: string;
+  /** nft's error messages, as the tool prints them. */
+  stderr: string;
+}
+
+/**
+ * Runs an nft JSON document through libnftables inside `netns` (twin: `nft -j -f FILE`). Blocks until the document
+ * has run; the work happens on a thread of native/nft.cc's own (this thread never changes netns), which closes the
+ * nft socket afterwards. src/kernel/nft.ts builds the documents and turns failures into KernelErrors.
+ */
+export function nftRun(netns: string | undefined, text: string): NftRunResult {
+  return native().nftRun(netnsPath(netns), text);
+}
+
 export type XdpMode = 'native' | 'generic';
 const XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
 const XDP_MODE_FLAGS: Record<XdpMode, number> = { generic: 2 /* XDP_FLAGS_SKB_MODE */, native: 4 /* XDP_FLAGS_DRV_MODE */ };

@@ -104,6 +104,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ot::InitObjects(env, exports);
   ot::InitNetns(env, exports);
   ot::InitRingbuf(env, exports);
+  ot::InitNsfs(env, exports);
+  ot::InitNft(env, exports);
   return exports;
 }
 

@@ -38,5 +38,7 @@ void InitMaps(Napi::Env env, Napi::Object exports);
 void InitObjects(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
+void InitNsfs(Napi::Env env, Napi::Object exports);
+void InitNft(Napi::Env env, Napi::Object exports);
 
 }  // namespace ot
