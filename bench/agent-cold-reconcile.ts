@@ -90,7 +90,11 @@ registerBenchmark({
   order: 10,
   async run(ctx) {
     // 750, not the 1000 first planned: customers need distinct router addresses, and the documentation ranges
-    // (the only public-looking addresses a benchmark may use) hold 767 (see lib/customers.ts).
+    // (the only public-looking addresses a benchmark may use) hold 767 (see lib/customers.ts). The benchmarking
+    // range 198.18.0.0/15 is refused for customer_gre_endpoint by the model ("198.18.0.1 is not a public unicast
+    // address: it is in 198.18.0.0/15, benchmarking (RFC 2544)", model/gre-tunnel.ts publicIpv4Field), and a
+    // second anycast endpoint would not help: the registry only keeps (router, endpoint) pairs unique, but the data
+    // plane knows a customer router by its address alone (ot_gre_peers), so two accounts cannot share one.
     const n = numberParam(ctx, 'customers', 750, 20);
     if (n > MAX_CUSTOMERS) throw new Error(`customers=${n}: at most ${MAX_CUSTOMERS} (distinct customer router addresses in the documentation ranges)`);
     const sample = Math.min(n, numberParam(ctx, 'baseline_sample', 20, 3));

@@ -12,7 +12,7 @@
  */
 import { classifyKernelMessage, KernelError, KernelInputError, run, type BatchFailure, type KernelErrorCode } from './exec.js';
 import { attr, ifinfomsg, payload, RTM, str, u32 } from './netlink/codec.js';
-import { NetlinkRequestError, rtnlGet, rtnlRequest, withNetnsFd } from './netlink/socket.js';
+import { closeNetnsFd, NetlinkRequestError, openNetnsFd, rtnlBatch, rtnlGet } from './netlink/socket.js';
 import { checkNetnsName } from './validate.js';
 
 /** A named network namespace, or null for the namespace of this process (see netns.ts). */
@@ -127,12 +127,17 @@ export async function netlinkRead<T>(ns: NetnsRef, argsTwin: readonly string[], 
   }
 }
 
-/** The ifindex of `dev` in `ns` (RTM_GETLINK by name), undefined when there is no such link. */
-export async function linkIndex(ns: NetnsRef, dev: string): Promise<number | undefined> {
+/** RTM_GETLINK of one link by name, without statistics. */
+function linkByNameBody(dev: string): Buffer {
   const RTEXT_FILTER_SKIP_STATS = 8;
   const IFLA_IFNAME = 3;
   const IFLA_EXT_MASK = 29;
-  const reply = await rtnlGet(ns, RTM.GETLINK, payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]));
+  return payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]);
+}
+
+/** The ifindex of `dev` in `ns` (RTM_GETLINK by name), undefined when there is no such link. */
+export async function linkIndex(ns: NetnsRef, dev: string): Promise<number | undefined> {
+  const reply = await rtnlGet(ns, RTM.GETLINK, linkByNameBody(dev));
   return reply ? reply.readInt32LE(4) : undefined;
 }
 
@@ -140,36 +145,57 @@ export async function linkIndex(ns: NetnsRef, dev: string): Promise<number | und
  * Sends each op's netlink request in order on the namespace's socket. Every op is attempted; tolerated errors make
  * an op 'unchanged'; the others are thrown together as one KernelError whose `failures` name each op (1-based,
  * its iproute2 twin) and the kernel's message — the same shape as an `ip -batch` failure.
+ *
+ * Requests are pipelined (rtnlBatch) in groups: a group ends after an op that adds or deletes links, because a
+ * later op may name a link that op made; device names are resolved per group (one RTM_GETLINK per new name).
  */
 async function runNetlinkOps(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome[]> {
   const indexes = new Map<string, number | undefined>();
-  const outcomes: IpOpOutcome[] = [];
+  const outcomes: IpOpOutcome[] = ops.map(() => 'done');
   const failures: BatchFailure[] = [];
-  for (const [i, op] of ops.entries()) {
-    const nl = op.nl!;
+  const fail = (i: number, e: NetlinkRequestError) => {
+    const op = ops[i]!;
+    if (op.tolerate?.includes(e.code)) outcomes[i] = 'unchanged';
+    else failures.push({ line: i + 1, command: op.args, message: e.kernelMessage, code: e.code });
+  };
+  for (let start = 0; start < ops.length; ) {
+    let end = start;
+    while (end < ops.length && !ops[end]!.nl!.changesLinks) end++;
+    end = Math.min(end + 1, ops.length);
+    const group = ops.slice(start, end);
+    const missing = [...new Set(group.flatMap((op) => op.nl!.devs ?? []))].filter((d) => !indexes.has(d));
+    const found = await rtnlBatch(ns, missing.map((dev) => ({ type: RTM.GETLINK, flags: 0, body: linkByNameBody(dev) })));
+    missing.forEach((dev, k) => {
+      const r = found[k];
+      if (r instanceof NetlinkRequestError && r.code !== 'ENOENT') throw r;
+      indexes.set(dev, r instanceof Buffer ? r.readInt32LE(4) : undefined);
+    });
+    const fdNames = [...new Set(group.flatMap((op) => op.nl!.netnsFds ?? []))];
+    const fds = new Map<string, number>();
     try {
-      for (const dev of nl.devs ?? []) {
-        if (!indexes.has(dev)) indexes.set(dev, await linkIndex(ns, dev));
-        if (indexes.get(dev) === undefined) throw new NetlinkRequestError(19, `Cannot find device "${dev}"`);
+      for (const name of fdNames) fds.set(name, openNetnsFd(name));
+      const sent: number[] = [];
+      const reqs = [];
+      for (const [k, op] of group.entries()) {
+        const absent = (op.nl!.devs ?? []).find((d) => indexes.get(d) === undefined);
+        if (absent !== undefined) {
+          fail(start + k, new NetlinkRequestError(19, `Cannot find device "${absent}"`));
+          continue;
+        }
+        sent.push(start + k);
+        reqs.push({ type: op.nl!.type, flags: op.nl!.flags, body: op.nl!.build({ ifindex: (dev) => indexes.get(dev)!, netnsFd: (name) => fds.get(name)! }) });
       }
-      const send = async (fds: Map<string, number>) => {
-        const body = nl.build({ ifindex: (dev) => indexes.get(dev)!, netnsFd: (name) => fds.get(name)! });
-        await rtnlRequest(ns, nl.type, nl.flags, body);
-      };
-      const names = nl.netnsFds ?? [];
-      const withFds = async (k: number, fds: Map<string, number>): Promise<void> =>
-        k === names.length ? send(fds) : withNetnsFd(names[k]!, (fd) => withFds(k + 1, new Map(fds).set(names[k]!, fd)));
-      await withFds(0, new Map());
-      outcomes.push('done');
+      const answers = await rtnlBatch(ns, reqs);
+      answers.forEach((a, k) => a instanceof NetlinkRequestError && fail(sent[k]!, a));
     } catch (e) {
       if (!(e instanceof NetlinkRequestError)) throw e;
-      if (op.tolerate?.includes(e.code)) outcomes.push('unchanged');
-      else {
-        outcomes.push('done');
-        failures.push({ line: i + 1, command: op.args, message: e.kernelMessage, code: e.code });
-      }
+      // The namespace of a veth peer does not exist: every op of the group that needed it fails.
+      for (let k = start; k < end; k++) fail(k, e);
+    } finally {
+      for (const fd of fds.values()) closeNetnsFd(fd);
     }
-    if (nl.changesLinks) indexes.clear();
+    if (group.some((op) => op.nl!.changesLinks)) indexes.clear();
+    start = end;
   }
   if (failures.length > 0) {
     // One op reads like a single `ip` command's error; several like a batch's.
