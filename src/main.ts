@@ -31,11 +31,14 @@ function registerDaemonCommands(program: Command): void {
     .command('api')
     .description('run the HTTP API server (operator token: OPENTRANSIT_OPERATOR_TOKEN, else one is generated and printed once)')
     .option('--listen <host:port>', 'address and port to listen on (port 0 picks a free one)', '127.0.0.1:8080')
-    .option('--data-dir <dir>', 'directory of the embedded store', '/var/lib/opentransit')
-    .action(async (opts: { listen: string; dataDir: string }) => {
+    .option('--data-dir <dir>', 'directory of the embedded store (and of the operator token hash)', '/var/lib/opentransit')
+    .option('--store <spec>', 'lmdb:DIR or etcd://host:port[,host:port…] (default: the embedded store in --data-dir)')
+    .action(async (opts: { listen: string; dataDir: string; store?: string }) => {
       const { startApiServer } = await import('./api/server.js');
+      // A store given by spec is opened here; the server does not close a store it was given, the process exit does.
+      const store = opts.store === undefined ? undefined : await (await import('./store/open.js')).openStore(opts.store);
       // Prints its URL (and a generated operator token, if any); the open server keeps the process alive.
-      await startApiServer({ listen: opts.listen, dataDir: opts.dataDir });
+      await startApiServer({ listen: opts.listen, dataDir: opts.dataDir, ...(store ? { store } : {}) });
     });
 
   const nodeOptions = (cmd: Command) =>
