@@ -199,6 +199,13 @@ test('IPv6 is off unless a client or customer host has an address6: IPv4 topolog
   assert.ok(plan.hosts.every((h) => h.bgpPeers.every((p) => !p.neighbor.includes(':'))));
 });
 
+test('examples/lab-ipv6.yaml: the demo lab with IPv6 addresses for the client and Acme\'s host', () => {
+  const t = parseTopology(readFileSync(defaultTopologyFile().replace(/lab\.yaml$/, 'lab-ipv6.yaml'), 'utf8'), 'examples/lab-ipv6.yaml');
+  assert.equal(t.clients[0]!.address6, '2001:db8:ffff::100');
+  assert.equal(t.customers[0]!.prefix6, '2001:db8:100::/64');
+  assert.equal(planLab(t).ipv6, true);
+});
+
 test('IPv6 validation: documentation addresses, inside the customer prefix6, unique, outside other prefixes', () => {
   const t = withIpv6();
   const v = validateTopology(t);
