@@ -3,9 +3,11 @@
  * by BGP anycast (IPv6 sessions beside the IPv4 ones), through an edge's customer namespace (IPv6 route via the
  * tunnel's link-local next hop → tc GRE encap) to the customer router, which decapsulates it; the replies go back
  * inside the same IPv4 tunnel and an edge decapsulates them. tshark at the customer router decodes GRE carrying
- * IPv6 (0x86dd) both ways with checksums validated. IPv6 route priorities choose between two tunnels and equal ones
- * share flows (ECMP), as for IPv4. GRE from the customer router with an IPv6 inner source outside the customer's
- * prefixes is dropped and counted at the edges. Needs `make build`.
+ * IPv6 (0x86dd) both ways with checksums validated. Also: IPv4 to the same host beside it; direct return (DSR) of
+ * IPv6 by a second customer; the customer firewall on IPv6; the client learning the tunnel's path MTU (ICMPv6 Packet
+ * Too Big from the edge); IPv6 route priorities choosing between two tunnels and equal ones sharing flows (ECMP),
+ * as for IPv4. GRE from the customer router with an IPv6 inner source outside the customer's prefixes is dropped
+ * and counted at the edges. Needs `make build`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
