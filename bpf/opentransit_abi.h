@@ -45,9 +45,10 @@
 /* IPv4 a.b.c.d/n is stored in LPM keys as ::ffff:a.b.c.d/(OT_LPM_V4_OFFSET + n). */
 #define OT_LPM_V4_OFFSET 96
 #define OT_BLOCKLIST_MAX 262144
-/* The IPv4 index of the blocklist (ot_bl4_l1, ot_bl4_l2: see the maps below and xdp_edge.c for why). */
-#define OT_BL4_L1_WORDS 2048 /* 65536 /16s, 2 bits each (enum ot_bl4), 32 per __u64 word: word = /16 >> 5 */
-#define OT_BL4_L2_MAX 262144 /* /24 host bitmaps; /16s that would need more fall back to the trie */
+/* The IPv4 index of the blocklist (ot_bl4_slash16, ot_bl4_pages, ot_bl4_l2: see the maps below and xdp_edge.c). */
+#define OT_BL4_SLASH16S 65536
+#define OT_BL4_PAGES 512 /* /16s with a whole bitmap of their own (8 KiB each, preallocated: 4 MiB) */
+#define OT_BL4_L2_MAX 262144 /* /24 bitmaps of the /16s without a page; /16s that would need more: the trie */
 #define OT_PREFIXES_MAX 65536
 #define OT_MITIGATION_PREFIXES_MAX 4096
 /* Rules evaluated per destination prefix, in order, first match wins. */
@@ -112,12 +113,14 @@ enum ot_action {
 	OT_ACTION_PASS = 3, /* stop evaluating: lets traffic skip later rules */
 };
 
-/* What the IPv4 blocklist index says about a /16 (2 bits of ot_bl4_l1). */
+/* What the IPv4 blocklist index says about a /16: the low 8 bits of its ot_bl4_slash16 value (the page number,
+ * for OT_BL4_PAGE, in the upper 24). */
 enum ot_bl4 {
 	OT_BL4_NONE = 0, /* no blocklist entry overlaps the /16: not blocked */
 	OT_BL4_COVERED = 1, /* an entry of length <= 16 covers the whole /16: blocked */
-	OT_BL4_HOSTS = 2, /* only longer entries: the /24's bitmap in ot_bl4_l2 decides (no bitmap: not blocked) */
-	OT_BL4_TRIE = 3, /* too many /24 bitmaps for ot_bl4_l2: ot_blocklist (the trie) decides */
+	OT_BL4_PAGE = 2, /* only longer entries: bit (address & 0xffff) of its page in ot_bl4_pages decides */
+	OT_BL4_HOSTS = 3, /* only longer entries, no page left: the /24's bitmap in ot_bl4_l2 decides (none: not blocked) */
+	OT_BL4_TRIE = 4, /* neither a page nor room in ot_bl4_l2: ot_blocklist (the trie) decides */
 };
 
 /* Which program wrote a sample record. */
@@ -171,6 +174,11 @@ struct ot_rule_set {
 	__u32 count; /* rules in use, <= OT_RULES_PER_PREFIX */
 	__u32 _pad;
 	struct ot_rule rules[OT_RULES_PER_PREFIX];
+};
+
+/* Value of ot_bl4_pages: the blocked addresses of one /16. */
+struct ot_bl4_page {
+	__u8 bits[8192]; /* address .x.y blocked when bits[(x << 5) | (y >> 3)] & (1 << (y & 7)) */
 };
 
 /* Value of ot_bl4_l2 (key: the /24, i.e. the IPv4 address in host order >> 8): the blocked addresses of a /24. */
@@ -283,9 +291,11 @@ OT_MAP(ot_counters, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct ot_counter, OT_COUN
 /* Global blocklist of sources; value: an operator-chosen list id (informational). The source of truth: IPv6
  * packets (and IPv4 in OT_BL4_TRIE /16s) look it up; ot_bl4_l1/ot_bl4_l2 are derived from its IPv4 entries. */
 OT_MAP(ot_blocklist, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_BLOCKLIST_MAX, BPF_F_NO_PREALLOC)
-/* IPv4 blocklist index, level 1: 2 bits (enum ot_bl4) per /16 of the source. */
-OT_MAP(ot_bl4_l1, BPF_MAP_TYPE_ARRAY, __u32, __u64, OT_BL4_L1_WORDS, 0)
-/* IPv4 blocklist index, level 2: /24 → its blocked addresses (for /16s in state OT_BL4_HOSTS). */
+/* IPv4 blocklist index, level 1: per /16 of the source (address >> 16), enum ot_bl4 | page << 8. */
+OT_MAP(ot_bl4_slash16, BPF_MAP_TYPE_ARRAY, __u32, __u32, OT_BL4_SLASH16S, 0)
+/* IPv4 blocklist index, level 2 for /16s in state OT_BL4_PAGE: page → bitmap of the /16. */
+OT_MAP(ot_bl4_pages, BPF_MAP_TYPE_ARRAY, __u32, struct ot_bl4_page, OT_BL4_PAGES, 0)
+/* IPv4 blocklist index, level 2 for /16s in state OT_BL4_HOSTS: /24 → its blocked addresses. */
 OT_MAP(ot_bl4_l2, BPF_MAP_TYPE_HASH, __u32, struct ot_bl4_hosts, OT_BL4_L2_MAX, BPF_F_NO_PREALLOC)
 /* Customer prefixes → account: attributes traffic by destination, and checks decapsulated sources. */
 OT_MAP(ot_prefixes, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_PREFIXES_MAX, BPF_F_NO_PREALLOC)

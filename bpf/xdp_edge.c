@@ -41,39 +41,48 @@ static __always_inline int ot_blocklisted_trie(const __u8 *addr)
  *
  * Why an index for IPv4: a lookup in the kernel's LPM trie walks one node per branching bit and compares 16-byte
  * keys at each; with 10k entries that was ~140 ns per packet of a flood from a blocklisted source (the bench),
- * more than everything else xdp_edge does. A flood is what the blocklist is for, and IPv4 is what floods are made
- * of, so IPv4 sources use an exact two-level index the agent derives from the trie's IPv4 entries
- * (src/kernel/bpf/blocklist4.ts):
- *   level 1, ot_bl4_l1: an array of 2 bits per /16 (16 KiB, the JIT inlines the lookup: a load and a shift):
+ * more than everything else xdp_edge does. A flood is what the blocklist is for, its sources are spoofed at
+ * random (no cache helps), and IPv4 is what floods are made of, so IPv4 sources use an exact index the agent
+ * derives from the trie's IPv4 entries (src/kernel/bpf/blocklist4.ts):
+ *   ot_bl4_slash16, an array with one value per /16 (the JIT inlines the lookup: a bounds check and a load):
  *     NONE — no entry overlaps the /16: not blocked (most clean and rule-matched traffic stops here);
  *     COVERED — an entry of length <= 16 covers the /16: blocked;
- *     HOSTS — only longer entries: level 2 decides;
- *     TRIE — level 2 would need too many bitmaps (a huge list of /17–/23s): the trie decides, as before.
- *   level 2, ot_bl4_l2: a hash /24 → 256-bit bitmap of the blocked addresses of the /24 (entries /17–/24 set
- *     whole bitmaps, /25–/32 ranges of bits): one hash lookup of a 4-byte key and a bit test.
- * Both levels together say exactly what the trie says (a covering entry of length <= 16 covers the /16; one of
- * 17–32 covers the address's bit in its /24's bitmap). The agent writes a /24's bitmap before level 1 points
- * to it, and clears level 1 before deleting bitmaps. IPv6 keeps the trie: a v6 flood's sources are rarely in a
- * list, and a trie lookup that leaves the trie at its root (the usual miss) is cheap.
+ *     PAGE — a 64k-bit bitmap of the /16 in ot_bl4_pages (an array too: one more load and a bit test); the
+ *       agent gives the 512 pages to the /16s with the most blocked /24s;
+ *     HOSTS — the other /16s with longer entries: a hash /24 → 256-bit bitmap in ot_bl4_l2 (~25 ns more);
+ *     TRIE — past ot_bl4_l2's size (a huge list of /17–/23s): the trie decides, as before.
+ * All together say exactly what the trie says (a covering entry of length <= 16 covers the /16; one of 17–32 sets
+ * the address's bit). The agent writes a page or bitmap before a /16 points to it and deletes bitmaps only after
+ * no /16 does; a page changed in place is read either before or after, byte by byte, which is exact per address.
+ * IPv6 keeps the trie: a v6 flood's sources are rarely in a list, and a lookup that leaves the trie at its root
+ * (the usual miss) is cheap.
  */
 static __always_inline int ot_blocklisted4(__be32 saddr, const __u8 *addr)
 {
 	__u32 a = bpf_ntohl(saddr);
-	__u32 word = a >> 21; /* the /16 (a >> 16), 32 per word */
-	__u64 *w = bpf_map_lookup_elem(&ot_bl4_l1, &word);
-	if (!w)
-		return 0; /* cannot happen: the array has every word */
-	__u32 state = (*w >> ((a >> 15) & 62)) & 3; /* bits 2 * (/16 % 32) */
-	if (state == OT_BL4_NONE)
+	__u32 s16 = a >> 16;
+	__u32 *e = bpf_map_lookup_elem(&ot_bl4_slash16, &s16);
+	if (!e)
+		return 0; /* cannot happen: the array has every /16 */
+	__u32 v = *e;
+	switch (v & 0xff) {
+	case OT_BL4_NONE:
 		return 0;
-	if (state == OT_BL4_COVERED)
+	case OT_BL4_COVERED:
 		return 1;
-	if (state == OT_BL4_HOSTS) {
+	case OT_BL4_PAGE: {
+		__u32 page = v >> 8;
+		struct ot_bl4_page *pg = bpf_map_lookup_elem(&ot_bl4_pages, &page);
+		return pg && (pg->bits[(a & 0xffff) >> 3] >> (a & 7)) & 1;
+	}
+	case OT_BL4_HOSTS: {
 		__u32 net = a >> 8;
 		struct ot_bl4_hosts *h = bpf_map_lookup_elem(&ot_bl4_l2, &net);
 		return h && (h->bits[(a >> 3) & 31] >> (a & 7)) & 1;
 	}
-	return ot_blocklisted_trie(addr);
+	default:
+		return ot_blocklisted_trie(addr);
+	}
 }
 
 static __always_inline int ot_blocklisted(const struct ot_pkt *p)

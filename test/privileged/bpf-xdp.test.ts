@@ -23,7 +23,7 @@ import {
   type Dataplane,
 } from '../../src/kernel/bpf/dataplane.js';
 import { syncBlocklistV4Index } from '../../src/kernel/bpf/blocklist4.js';
-import { Action, OT_REASON_SLOTS, REASON_NAMES, REASON_VERDICT, Reason, Sample, Verdict, type Rule } from '../../src/kernel/bpf/abi.generated.js';
+import { Action, BL4_NAMES, type Bl4, OT_REASON_SLOTS, REASON_NAMES, REASON_VERDICT, Reason, Sample, Verdict, type Rule } from '../../src/kernel/bpf/abi.generated.js';
 import {
   ETH_P_ARP,
   IPPROTO,
@@ -80,11 +80,15 @@ before(() => {
   m.prefixes.set(lpmKey('198.18.0.0/24'), BETA);
   m.blocklist.set(lpmKey(`${BLOCKED}/32`), 1);
   m.blocklist.set(lpmKey('2001:db8:bad::/48'), 2);
-  // IPv4 sources are looked up in the blocklist's index (blocklist4.ts): one entry per kind of /16 it has —
-  // covered by a short prefix, /24 bitmaps from longer ones, and (with a level-2 budget of 4 bitmaps) handed back
-  // to the trie for 10.128.0.0/17's 128 bitmaps.
+  // IPv4 sources are looked up in the blocklist's index (blocklist4.ts). With budgets of 1 page and 2 level-2
+  // bitmaps, every state occurs: 10.64.0.0/10 covers its /16s; 10.128.0.0/17 (128 /24s, the densest) gets the page;
+  // 198.51.100.66/32 (1 bitmap) is in level 2; 172.16.5.0/24 + 172.16.7.128/25 (2 more) are left to the trie.
   for (const cidr of ['10.64.0.0/10', '172.16.5.0/24', '172.16.7.128/25', '10.128.0.0/17']) m.blocklist.set(lpmKey(cidr), 3);
-  syncBlocklistV4Index(m, [], 4);
+  syncBlocklistV4Index(m, [], { pages: 1, l2Max: 2 });
+  assert.deepEqual(
+    [0x0a40, 0x0a80, 0xc633, 0xac10].map((s16) => BL4_NAMES[(m.bl4Slash16.get(s16)! & 0xff) as Bl4]),
+    ['COVERED', 'PAGE', 'HOSTS', 'TRIE'],
+  );
   m.anycast.set(ipv4Be32(ANYCAST), 0);
   m.grePeers.set(ipv4Be32(ACME_PEER), { account: ACME, flags: 0 });
   m.grePeers.set(ipv4Be32(BETA_PEER), { account: BETA, flags: 0 });
@@ -211,16 +215,17 @@ function fixtures(): Fixture[] {
   );
 
   // Blocklist.
-  drop('IPv4 source in the blocklist', eth(v4(BLOCKED, '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  drop('IPv4 source in the blocklist (index: HOSTS)', eth(v4(BLOCKED, '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
   drop('IPv6 source in a blocklisted /48', eth(v6('2001:db8:bad:1::9', '2001:db8:100::10', web())), Reason.DROP_BLOCKLIST);
   drop('blocklist applies to traffic for nobody too', eth(v4(BLOCKED, '192.0.2.200', web())), Reason.DROP_BLOCKLIST, 0);
-  drop('IPv4 source in a blocklisted /10 (index: /16 covered)', eth(v4('10.100.1.2', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
-  pass('IPv4 source past a blocklisted /10, beside a /17 (the trie says no)', eth(v4('10.128.200.1', '203.0.113.10', web())));
-  drop('IPv4 source in a blocklisted /24 (index: bitmap all set)', eth(v4('172.16.5.9', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
-  drop('IPv4 source in a blocklisted /25 (index: half a bitmap)', eth(v4('172.16.7.200', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
-  pass('IPv4 source in the other half of that /24', eth(v4('172.16.7.100', '203.0.113.10', web())));
-  pass('IPv4 source in a /24 without a bitmap, in a /16 with some', eth(v4('172.16.6.1', '203.0.113.10', web())));
-  drop('IPv4 source in a /17 the index hands to the trie', eth(v4('10.128.3.4', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  drop('IPv4 source in a blocklisted /10 (index: COVERED)', eth(v4('10.100.1.2', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  drop('IPv4 source in a blocklisted /17 (index: PAGE)', eth(v4('10.128.3.4', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  pass('IPv4 source in the same /16 past the /17 (index: PAGE, bit clear)', eth(v4('10.128.200.1', '203.0.113.10', web())));
+  pass('IPv4 source in a /24 without a bitmap (index: HOSTS)', eth(v4('198.51.101.1', '203.0.113.10', web())));
+  drop('IPv4 source in a blocklisted /24 (index: TRIE)', eth(v4('172.16.5.9', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  drop('IPv4 source in a blocklisted /25 (index: TRIE)', eth(v4('172.16.7.200', '203.0.113.10', web())), Reason.DROP_BLOCKLIST);
+  pass('IPv4 source in the other half of that /24 (index: TRIE)', eth(v4('172.16.7.100', '203.0.113.10', web())));
+  pass('IPv4 source in a /24 without entries, in a /16 with some (index: TRIE)', eth(v4('172.16.6.1', '203.0.113.10', web())));
   drop('IPv4 source blocklisted, in a 802.1Q tag', eth(v4('172.16.5.9', '203.0.113.10', web()), [100]), Reason.DROP_BLOCKLIST);
   drop('IPv6 packet from ::ffff:172.16.5.9 (IPv4-mapped, in a blocklisted /24): the trie, as ever', eth(v6('::ffff:ac10:509', '2001:db8:100::10', web())), Reason.DROP_BLOCKLIST);
 

@@ -132,6 +132,12 @@ export class DataplaneManager {
   readonly monotonicOffsetNs = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
   /** The global state last synced without failure (and whether unwanted entries were pruned then). */
   private globalSynced: { version: string; pruned: boolean } | undefined;
+  /**
+   * ot_bl4_slash16 as the last sync left it, and when the map was last read (a 65536-entry read, ~0.1 s on a loaded
+   * machine): read again after open, and by a forced sync once a minute (drift repair), not on every resync.
+   */
+  private bl4Known: Uint32Array | undefined;
+  private bl4ReadAt = 0;
   private adopted = false;
   private groChecked = false;
   private readonly mode: XdpMode;
@@ -200,6 +206,7 @@ export class DataplaneManager {
         changes.push(`bpf: load ${OT_PROG_XDP_EDGE} (prog ${dp.xdpEdge.id}) and ${OT_PROG_TC_GRE} (prog ${dp.tcGre.id}), pinned under ${dp.layout.root}`);
       }
       this.dp = dp;
+      this.bl4Known = undefined;
       this.loadError = undefined;
       return dp;
     } catch (e) {
@@ -401,7 +408,9 @@ export class DataplaneManager {
     // Value 1: the operator's list (the map's value is an informational list id).
     this.sync(m.blocklist, g.blocklist.map((c) => ({ key: lpmKey(c), value: 1, label: c })), (a, b) => a === b, cidrOfLpmKey, changes, o);
     // The program looks up IPv4 sources in this index of the trie, so it follows whatever the trie holds now.
-    syncBlocklistV4Index(m, changes);
+    const reread = !this.bl4Known || (o.force && Date.now() - this.bl4ReadAt > 60_000);
+    this.bl4Known = syncBlocklistV4Index(m, changes, { known: reread ? undefined : this.bl4Known });
+    if (reread) this.bl4ReadAt = Date.now();
     this.sync(
       m.mitigation,
       g.mitigation.map((s) => ({ key: lpmKey(s.prefix), value: ruleSetOf(s.rules), label: `${s.prefix} (${s.ruleIds.join(', ')})` })),

@@ -29,9 +29,11 @@ export const OT_COUNTER_SLOTS = 16384;
 /** IPv4 a.b.c.d/n is stored in LPM keys as ::ffff:a.b.c.d/(OT_LPM_V4_OFFSET + n). */
 export const OT_LPM_V4_OFFSET = 96;
 export const OT_BLOCKLIST_MAX = 262144;
-/** The IPv4 index of the blocklist (ot_bl4_l1, ot_bl4_l2: see the maps below and xdp_edge.c for why). 65536 /16s, 2 bits each (enum ot_bl4), 32 per __u64 word: word = /16 >> 5 */
-export const OT_BL4_L1_WORDS = 2048;
-/** /24 host bitmaps; /16s that would need more fall back to the trie */
+/** The IPv4 index of the blocklist (ot_bl4_slash16, ot_bl4_pages, ot_bl4_l2: see the maps below and xdp_edge.c). */
+export const OT_BL4_SLASH16S = 65536;
+/** /16s with a whole bitmap of their own (8 KiB each, preallocated: 4 MiB) */
+export const OT_BL4_PAGES = 512;
+/** /24 bitmaps of the /16s without a page; /16s that would need more: the trie */
 export const OT_BL4_L2_MAX = 262144;
 export const OT_PREFIXES_MAX = 65536;
 export const OT_MITIGATION_PREFIXES_MAX = 4096;
@@ -149,24 +151,27 @@ export const ACTION_NAMES: Readonly<Record<Action, string>> = {
   3: 'PASS',
 };
 
-/** What the IPv4 blocklist index says about a /16 (2 bits of ot_bl4_l1). */
+/** What the IPv4 blocklist index says about a /16: the low 8 bits of its ot_bl4_slash16 value (the page number, for OT_BL4_PAGE, in the upper 24). */
 export const Bl4 = {
   /** no blocklist entry overlaps the /16: not blocked */
   NONE: 0,
   /** an entry of length <= 16 covers the whole /16: blocked */
   COVERED: 1,
-  /** only longer entries: the /24's bitmap in ot_bl4_l2 decides (no bitmap: not blocked) */
-  HOSTS: 2,
-  /** too many /24 bitmaps for ot_bl4_l2: ot_blocklist (the trie) decides */
-  TRIE: 3,
+  /** only longer entries: bit (address & 0xffff) of its page in ot_bl4_pages decides */
+  PAGE: 2,
+  /** only longer entries, no page left: the /24's bitmap in ot_bl4_l2 decides (none: not blocked) */
+  HOSTS: 3,
+  /** neither a page nor room in ot_bl4_l2: ot_blocklist (the trie) decides */
+  TRIE: 4,
 } as const;
 export type Bl4 = (typeof Bl4)[keyof typeof Bl4];
 /** The C name (without OT_BL4_) of each Bl4 value. */
 export const BL4_NAMES: Readonly<Record<Bl4, string>> = {
   0: 'NONE',
   1: 'COVERED',
-  2: 'HOSTS',
-  3: 'TRIE',
+  2: 'PAGE',
+  3: 'HOSTS',
+  4: 'TRIE',
 };
 
 /** Which program wrote a sample record. */
@@ -413,6 +418,30 @@ export const RuleSet: StructCodec<RuleSet> = {
     return {
       count: buf.readUInt32LE(off + 0),
       rules: Array.from({ length: 8 }, (_, i) => Rule.decode(buf, off + 8 + i * 40)),
+    };
+  },
+};
+
+/** Value of ot_bl4_pages: the blocked addresses of one /16. */
+export interface Bl4Page {
+  /** address .x.y blocked when bits[(x << 5) | (y >> 3)] & (1 << (y & 7)) */
+  bits: Buffer;
+}
+export const Bl4Page: StructCodec<Bl4Page> = {
+  cType: 'struct ot_bl4_page',
+  size: 8192,
+  align: 1,
+  fields: [
+    { name: 'bits', offset: 0, size: 8192, type: 'u8', count: 8192 },
+  ],
+  encode(v: Bl4Page, buf: Buffer = Buffer.alloc(8192), off = 0, path = 'ot_bl4_page'): Buffer {
+    const o = checkObject(v, path);
+    wBytes(buf, off + 0, o.bits, 8192, path, 'bits');
+    return buf;
+  },
+  decode(buf: Buffer, off = 0): Bl4Page {
+    return {
+      bits: rBytes(buf, off + 0, 8192),
     };
   },
 };
@@ -918,9 +947,11 @@ export const MAPS = {
   ot_counters: { name: 'ot_counters', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: Counter, maxEntries: 16384, flags: 0 } as MapSpec<number, Counter>,
   /** Global blocklist of sources; value: an operator-chosen list id (informational). The source of truth: IPv6 packets (and IPv4 in OT_BL4_TRIE /16s) look it up; ot_bl4_l1/ot_bl4_l2 are derived from its IPv4 entries. */
   ot_blocklist: { name: 'ot_blocklist', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: U32, maxEntries: 262144, flags: 1 } as MapSpec<LpmKey, number>,
-  /** IPv4 blocklist index, level 1: 2 bits (enum ot_bl4) per /16 of the source. */
-  ot_bl4_l1: { name: 'ot_bl4_l1', type: 2, typeName: 'BPF_MAP_TYPE_ARRAY', key: U32, value: U64, maxEntries: 2048, flags: 0 } as MapSpec<number, bigint>,
-  /** IPv4 blocklist index, level 2: /24 → its blocked addresses (for /16s in state OT_BL4_HOSTS). */
+  /** IPv4 blocklist index, level 1: per /16 of the source (address >> 16), enum ot_bl4 | page << 8. */
+  ot_bl4_slash16: { name: 'ot_bl4_slash16', type: 2, typeName: 'BPF_MAP_TYPE_ARRAY', key: U32, value: U32, maxEntries: 65536, flags: 0 } as MapSpec<number, number>,
+  /** IPv4 blocklist index, level 2 for /16s in state OT_BL4_PAGE: page → bitmap of the /16. */
+  ot_bl4_pages: { name: 'ot_bl4_pages', type: 2, typeName: 'BPF_MAP_TYPE_ARRAY', key: U32, value: Bl4Page, maxEntries: 512, flags: 0 } as MapSpec<number, Bl4Page>,
+  /** IPv4 blocklist index, level 2 for /16s in state OT_BL4_HOSTS: /24 → its blocked addresses. */
   ot_bl4_l2: { name: 'ot_bl4_l2', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: U32, value: Bl4Hosts, maxEntries: 262144, flags: 1 } as MapSpec<number, Bl4Hosts>,
   /** Customer prefixes → account: attributes traffic by destination, and checks decapsulated sources. */
   ot_prefixes: { name: 'ot_prefixes', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: U32, maxEntries: 65536, flags: 1 } as MapSpec<LpmKey, number>,

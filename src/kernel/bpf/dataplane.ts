@@ -28,6 +28,7 @@ import {
   OT_TUNNEL_MAC_1,
   RINGBUFS,
   type Bl4Hosts,
+  type Bl4Page,
   type Config,
   type Counter,
   type Delivery,
@@ -70,7 +71,8 @@ export interface DataplaneMaps {
   counters: TypedMap<number, Counter>;
   blocklist: TypedMap<LpmKey, number>;
   /** The IPv4 index of ot_blocklist (blocklist4.ts): after writing `blocklist`, call syncBlocklistV4Index(maps). */
-  bl4L1: TypedMap<number, bigint>;
+  bl4Slash16: TypedMap<number, number>;
+  bl4Pages: TypedMap<number, Bl4Page>;
   bl4L2: TypedMap<number, Bl4Hosts>;
   /** Writes to prefixes and mitigation bump `generation` (DstTableMap): xdp_edge caches what they say per CPU. */
   prefixes: TypedMap<LpmKey, number>;
@@ -141,7 +143,8 @@ function wrapMaps(get: (name: string) => BpfMap): DataplaneMaps {
     config: new TypedMap(get(MAPS.ot_config.name), MAPS.ot_config),
     counters: new TypedMap(get(MAPS.ot_counters.name), MAPS.ot_counters),
     blocklist: new TypedMap(get(MAPS.ot_blocklist.name), MAPS.ot_blocklist),
-    bl4L1: new TypedMap(get(MAPS.ot_bl4_l1.name), MAPS.ot_bl4_l1),
+    bl4Slash16: new TypedMap(get(MAPS.ot_bl4_slash16.name), MAPS.ot_bl4_slash16),
+    bl4Pages: new TypedMap(get(MAPS.ot_bl4_pages.name), MAPS.ot_bl4_pages),
     bl4L2: new TypedMap(get(MAPS.ot_bl4_l2.name), MAPS.ot_bl4_l2),
     prefixes: new DstTableMap(get(MAPS.ot_prefixes.name), MAPS.ot_prefixes, generation),
     mitigation: new DstTableMap(get(MAPS.ot_mitigation.name), MAPS.ot_mitigation, generation),
