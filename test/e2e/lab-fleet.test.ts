@@ -37,7 +37,7 @@ const frozen = new Set<number>();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+async function waitFor<T>(what: string | (() => string), fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -47,7 +47,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline) assert.fail(`${typeof what === 'string' ? what : what()}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${(last as Error).message})` : ''}`);
     await sleep(200);
   }
 }
@@ -85,6 +85,14 @@ async function applyAcme(c: AcmeChange): Promise<{ revision: number; ruleIds: st
   return { revision: put.json.revision as number, ruleIds: (got.json.firewall.rules as Array<{ id: string }>).map((r) => r.id) };
 }
 
+/**
+ * Waits until the API reads from etcd again after the cluster restarted: its client reconnects on its own, and a
+ * write sent on a connection that just broke has an unknown outcome (503), which would only test the timing.
+ */
+async function apiReadsAgain(): Promise<void> {
+  await waitFor('the API reading from etcd again', async () => (await api('GET', `/v1/accounts/${acmeId}/config`)).status === 200);
+}
+
 /** What one edge's kernel holds for Acme: the firewall rules (by id) and the metric of the route to its prefix. */
 async function edgeKernel(edge: string): Promise<{ rules: string[]; metrics: number[] }> {
   const netns = customerNetns({ netnsPrefix: edgeNetnsPrefix(state, edge) }, acmeId);
@@ -112,10 +120,12 @@ async function edgePackets(): Promise<number[]> {
 
 /** Every agent reported `revision` applied for Acme (through the API), and every edge's kernel holds `change`. */
 async function appliedEverywhere(revision: number, ruleIds: string[], change: AcmeChange, timeoutMs = 30_000): Promise<void> {
+  let seen = '';
   await waitFor(
-    `revision ${revision} applied by every agent`,
+    () => `revision ${revision} applied by every agent (Acme per node: ${seen})`,
     async () => {
       const nodes = (await api('GET', '/v1/nodes')).json.items as Array<{ id: string; accounts?: Record<string, { applied_revision?: number }> }>;
+      seen = JSON.stringify(Object.fromEntries(nodes.map((n) => [n.id, n.accounts?.[acmeId] ?? null])));
       return EDGES.every((e) => (nodes.find((n) => n.id === e)?.accounts?.[acmeId]?.applied_revision ?? 0) >= revision);
     },
     timeoutMs,
@@ -376,6 +386,7 @@ test('etcd back: a firewall rule and a route change made through the API apply o
     for (const e of EDGES) if ((await storeReachable(e)) !== true) return false;
     return true;
   }, 60_000);
+  await apiReadsAgain();
   const change = { blocked: [23, 22], priority: 200 };
   const { revision, ruleIds } = await applyAcme(change);
   await appliedEverywhere(revision, ruleIds, change);
@@ -427,6 +438,7 @@ test('compaction while an agent is cut off: once back it re-lists and converges'
     // Restarting etcd breaks the frozen agent's connections: when it wakes, it must resume its watch.
     await labStoreStop(name);
     await labStoreStart(name);
+    await apiReadsAgain();
     await applyAcme({ blocked: [20000], priority: 110 });
     last = await applyAcme(change);
     const s = (await readLabState(labPaths(name).stateFile))!;
