@@ -43,6 +43,8 @@ export class StatusPublisher {
   /** The lease under which the liveness key was last written. */
   private aliveUnder: string | undefined;
   private reachedOnce = false;
+  /** An outage is logged once, when it starts. */
+  private downLogged = false;
   private localError: string | undefined;
   private stopped = false;
   readonly localFile: string;
@@ -78,6 +80,9 @@ export class StatusPublisher {
     const error = reachable ? undefined : errorText(err ?? 'unknown error');
     if (current.reachable === reachable) {
       if (!reachable && current.error !== error) {
+        // Never reached since start-up: the first failure is the news (unreachable since the agent started).
+        if (!this.reachedOnce && !this.downLogged) this.o.log(`store ${current.kind}: unreachable: ${error} (serving the local replica; the data plane stays as it is)`);
+        this.downLogged = true;
         current.error = error!;
         this.schedule();
       }
@@ -88,9 +93,14 @@ export class StatusPublisher {
     this.o.status.store = reachable
       ? { kind: current.kind, reachable: true, since: now.toISOString() }
       : { kind: current.kind, reachable: false, since: now.toISOString(), error: error! };
-    if (reachable) this.o.log(this.reachedOnce ? `store ${current.kind}: reachable again (unreachable for ${wasFor} s)` : `store ${current.kind}: reachable`);
-    else this.o.log(`store ${current.kind}: unreachable: ${error} (serving the local replica; the data plane stays as it is)`);
+    // The first contact is no news (an agent's log stays quiet when all is well): only outages and recoveries.
+    if (reachable) {
+      if (this.reachedOnce) this.o.log(`store ${current.kind}: reachable again (unreachable for ${wasFor} s)`);
+    } else this.o.log(`store ${current.kind}: unreachable: ${error} (serving the local replica; the data plane stays as it is)`);
     this.reachedOnce ||= reachable;
+    this.downLogged = !reachable;
+    // The local file is the only place an outage shows: it changes now, the store write follows (debounced).
+    this.writeLocal();
     this.schedule();
   }
 

@@ -5,7 +5,8 @@
  *
  * Persistence is an LMDB environment (not a JSON file rewritten via rename): each watch event then costs one
  * small transaction that writes the changed key and the resume revision together — O(change), not O(replica) —
- * and LMDB's commits are atomic and durable. A full (re-)list is committed as one transaction at `synced`.
+ * and LMDB's commits are atomic (and flushed right after, off the event loop). A full (re-)list is committed as
+ * one transaction at `synced`.
  *
  * What "revision" means here: every change up to `revision` is in the replica. The store delivers a revision's
  * events one at a time and the replica cannot see where a revision ends, so after applying an event of revision
@@ -95,7 +96,7 @@ export class Replica {
         this.staging = new Map();
         return;
       case 'synced':
-        this.commitList(event.revision);
+        await this.commitList(event.revision);
         return;
       case 'put':
         if (!event.kv.key.startsWith(this.prefix)) return;
@@ -108,7 +109,7 @@ export class Replica {
           this.staging = new Map([[event.kv.key, event.kv]]);
           return;
         }
-        this.write(event.kv.modRevision, () => this.kv.putSync(event.kv.key, event.kv));
+        await this.write(event.kv.modRevision, () => this.kv.putSync(event.kv.key, event.kv));
         this.items.set(event.kv.key, event.kv);
         return;
       case 'delete':
@@ -117,7 +118,7 @@ export class Replica {
           this.staging.delete(event.key);
           return;
         }
-        this.write(event.modRevision, () => this.kv.removeSync(event.key));
+        await this.write(event.modRevision, () => this.kv.removeSync(event.key));
         this.items.delete(event.key);
         return;
     }
@@ -129,18 +130,23 @@ export class Replica {
     await this.env.close();
   }
 
-  private write(revision: number, change: () => void): void {
+  /**
+   * One asynchronous LMDB transaction (the commit happens on lmdb's worker thread, so the agent's event loop is
+   * not blocked for it). Not waiting for the disk flush: after a machine crash the replica may resume from an
+   * earlier revision, which only replays changes (puts and deletes are idempotent).
+   */
+  private async write(revision: number, change: () => void): Promise<void> {
     const resume = Math.max(this.resumeRevision ?? 0, revision - 1);
-    this.env.transactionSync(() => {
+    await this.env.transaction(() => {
       change();
       this.meta.putSync('revision', resume);
     });
     this.resumeRevision = resume;
   }
 
-  private commitList(revision: number): void {
+  private async commitList(revision: number): Promise<void> {
     const staged = this.staging;
-    this.env.transactionSync(() => {
+    await this.env.transaction(() => {
       if (staged) {
         this.kv.clearSync();
         for (const [k, v] of staged) this.kv.putSync(k, v);

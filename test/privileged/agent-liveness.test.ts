@@ -119,9 +119,11 @@ async function killedTurnsStale(store: Store, spec: string, nodeId: string): Pro
   }, 30_000, agent.log);
   assert.equal(up.heartbeat_ms, HEARTBEAT_MS);
   assert.ok((await store.get(keys.nodeAlive(nodeId)))?.lease, 'the liveness key is under a lease');
-  const local = readLocal(agent.dataDir);
+  const local = await waitFor('local-status.json to say reachable', async () => {
+    const s = readLocal(agent.dataDir);
+    return s.store.reachable ? s : undefined;
+  }, 10_000);
   assert.equal(local.node_id, nodeId);
-  assert.equal(local.store.reachable, true);
   assert.ok(!Number.isNaN(Date.parse(local.store.since)));
 
   const killedAt = Date.now();
