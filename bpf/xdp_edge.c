@@ -92,18 +92,13 @@ static __always_inline int ot_blocklisted(const struct ot_pkt *p)
 	return ot_blocklisted_trie(p->src);
 }
 
-/* Copies the start of the packet to the ring buffer, for one packet in config.sample_every (random choice). */
-static __always_inline void ot_sample(struct xdp_md *ctx, __u32 account, __u32 reason, __u32 len)
+/* Copies the start of the packet to the ring buffer (the caller chose the packet). Not inlined: every exit of
+ * ot_xdp_edge samples, and a dozen inlined copies of this body made the program 4k instructions, mostly cold. */
+static __noinline int ot_sample_copy(struct xdp_md *ctx, __u32 account, __u32 reason, __u32 len)
 {
-	__u32 zero = 0;
-	struct ot_config *cfg = bpf_map_lookup_elem(&ot_config, &zero);
-	if (!cfg || cfg->sample_every == 0 || len == 0)
-		return;
-	if (cfg->sample_every > 1 && bpf_get_prandom_u32() % cfg->sample_every != 0)
-		return;
 	struct ot_sample *s = bpf_ringbuf_reserve(&ot_samples, sizeof(*s), 0);
 	if (!s)
-		return; /* ring full: the consumer is behind; sampling is best effort */
+		return 0; /* ring full: the consumer is behind; sampling is best effort */
 	/* 64 bits and an opaque barrier: the compiler must test the very register it passes to the helper, so the
 	 * verifier sees cap in 1..128 (a __u32 is compared zero-extended but passed as the unextended register). */
 	__u64 cap = len;
@@ -113,7 +108,7 @@ static __always_inline void ot_sample(struct xdp_md *ctx, __u32 account, __u32 r
 	__builtin_memset(s->data, 0, sizeof(s->data));
 	if (cap < 1 || cap > OT_SAMPLE_BYTES || bpf_xdp_load_bytes(ctx, 0, s->data, cap)) {
 		bpf_ringbuf_discard(s, 0);
-		return;
+		return 0;
 	}
 	s->ts_ns = bpf_ktime_get_ns();
 	s->ifindex = ctx->ingress_ifindex;
@@ -123,6 +118,19 @@ static __always_inline void ot_sample(struct xdp_md *ctx, __u32 account, __u32 r
 	s->reason = reason;
 	s->hook = OT_HOOK_XDP_EDGE;
 	bpf_ringbuf_submit(s, 0);
+	return 0;
+}
+
+/* Samples one packet in config.sample_every (random choice). */
+static __always_inline void ot_sample(struct xdp_md *ctx, __u32 account, __u32 reason, __u32 len)
+{
+	__u32 zero = 0;
+	struct ot_config *cfg = bpf_map_lookup_elem(&ot_config, &zero);
+	if (!cfg || cfg->sample_every == 0 || len == 0)
+		return;
+	if (cfg->sample_every > 1 && bpf_get_prandom_u32() % cfg->sample_every != 0)
+		return;
+	ot_sample_copy(ctx, account, reason, len);
 }
 
 /* The one exit of every packet (but a redirect, which samples before it rewrites the packet). */
