@@ -250,9 +250,9 @@ registerBenchmark({
       if (!(await getLink(rx, 'eth0'))) throw new Error('the receiving veth vanished');
       const med = Object.fromEntries(cases.map((c) => [c, median(pps[c])])) as Record<Case, number>;
       const perRound = (a: Case, b: Case) => pps[a].map((x, i) => x / pps[b][i]!);
-      const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+      const spread = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
       ctx.log(`flood pps (median of ${floodRounds}): generator alone ${Math.round(med.gen_only)}, XDP_DROP ${Math.round(med.xdp_drop)}, edge blocklist ${Math.round(med.edge_blocklist)}, edge rule ${Math.round(med.edge_rule)}, nft ${Math.round(med.nft)}`);
-      ctx.log(`per-round ratios: blocklist/XDP_DROP ${spread(perRound('edge_blocklist', 'xdp_drop'))}, rule/XDP_DROP ${spread(perRound('edge_rule', 'xdp_drop'))}, blocklist/nft ${spread(perRound('edge_blocklist', 'nft'))}`);
+      ctx.log(`per-round ratios, median (min–max): blocklist/XDP_DROP ${spread(perRound('edge_blocklist', 'xdp_drop'))}, rule/XDP_DROP ${spread(perRound('edge_rule', 'xdp_drop'))}, blocklist/nft ${spread(perRound('edge_blocklist', 'nft'))}`);
 
       const mpps = (x: number) => x / 1e6;
       const nsPer = (rate: number) => 1e9 / rate;
