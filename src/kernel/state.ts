@@ -16,7 +16,7 @@ export interface IpState {
   addresses: Address[];
   /** Every table, both families. */
   routes: Route[];
-  /** IPv4 rules (IPv6 rules: listRules(ns, { family: 6 })). */
+  /** IPv4 rules (IPv6 rules: listRules(ns, { family: 6 })); empty when not asked for. */
   rules: Rule[];
   neighbours: Neighbour[];
 }
@@ -25,14 +25,15 @@ export interface IpState {
  * Twin: `ip -N -j -d -n NS` `link show`, `address show`, `route show table all` (both families), `rule show`,
  * `neigh show` — as netlink dumps. A dump interrupted by a concurrent change is retried, then fails (EINTR).
  */
-export async function readIpState(ns: NetnsRef): Promise<IpState> {
+export async function readIpState(ns: NetnsRef, what: { rules?: boolean } = {}): Promise<IpState> {
   return netlinkRead(ns, ['link', 'show'], async () => {
     const linkBodies = await rtnlDump(ns, RTM.GETLINK, LINK_DUMP_BODY, RTM.NEWLINK);
     const links = linkBodies.map(decodeLink);
     const names = new Map(links.map((l) => [l.ifindex, l.name]));
     const addrs = await rtnlDump(ns, RTM.GETADDR, ADDRESS_DUMP_BODY, RTM.NEWADDR);
     const routes = await rtnlDump(ns, RTM.GETROUTE, ROUTE_DUMP_BODY, RTM.NEWROUTE);
-    const rules = await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE);
+    // A caller that diffs no rules (a customer netns holds none of ours) saves the dump.
+    const rules = what.rules === false ? [] : await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE);
     const neigh = await rtnlDump(ns, RTM.GETNEIGH, NEIGHBOUR_DUMP_BODY, RTM.NEWNEIGH);
     return {
       links,

@@ -209,7 +209,7 @@ async function patchHostSnapshot(node: NodeConfig, dev: string, now: HostSide | 
 }
 
 /** Forgets the host snapshot (a host write failed, or tests changed the host behind the agent's back). */
-export function dropHostSnapshot(node: NodeConfig): void {
+function dropHostSnapshot(node: NodeConfig): void {
   hostSnapshots.delete(hostKey(node));
 }
 
@@ -249,7 +249,7 @@ export async function reconcileCustomer(
   }
 
   // 2. The veth pair (host side in the host netns, peer in the customer netns).
-  let state = exists ? await readIpState(d.netns) : EMPTY_STATE;
+  let state = exists ? await readIpState(d.netns, { rules: false }) : EMPTY_STATE;
   const hostLink = await getLink(node.hostNetns, d.veth.name);
   const peer = state.links.find((l) => l.name === CUSTOMER_VETH);
   if (!vethIsRight(d, hostLink, peer)) {
@@ -261,7 +261,7 @@ export async function reconcileCustomer(
         await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
       });
       if (!ok) return { accountId: d.accountId, changes, errors };
-      state = await readIpState(d.netns);
+      state = await readIpState(d.netns, { rules: false });
     }
   }
   const lo = state.links.find((l) => l.name === 'lo');
