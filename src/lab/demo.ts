@@ -29,6 +29,8 @@ interface Context {
   status: LabStatus;
   api: (method: string, url: string, body?: unknown) => Promise<{ status: number; json: unknown }>;
   acmeId?: string;
+  /** The revision of Acme's document after provisioning: edges must report at least this one applied. */
+  acmeRevision?: number;
   /** Acme's advertised prefixes (from acme.yaml). */
   acmePrefixes?: string[];
 }
@@ -61,7 +63,7 @@ async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promis
 
 interface NodeItem {
   id: string;
-  accounts?: Record<string, { state: string; error?: string }>;
+  accounts?: Record<string, { state: string; error?: string; applied_revision?: number }>;
 }
 
 
@@ -147,7 +149,8 @@ const STEPS: Step[] = [
       ctx.acmeId = acme.id;
       const put = await ctx.api('PUT', `/v1/accounts/${acme.id}/config`, doc);
       check(put.status === 200, `applying acme.yaml: ${JSON.stringify(put.json)}`);
-      const changes = (put.json as { changes: { op: string; kind: string; key: string }[] }).changes;
+      const { changes, revision } = put.json as { changes: { op: string; kind: string; key: string }[]; revision: number };
+      ctx.acmeRevision = revision;
       return changes.length ? changes.map((c) => `${c.op} ${c.kind} ${c.key}`).join('; ') : 'already applied';
     },
   },
@@ -159,7 +162,11 @@ const STEPS: Step[] = [
         const items = ((await ctx.api('GET', '/v1/nodes')).json as { items: NodeItem[] }).items;
         const failing = items.flatMap((n) => Object.values(n.accounts ?? {}).filter((a) => a.state === 'error').map((a) => `${n.id}: ${a.error}`));
         if (failing.length) throw new StepFailed(failing.join('; '));
-        const ok = items.filter((n) => n.accounts?.[ctx.acmeId!]?.state === 'ok');
+        // ok for THIS revision: the account was created (and reported ok, empty) before its config was applied.
+        const ok = items.filter((n) => {
+          const a = n.accounts?.[ctx.acmeId!];
+          return a?.state === 'ok' && (a.applied_revision ?? -1) >= ctx.acmeRevision!;
+        });
         return ok.length === edges.length ? ok : undefined;
       });
       return `${nodes.map((n) => n.id).sort().join(', ')}: ok (see \`opentransit status\`)`;
