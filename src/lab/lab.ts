@@ -5,8 +5,8 @@
  *
  * Processes (children of nobody once `lab up` returns; logs in RUN/logs/):
  *   etcd (3)       `store: etcd` only: the members of the lab's cluster on loopback ports (store.ts), first of all
- *   api            `opentransit api --listen 127.0.0.1:PORT --data-dir RUN/store` (the machine's namespace, loopback);
- *                  on etcd, the same server on the cluster (api-process.ts)
+ *   api            `opentransit api --listen 127.0.0.1:PORT --data-dir RUN/store [--store etcd://…]` (the machine's
+ *                  namespace, loopback)
  *   bird-<router>  BIRD of the core and of each site router (eBGP core ↔ sites; sites wait for their edges)
  *   server-<host>  the echo server of each customer host with `listen` entries (echo-server.ts)
  * Hooks for the edge agents (later work): state.plan.edges lists, per edge, its namespace, uplink, gateway, ASN
@@ -215,9 +215,8 @@ async function startApi(state: LabState, paths: LabPaths, record: Record_, deadl
     await spawnLabProcess({
       lab: state.name,
       role: 'api',
-      argv: state.etcd
-        ? [...nodeEntryArgv('lab/api-process'), '--listen', listen, '--data-dir', paths.storeDir, '--store', state.etcd.spec]
-        : [...nodeEntryArgv('main'), 'api', '--listen', listen, '--data-dir', paths.storeDir],
+      // On etcd the data directory keeps only what the server stores besides the store (the token hash, if any).
+      argv: [...nodeEntryArgv('main'), 'api', '--listen', listen, '--data-dir', paths.storeDir, ...(state.etcd ? ['--store', state.etcd.spec] : [])],
       log: path.join(paths.logDir, 'api.log'),
       cwd: packageRoot(),
       env: { OPENTRANSIT_OPERATOR_TOKEN: api.operatorToken },

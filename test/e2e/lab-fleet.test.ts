@@ -220,7 +220,12 @@ interface StreamResult {
   errors: string[];
 }
 
+/** BIRD's log of the site router (sessions to the edges: Cease, BFD), to explain a loss when there is one. */
+const siteBirdLog = () => `${labPaths(name).birdDir}/chi-router.log`;
+const logSize = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).length;
+
 async function startStream(): Promise<{ stop(): Promise<StreamResult> }> {
+  const birdFrom = await logSize(siteBirdLog());
   const clientNetns = state.plan.hosts.find((h) => h.name === 'client')!.netns;
   const child = spawn('ip', ['netns', 'exec', clientNetns, 'python3', '-u', '-c', STREAM_PY, ACME], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -238,7 +243,13 @@ async function startStream(): Promise<{ stop(): Promise<StreamResult> }> {
       const code = await Promise.race([closed, sleep(20_000).then(() => 'timeout' as const)]);
       if (code === 'timeout') child.kill('SIGKILL');
       assert.equal(code, 0, `the stream failed: ${err}`);
-      return JSON.parse(out.trim().split('\n').at(-1)!) as StreamResult;
+      const result = JSON.parse(out.trim().split('\n').at(-1)!) as StreamResult;
+      if (result.udp_lost > 0) {
+        // Most likely cause on a loaded machine: a BIRD starved past the lab's BFD time (150 ms) drops every edge.
+        const bird = (await readFile(siteBirdLog(), 'utf8').catch(() => '')).slice(birdFrom).split('\n').filter((l) => /edge_|bfd|BFD/.test(l));
+        result.errors.push(`chi-router BIRD meanwhile: ${bird.slice(0, 8).join(' | ') || '(nothing about the edges)'}`);
+      }
+      return result;
     },
   };
 }
