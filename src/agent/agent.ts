@@ -525,8 +525,13 @@ export class Agent {
 
   private stamp(): void {
     this.status.last_reconcile_at = new Date().toISOString();
-    const accounts = Object.values(this.status.accounts);
-    const allOk = this.status.host.state === 'ok' && accounts.every((a) => a.state === 'ok');
+    // Applied means every account in the replica reconciled at its CURRENT revision and every deleted one removed:
+    // an ok from an earlier pass must not vouch for a change whose pass is still queued or in flight.
+    const { docs } = this.accounts();
+    const current =
+      Object.keys(this.status.accounts).every((id) => docs.has(id)) &&
+      [...docs].every(([id, e]) => this.status.accounts[id]?.state === 'ok' && this.status.accounts[id]?.applied_revision === e.revision);
+    const allOk = this.status.host.state === 'ok' && current;
     if (allOk && this.status.replica_revision !== null) this.status.applied_revision = this.status.replica_revision;
   }
 
