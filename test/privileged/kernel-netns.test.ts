@@ -11,6 +11,16 @@ import { assertNoLeftovers, netnsHarness } from '../support/netns.js';
 const h = netnsHarness();
 after(() => h.cleanup());
 
+/**
+ * A namespace to write sysctls into, checked not to be this process's own first: if createNetns were broken and
+ * mounted our own namespace on the name, the test would otherwise change this machine's settings.
+ */
+async function sysctlTarget(label: string): Promise<string> {
+  const n = await h.create(label);
+  assert.notEqual(`net:[${statSync(`${NETNS_RUN_DIR}/${n}`).ino}]`, readlinkSync('/proc/thread-self/ns/net'), `${n} is this process's own namespace`);
+  return n;
+}
+
 test('createNetns is idempotent; listNetns and netnsExists see it', async () => {
   const a = await h.create('a');
   await createNetns(a); // second time: no error
@@ -33,7 +43,7 @@ test('inNetns runs a tool inside the namespace only', async () => {
 });
 
 test('setSysctls writes several keys without a spawn; readSysctls reads them back', async () => {
-  const a = await h.create('a');
+  const a = await sysctlTarget('a');
   resetSpawnStats();
   await setSysctls(a, {
     'net.ipv4.ip_forward': 1,
@@ -51,7 +61,7 @@ test('setSysctls writes several keys without a spawn; readSysctls reads them bac
 });
 
 test('a failing sysctl key is named in the error; the other keys are still written', async () => {
-  const a = await h.create('a');
+  const a = await sysctlTarget('a');
   await setSysctls(a, { 'net.ipv4.conf.all.send_redirects': 1 });
   await assert.rejects(setSysctls(a, { 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv4.no_such_key': 1 }), (e: unknown) => {
     assert.ok(e instanceof KernelError);
@@ -145,18 +155,25 @@ test('create is idempotent and repairs a bare name left by a creator that died b
 test('sysctls are per namespace both ways: ours read by `ip netns exec sysctl`, theirs read by ours; others untouched', async () => {
   const own = ownNetns();
   const ownRedirects = readFileSync('/proc/sys/net/ipv4/conf/all/send_redirects', 'utf8').trim();
-  const a = await h.create('sys-a');
-  const b = await h.create('sys-b');
-  await setSysctls(a, { 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv4.fib_multipath_hash_policy': 1 });
+  const a = await sysctlTarget('sys-a');
+  const b = await sysctlTarget('sys-b');
+  // New namespaces start from the machine's own IPv4 settings (devconf inheritance), so values are compared with
+  // what each namespace held before, never with assumed defaults.
+  const cliRead = async (ns: string, key: string) => (await run(['ip', 'netns', 'exec', ns, 'sysctl', '-n', key])).stdout.trim();
+  const bRedirects = await cliRead(b, 'net.ipv4.conf.all.send_redirects');
+  const want = bRedirects === '1' ? 0 : 1;
+  await setSysctls(a, { 'net.ipv4.conf.all.send_redirects': want, 'net.ipv4.fib_multipath_hash_policy': 1 });
   assert.equal(ownNetns(), own);
-  assert.equal((await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', 'net.ipv4.conf.all.send_redirects', 'net.ipv4.fib_multipath_hash_policy'])).stdout, '0\n1\n');
-  // b (a fresh namespace: kernel defaults) and this process's own namespace kept their values.
-  assert.equal((await run(['ip', 'netns', 'exec', b, 'sysctl', '-n', 'net.ipv4.conf.all.send_redirects'])).stdout.trim(), '1');
+  assert.equal((await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', 'net.ipv4.conf.all.send_redirects', 'net.ipv4.fib_multipath_hash_policy'])).stdout, `${want}\n1\n`);
+  // b and this process's own namespace kept their values.
+  assert.equal(await cliRead(b, 'net.ipv4.conf.all.send_redirects'), bRedirects);
   assert.equal(readFileSync('/proc/sys/net/ipv4/conf/all/send_redirects', 'utf8').trim(), ownRedirects);
   // The other way: a value set by the tool is what readSysctls sees, and only in that namespace.
-  await run(['ip', 'netns', 'exec', b, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-  assert.deepEqual(await readSysctls(b, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': '1' });
-  assert.deepEqual(await readSysctls(a, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': '0' });
+  const aForward = await cliRead(a, 'net.ipv4.ip_forward');
+  const flipped = aForward === '1' ? '0' : '1';
+  await run(['ip', 'netns', 'exec', b, 'sysctl', '-q', '-w', `net.ipv4.ip_forward=${flipped}`]);
+  assert.deepEqual(await readSysctls(b, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': flipped });
+  assert.deepEqual(await readSysctls(a, ['net.ipv4.ip_forward']), { 'net.ipv4.ip_forward': aForward });
   // Per-interface keys resolve in the namespace: lo exists in every one, a veth only in its own.
   await run(['ip', '-n', a, 'link', 'add', 'sx0', 'type', 'veth', 'peer', 'name', 'sx1']);
   await setSysctls(a, { 'net.ipv4.conf.sx0.rp_filter': 2 });
