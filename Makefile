@@ -15,9 +15,12 @@ system-packages:
 	@scripts/setup-system.sh
 
 # npm ci only when the lock file changed since the last install (npm ci always wipes node_modules).
+# --ignore-scripts: every native dependency we use loads a prebuilt binary at run time (lmdb, msgpackr-extract,
+# netlink), and our own addon is built below with --nodedir=/usr — an install script would only try to compile
+# or download, which fails offline and leaves node_modules half-installed.
 deps: node_modules/.ot-installed
 node_modules/.ot-installed: package-lock.json
-	npm ci --no-audit --no-fund
+	npm ci --no-audit --no-fund --ignore-scripts
 	@touch $@
 
 # `generate` is not part of the build on purpose: the generated TS is committed, and test/unit/bpf-abi.test.ts must

@@ -18,6 +18,7 @@ import { addNamedNetns, deleteNamedNetns, isNativeError, withNetns } from './bpf
 import { KernelError, KernelInputError, type BatchFailure, type KernelErrorCode } from './exec.js';
 import type { IpOp, NetnsRef } from './ip.js';
 import { checkNetnsName } from './validate.js';
+import { releaseNetns } from './netlink/socket.js';
 
 export type { NetnsRef } from './ip.js';
 
@@ -66,6 +67,8 @@ export async function createNetns(name: string): Promise<void> {
  */
 export async function deleteNetnsIfPresent(name: string): Promise<void> {
   checkNetnsName('netns', name);
+  // Our cached netlink socket in that namespace would keep it (and its veth pair) alive after the name is gone.
+  releaseNetns(name);
   await yieldToEventLoop();
   nativeKernelCall(['ip', 'netns', 'delete', name], () => deleteNamedNetns(NETNS_RUN_DIR, name));
 }

@@ -15,7 +15,6 @@ import { addressDeleteOp, addressReplaceOp, listAddresses, type Address, type Ad
 import { KernelError } from '../../kernel/exec.js';
 import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
-import { releaseNetns } from '../../kernel/netlink/socket.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
 import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
 import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
@@ -336,9 +335,7 @@ export async function removeCustomer(
   if (await netnsExists(netns)) {
     changes.push(`delete netns ${netns}`);
     if (!options.dryRun) {
-      // Our netlink socket in that namespace would keep it (and the veth pair) alive after the name is gone.
-      releaseNetns(netns);
-      await deleteNetnsIfPresent(netns);
+      await deleteNetnsIfPresent(netns); // closes our netlink socket there first
     }
   }
   if (await getLink(node.hostNetns, hostVeth)) {
