@@ -422,6 +422,7 @@ test('the leader killed (one member of three): writes and watches go on, traffic
     const change = { blocked: [22], priority: 150 };
     const { revision, ruleIds } = await applyAcme(change);
     await appliedEverywhere(revision, ruleIds, change);
+    await sleep(1000); // traffic after the change too
   } finally {
     result = await stream.stop();
   }
