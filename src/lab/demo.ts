@@ -331,7 +331,7 @@ const STEPS: Step[] = [
       }
       check(res.status === 200, `undraining ${drained.nodeId}: ${JSON.stringify(res.json)}`);
       out.push(`undrained: back after ${await until(`${drained.name} to return`, site.edges)} ms`);
-      // 2. A silent failure: every packet of the edge dropped, the link still up — only BFD (50 ms × 3) can tell.
+      // 2. A silent failure: every packet of the edge dropped, the link still up — only BFD (the site router's 100 ms × the edge's 3) can tell.
       const table = { family: 'inet' as const, name: 'otlab_cut' };
       const drop = (name: string, hook: 'input' | 'output' | 'forward') => ({ name, base: { type: 'filter' as const, hook, prio: -500, policy: 'drop' as const }, rules: [] });
       await replaceNftTable(cut.netns, { ...table, chains: [drop('in', 'input'), drop('out', 'output'), drop('fwd', 'forward')] });

@@ -14,9 +14,17 @@ import { procStartTime, type LabProcess } from './processes.js';
 import type { LabState } from './state.js';
 import type { LabBgpPeer, LabHostPlan, LabPlan } from './topology.js';
 
-/** Lab timers: a dead peer is noticed in 3 s; BFD (edges) in 150 ms. Short retry waits so the lab converges fast. */
+/** Lab timers: a dead peer is noticed in 3 s; short retry waits so the lab converges fast. */
 const HOLD_S = 3;
 const KEEPALIVE_S = 1;
+/**
+ * BFD on the site routers: they require 100 ms between packets and declare an edge dead after its 3 missed
+ * packets (300 ms); an edge declares the router dead after 5 (500 ms). With the edges' default 50 ms × 3 on both
+ * sides, a site router's BIRD starved of CPU for 150 ms (the whole lab shares 2 CPUs with iperf3 in the benches
+ * and tests) dropped every edge at once and blackholed the customer for a moment; a killed edge is still noticed
+ * in about 300 ms.
+ */
+const SITE_ROUTER_BFD = { intervalMs: 100, multiplier: 5 } as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -49,6 +57,7 @@ export function birdSpecFor(h: LabHostPlan): BirdConfigSpec {
     kernel: { export: 'all', mergePaths: h.role === 'site-router' },
     staticRoutes: h.announce.map((prefix) => ({ prefix })),
     bgpPeers: h.bgpPeers.map((p) => peerSpec(p, h.role)),
+    ...(h.role === 'site-router' ? { bfd: SITE_ROUTER_BFD } : {}),
   };
 }
 

@@ -49,4 +49,7 @@ test('site router: ECMP over its edges, passive BFD sessions waiting for the edg
   assert.match(text, /merge paths on/);
   assert.match(text, /protocol bgp edge_1 \{[^}]*passive on/);
   assert.match(text, /protocol bfd bfd1/);
+  // Tolerant of a CPU-starved BIRD on the shared lab machine (see SITE_ROUTER_BFD), still fast on a dead edge.
+  assert.deepEqual(spec.bfd, { intervalMs: 100, multiplier: 5 });
+  assert.match(text, /min rx interval 100 ms; min tx interval 100 ms; multiplier 5;/);
 });
