@@ -7,11 +7,12 @@ import { netlinkRead, runIpOps, type IpOp } from './ip.js';
 import { LINK_DUMP_BODY, linkNames } from './links.js';
 import type { NetnsRef } from './netns.js';
 import { KernelInputError } from './exec.js';
-import { AF_INET, AF_UNSPEC, attr, familyCode, getStr, getU8, ifaddrmsg, ipBytes, ipText, NLM_F, parseAttrs, payload, RTM, str } from './netlink/codec.js';
+import { AF_INET, AF_UNSPEC, attr, familyCode, getStr, getU8, ifaddrmsg, ipBytes, ipText, NLM_F, parseAttrs, payload, RTM, str, u32 } from './netlink/codec.js';
 import { rtnlDump } from './netlink/socket.js';
 import { checkCidr, checkIfname, type IpFamily } from './validate.js';
 
-const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3, FLAGS: 8 } as const;
+const IFA_F_NODAD = 0x02;
 const RT_SCOPE_HOST = 254;
 
 export interface AddressSpec {
@@ -20,6 +21,12 @@ export interface AddressSpec {
   cidr: string;
   /** IPv4 only: `<dev>:<tag>` (≤ 15 characters), e.g. `lo:ot`. Listed only when it differs from the device name. */
   label?: string;
+  /**
+   * IPv6: skip duplicate address detection (`nodad`). Even with accept_dad=0 a new address is tentative until the
+   * kernel's addrconf work runs, and a route naming it as `src` fails with EINVAL meanwhile (seen on a loaded
+   * machine); `nodad` makes it usable at once.
+   */
+  nodad?: boolean;
 }
 
 const LABEL_TAG_RE = /^[A-Za-z0-9_-]+$/;
@@ -48,16 +55,19 @@ export function addressReplaceOp(a: AddressSpec): IpOp {
   const label = a.label === undefined ? [] : ['label', checkLabel(dev, a.label, family)];
   // iproute2's default scope: host for 127/8, global otherwise.
   const scope = family === 4 && addr.startsWith('127.') ? RT_SCOPE_HOST : 0;
+  if (a.nodad && family !== 6) throw new KernelInputError('nodad', 'only IPv6 addresses have duplicate address detection');
+  const flags = a.nodad ? IFA_F_NODAD : 0;
   return {
-    args: ['address', 'replace', `${addr}/${len}`, 'dev', dev, ...label],
+    args: ['address', 'replace', `${addr}/${len}`, 'dev', dev, ...label, ...(a.nodad ? ['nodad'] : [])],
     nl: {
       type: RTM.NEWADDR,
       flags: NLM_F.CREATE | NLM_F.REPLACE,
       devs: [dev],
-      build: (ctx) => payload(ifaddrmsg({ family: familyCode(family), prefixlen: len, scope, index: ctx.ifindex(dev) }), [
+      build: (ctx) => payload(ifaddrmsg({ family: familyCode(family), prefixlen: len, flags, scope, index: ctx.ifindex(dev) }), [
         attr(IFA.LOCAL, ipBytes(addr)),
         attr(IFA.ADDRESS, ipBytes(addr)),
         ...(a.label !== undefined ? [attr(IFA.LABEL, str(a.label))] : []),
+        ...(flags ? [attr(IFA.FLAGS, u32(flags))] : []),
       ]),
     },
   };

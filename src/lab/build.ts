@@ -41,17 +41,18 @@ export function hostConfigOps(plan: LabPlan, h: LabHostPlan): IpOp[] {
     const a = plan.hosts.find((x) => x.name === l.a.host)!;
     ops.push(...vethOps(vethSpec(a, l.a.dev, h, l.b.dev)).peer);
   }
-  for (const lo of h.loopback) ops.push(addressReplaceOp({ dev: 'lo', cidr: lo }));
+  // IPv6 without DAD: routes below name these addresses as their source before addrconf would clear "tentative".
+  for (const lo of h.loopback) ops.push(addressReplaceOp({ dev: 'lo', cidr: lo, ...(lo.includes(':') ? { nodad: true } : {}) }));
   if (h.bridge) {
     ops.push({ args: ['link', 'add', h.bridge.name, 'type', 'bridge'], tolerate: ['EEXIST'] });
     ops.push(linkSetOp({ name: h.bridge.name, up: true }));
     for (const m of h.bridge.members) ops.push({ args: ['link', 'set', 'dev', m, 'master', h.bridge.name] });
     ops.push(addressReplaceOp({ dev: h.bridge.name, cidr: h.bridge.address }));
-    if (h.bridge.address6) ops.push(addressReplaceOp({ dev: h.bridge.name, cidr: h.bridge.address6 }));
+    if (h.bridge.address6) ops.push(addressReplaceOp({ dev: h.bridge.name, cidr: h.bridge.address6, nodad: true }));
   }
   for (const i of h.interfaces) {
     if (i.address) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address }));
-    if (i.address6) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address6 }));
+    if (i.address6) ops.push(addressReplaceOp({ dev: i.name, cidr: i.address6, nodad: true }));
   }
   for (const r of h.routes) {
     ops.push(

@@ -159,3 +159,22 @@ test('a socket is per namespace: a namespace re-created under the same name gets
   assert.deepEqual((await listAddresses(tmp, { dev: 'lo', family: 4 })).map((a) => a.cidr), []);
   releaseNetns(tmp);
 });
+
+test('an IPv6 address added with nodad is usable at once as a route source; without it, DAD marks it tentative', async () => {
+  // h0 is up with accept_dad at its default (1): DAD would keep a plain address tentative for a second or so.
+  await runIpOps(host, [
+    addressReplaceOp({ dev: 'h0', cidr: '2001:db8:77::1/64', nodad: true }),
+    addressReplaceOp({ dev: 'h0', cidr: '2001:db8:78::1/64' }),
+  ]);
+  const flagsOf = async (local: string) =>
+    ((await ipj(host, 'address', 'show', 'dev', 'h0')).flatMap((l) => l.addr_info ?? []).find((a: { local: string }) => a.local === local) as { tentative?: boolean; nodad?: boolean } | undefined);
+  const nodad = await flagsOf('2001:db8:77::1');
+  assert.ok(nodad, 'the nodad address is missing');
+  assert.equal(nodad.tentative, undefined, 'a nodad address must not be tentative');
+  assert.equal(nodad.nodad, true, 'iproute2 must see the nodad flag');
+  // DAD takes a retransmit timer (1 s by default): checked right after the add, the plain address is still tentative.
+  assert.equal((await flagsOf('2001:db8:78::1'))?.tentative, true, 'without nodad the address should start tentative');
+  // The same batch can name it as a route's source right away (this failed with EINVAL on a tentative address).
+  await runIpOps(host, [routeReplaceOp({ dst: '2001:db8:99::/48', nexthops: [{ via: '2001:db8:77::2', dev: 'h0' }], src: '2001:db8:77::1' })]);
+  assert.throws(() => addressReplaceOp({ dev: 'h0', cidr: '192.0.2.1/32', nodad: true }), /nodad/);
+});
