@@ -9,6 +9,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { KernelInputError } from '../exec.js';
+import { formatIp } from '../../model/ip.js';
 
 /** Message types (linux/rtnetlink.h). */
 export const RTM = {
@@ -179,31 +180,10 @@ export function macText(b: Buffer | undefined): string | undefined {
   return b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined;
 }
 
-/** An address as iproute2 prints it (dotted quad; RFC 5952 compressed IPv6, as inet_ntop does). */
+/** An address as iproute2 prints it (dotted quad; RFC 5952 compressed IPv6 with IPv4-mapped tails, as inet_ntop). */
 export function ipText(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
   if (b.length === 4) return [...b].join('.');
   if (b.length !== 16) return undefined;
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(b.readUInt16BE(i));
-  // IPv4-mapped addresses keep their dotted tail, as inet_ntop prints them.
-  if (w.slice(0, 5).every((x) => x === 0) && w[5] === 0xffff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hexes = w.map((x) => x.toString(16));
-  if (best < 0) return hexes.join(':');
-  return `${hexes.slice(0, best).join(':')}::${hexes.slice(best + bestLen).join(':')}`;
+  return formatIp({ family: 6, value: BigInt(`0x${b.toString('hex')}`) });
 }
