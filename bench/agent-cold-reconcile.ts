@@ -187,7 +187,7 @@ registerBenchmark({
           'Kernel memory is read before the agent starts and after every account is ok; the system-wide figure includes anything else the machine did meanwhile.',
         ],
         details: {
-          spawns_by_program: Object.fromEntries(Object.entries(spawns.byProgram).map(([k, v]) => [k, v])),
+          spawns_by_program: spawns.byProgram, // spawnStats() already returns a copy
           kernel_memory: { before: kernBefore, after: kernAfter },
           process_memory: { before: procBefore, after: procAfter },
         },
