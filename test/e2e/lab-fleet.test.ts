@@ -25,6 +25,7 @@ import { findLabPids, isRunning } from '../../src/lab/processes.js';
 import { readLabState, type LabState } from '../../src/lab/state.js';
 import { labStoreStart, labStoreStop } from '../../src/lab/store.js';
 import { openEtcdStore } from '../../src/store/etcd.js';
+import { labRequest, type LabApi } from '../support/lab-api.js';
 
 const name = `flt${process.pid % 100000}`;
 const EDGES = ['chi-edge1', 'chi-edge2', 'chi-edge3'];
@@ -52,15 +53,7 @@ async function waitFor<T>(what: string | (() => string), fn: () => Promise<T | u
   }
 }
 
-async function api(method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${status.api_url}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${status.operator_token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(15_000),
-  });
-  return { status: res.status, json: res.status === 204 ? null : await res.json() };
-}
+const api: LabApi = (method, url, body) => labRequest(status, method, url, body, { timeoutMs: 15_000 });
 
 interface AcmeChange {
   /** Ports blocked by Acme's firewall, one rule each (the stream's ports stay open). */

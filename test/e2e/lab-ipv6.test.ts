@@ -18,6 +18,7 @@ import { labAgentPinBase } from '../../src/lab/agents.js';
 import { labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import type { LabState } from '../../src/lab/state.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
+import { labRequest, type LabApi, waitAppliedOnEveryEdge } from '../support/lab-api.js';
 
 const name = `v6${process.pid % 100000}`;
 const ROUTER = '198.51.100.2';
@@ -31,14 +32,7 @@ let state: LabState;
 let status: LabStatus;
 let acmeId = '';
 
-async function api(method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${status.api_url}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${status.operator_token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: res.status === 204 ? null : await res.json() };
-}
+const api: LabApi = (method, url, body) => labRequest(status, method, url, body);
 
 /** Sum of one reason's packets over every edge (the account's counters and account 0's). */
 function edgeCount(reason: Reason): number {
@@ -82,14 +76,7 @@ const config = (routes6: Route6[]) => ({
 async function applyRoutes6(routes6: Route6[]): Promise<void> {
   const put = await api('PUT', `/v1/accounts/${acmeId}/config`, config(routes6));
   assert.equal(put.status, 200, JSON.stringify(put.json));
-  const revision = put.json.revision as number;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const nodes = (await api('GET', '/v1/nodes')).json.items as Array<{ accounts?: Record<string, { state: string; applied_revision?: number }> }>;
-    if (nodes.length === Object.keys(status.edges).length && nodes.every((n) => (n.accounts?.[acmeId]?.applied_revision ?? 0) >= revision)) return;
-    assert.ok(Date.now() < deadline, `not applied everywhere: ${JSON.stringify(nodes.map((n) => n.accounts?.[acmeId]))}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitAppliedOnEveryEdge(api, acmeId, put.json.revision as number, Object.keys(status.edges).length);
 }
 
 /** `flows` short IPv6 TCP connections from the client; per outer source address, how many GRE packets the router got. */

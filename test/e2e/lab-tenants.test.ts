@@ -11,20 +11,14 @@ import { listNetns } from '../../src/kernel/netns.js';
 import { edgeNetnsPrefix } from '../../src/lab/agents.js';
 import { labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import type { LabState } from '../../src/lab/state.js';
+import { labRequest, type LabApi } from '../support/lab-api.js';
 
 const name = `ten${process.pid % 100000}`;
 let state: LabState;
 let status: LabStatus;
 const ids: Record<string, string> = {};
 
-async function api(method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${status.api_url}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${status.operator_token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: res.status === 204 ? null : await res.json() };
-}
+const api: LabApi = (method, url, body) => labRequest(status, method, url, body);
 
 /** One TCP connection from a lab host: the first line the server sends, or the error. */
 async function connect(from: string, addr: string, port: number): Promise<string> {

@@ -13,20 +13,14 @@ import { labAgentPinBase } from '../../src/lab/agents.js';
 import { labDown, labExec, labStatus, labUp, type LabStatus } from '../../src/lab/lab.js';
 import type { LabState } from '../../src/lab/state.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
+import { labRequest, type LabApi, waitAppliedOnEveryEdge } from '../support/lab-api.js';
 
 const name = `tun${process.pid % 100000}`;
 let state: LabState;
 let status: LabStatus;
 let acmeId = '';
 
-async function api(method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${status.api_url}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${status.operator_token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: res.status === 204 ? null : await res.json() };
-}
+const api: LabApi = (method, url, body) => labRequest(status, method, url, body);
 
 const config = (routes: Array<{ nexthop: string; priority: number; weight?: number }>) => ({
   account: 'acme',
@@ -43,14 +37,7 @@ const config = (routes: Array<{ nexthop: string; priority: number; weight?: numb
 async function applyRoutes(routes: Array<{ nexthop: string; priority: number; weight?: number }>): Promise<void> {
   const put = await api('PUT', `/v1/accounts/${acmeId}/config`, config(routes));
   assert.equal(put.status, 200, JSON.stringify(put.json));
-  const revision = put.json.revision as number;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const nodes = (await api('GET', '/v1/nodes')).json.items as Array<{ accounts?: Record<string, { state: string; applied_revision?: number }> }>;
-    if (nodes.length === Object.keys(status.edges).length && nodes.every((n) => (n.accounts?.[acmeId]?.applied_revision ?? 0) >= revision)) return;
-    assert.ok(Date.now() < deadline, `not applied everywhere: ${JSON.stringify(nodes.map((n) => n.accounts?.[acmeId]))}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitAppliedOnEveryEdge(api, acmeId, put.json.revision as number, Object.keys(status.edges).length);
 }
 
 /** `flows` short TCP connections from the client; per outer source address, how many GRE packets the router got. */
