@@ -12,7 +12,7 @@
  * the iproute2/sysctl twin of what failed, so an operator can retry it by hand.
  */
 import { closeSync, openSync, readFileSync, writeSync, constants as fsConstants } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, statfs } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { addNamedNetns, deleteNamedNetns, isNativeError, withNetns } from './bpf/index.js';
 import { KernelError, KernelInputError, type BatchFailure, type KernelErrorCode } from './exec.js';
@@ -88,11 +88,17 @@ export async function listNetns(prefix = ''): Promise<string[]> {
   return names.filter((n) => n.startsWith(prefix)).sort();
 }
 
-/** Twin: `test -e /run/netns/NAME` (what `ip netns list` shows). */
+/** statfs f_type of a namespace file (NSFS_MAGIC, "nsfs"): what a bind-mounted netns file reports. */
+const NSFS_MAGIC = 0x6e736673;
+
+/**
+ * Twin: `ip netns exec NAME true` succeeding — the name exists AND is a namespace. A creator killed between making
+ * the file and bind-mounting the namespace on it leaves a bare file that `ip netns list` shows but nobody can
+ * enter (setns: EINVAL); it counts as absent, so the caller creates it (createNetns replaces such a file).
+ */
 export async function netnsExists(name: string): Promise<boolean> {
   try {
-    await stat(netnsPath(name));
-    return true;
+    return (await statfs(netnsPath(name))).type === NSFS_MAGIC;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;

@@ -147,7 +147,11 @@ test('create is idempotent and repairs a bare name left by a creator that died b
   const bare = h.name('bare');
   closeSync(openSync(`${NETNS_RUN_DIR}/${bare}`, 'wx', 0)); // what `ip netns add` leaves if killed between its two steps
   await assert.rejects(run(['ip', '-n', bare, 'link']), 'a bare file is not a namespace');
+  // …so a reconciler asking "does it exist?" must hear no, or it never creates it (seen: setns EINVAL forever).
+  assert.equal(await netnsExists(bare), false, 'a bare file counts as no namespace');
+  assert.equal(await netnsExists(a), true);
   await createNetns(bare);
+  assert.equal(await netnsExists(bare), true);
   assert.match((await run(['ip', '-n', bare, '-br', 'link'])).stdout, /^lo\s/);
   assert.equal(mountsMentioning(bare).length, 1);
 });
