@@ -93,7 +93,7 @@ after(async () => {
   await harness.cleanup();
 });
 
-async function nodeStatus(): Promise<{ applied_revision: number | null; accounts: Record<string, { state: string }> } | undefined> {
+async function nodeStatus(): Promise<{ applied_revision: number | null; accounts: Record<string, { state: string; error?: string }> } | undefined> {
   const kv = await api.store.get(keys.nodeStatus('crash'));
   return kv ? JSON.parse(kv.value) : undefined;
 }
@@ -116,7 +116,9 @@ test(`SIGKILL ${KILLS} times during a ${CUSTOMERS}-customer reconcile, then conv
     const s = await nodeStatus();
     const ok = s ? Object.values(s.accounts).filter((a) => a.state === 'ok').length : 0;
     if (s && s.applied_revision !== null && s.applied_revision >= revision && ok === CUSTOMERS) break;
-    assert.ok(Date.now() < deadline, `no convergence: ${ok}/${CUSTOMERS} ok`);
+    // The accounts that are not ok, with their errors: what a failed run needs to be understood.
+    const notOk = s ? Object.entries(s.accounts).filter(([, a]) => a.state !== 'ok').slice(0, 5) : [];
+    assert.ok(Date.now() < deadline, `no convergence: ${ok}/${CUSTOMERS} ok; not ok: ${JSON.stringify(notOk)}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 
