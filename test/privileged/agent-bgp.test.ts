@@ -479,12 +479,14 @@ test('a silent failure of an edge (every packet dropped, link up): BFD removes i
 test("one account broken on one edge is withdrawn from that edge alone; repaired, it comes back", async () => {
   const node2 = nodes.get(2)!;
   const ns = customerNetns(node2, betaId);
-  // Beta's namespace on edge 2 is unmounted from its name, which stays as a plain file: the agent sees the name,
-  // so it does not recreate it, and every reconcile of Beta there fails (entering it: EINVAL). One step, no race
-  // with the agent's resync (a delete-then-create would be).
+  // Beta's name on edge 2 is made to point at a namespace that is not a network namespace (another namespace file
+  // bind-mounted over it): the agent sees a namespace there, so it does not recreate it, and every reconcile of Beta
+  // there fails (entering it as a netns: EINVAL). No race with the agent's resync (a delete-then-create would be;
+  // a bare file would be, too: the agent treats it as absent and creates the namespace again).
   brokenFile = `/run/netns/${ns}`;
   await run(['umount', brokenFile]);
   assert.ok(isPlainFile(brokenFile), 'the name is a plain file now');
+  await run(['mount', '--bind', '/proc/self/ns/uts', brokenFile]);
   try {
     const ms = await waitNexthops({ [ACME]: EDGES, [BETA]: [1, 3], [ENDPOINT]: EDGES }, 'beta broken on edge 2');
     const st = await eventually('edge 2 reports beta not ready', async () => {
@@ -495,6 +497,7 @@ test("one account broken on one edge is withdrawn from that edge alone; repaired
     assert.deepEqual(st.bgp!.announced, [ACME, ENDPOINT]);
     console.log(`# beta broken on edge 2: withdrawn there after ${ms.toFixed(0)} ms (resync 1 s); error: ${st.accounts[betaId]!.error?.slice(0, 100)}`);
   } finally {
+    await run(['umount', brokenFile]);
     fs.rmSync(brokenFile, { force: true });
     brokenFile = undefined;
   }
