@@ -22,23 +22,48 @@
  * that takes the full path up to the customer netns and its firewall, and leaves it unencapsulated (installNoGre).
  * This kernel has no ip_gre, so a kernel-GRE variant of the baseline is not possible here.
  *
+ * 60-byte UDP (udp_60b_pps): the path's forwarding rate for 60-byte frames, not a socket's. xdp_flood (bench/c)
+ * transmits COUNT copies of one correct frame (client MAC → the site router's MAC on that link, client address →
+ * the destination, UDP to FLOOD_PORT, valid checksums) out of the client's interface at the kernel's own speed
+ * (BPF_PROG_RUN live frames, XDP_TX), pinned to one CPU; the customer host drops them at its interface's ingress
+ * (an nftables netdev rule, the same for all three destinations: no socket, no ICMP, the host's share one hook).
+ * Rate = packets the host's interface received (its rx counter, read once it has settled) ÷ the flood's duration;
+ * also per CPU-second spent on the generator's CPU, and the fraction of the frames that arrived. The path's work
+ * runs in softirq after each batch the generator hands over, on the generator's CPU (in its context or its
+ * ksoftirqd), so a rate is 1 / (generator + path) per packet — unless a NAPI in the path is already being polled
+ * on the other CPU, which turns the path into a pipeline over both CPUs that loses frames where a ring overflows
+ * (the notes and details say how much). A flood into the same device with nothing behind it (generator alone)
+ * shows the generator's share. The site router's interface from the client gets GRO on for the floods only (a
+ * veth accepts XDP-transmitted frames only with NAPI: GRO or an XDP program), as the lab made it otherwise; the
+ * site router holds static /32 routes for the paths (pinPathRoutes says why). The old iperf3 -u -b 0 goodput is
+ * kept as an informational figure (udp_60b_iperf3_goodput, `--set full-path.iperf3_udp=0` skips it): it measures
+ * mostly the iperf3 receiver and CPU scheduling.
+ *
  * The customer firewall's counters are read around every run: they must rise for the full and no-GRE paths and
- * stay still for the baseline, or the benchmark fails.
+ * stay still for the baseline, or the benchmark fails; during a flood they must count at least every frame that
+ * reached the host.
  *
  * The customer router reaches its host by a routed link rather than the lab's LAN bridge, for all paths alike
  * (routeCustomerLan says why; `--set full-path.lan=bridge` keeps the bridge). `--set full-path.lab=NAME` runs the
- * lab under another name, `--set full-path.keep=1` leaves it up afterwards for a look at the paths.
+ * lab under another name, `--set full-path.keep=1` leaves it up afterwards for a look at the paths,
+ * `--set full-path.flood_packets=N` sizes each flood (default 200,000: 2–8 s per flood on this loaded 2-core VM),
+ * `--set full-path.flood_cpu=N` picks the generator's CPU (default 0).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { CUSTOMER_VETH, HOST_LINK_ADDRESS, customerNetns, hostVethName } from '../src/agent/desired/node.js';
-import { readRuleCounters } from '../src/kernel/nft.js';
+import { getLink, readLinkFeatures, setLinkFeatures } from '../src/kernel/links.js';
+import { nftExpr, readRuleCounters, replaceNftTable } from '../src/kernel/nft.js';
 import { listRoutes } from '../src/kernel/routes.js';
 import { edgeNetnsPrefix } from '../src/lab/agents.js';
 import { labDown, labExec, labStatus, labUp } from '../src/lab/lab.js';
 import type { LabState } from '../src/lab/state.js';
 import { metric, numberParam, registerBenchmark } from './lib/registry.js';
 import { median, sleep } from './lib/stats.js';
+import { benchTools } from './lib/tools.js';
+import { ethernet, ipv4, padFrame, udp } from '../test/support/packets.js';
 
 /** Default lab name; `--set full-path.lab=NAME` runs another (e.g. next to someone else's bench run). */
 const DEFAULT_LAB = 'benchfp';
@@ -53,6 +78,11 @@ const NOGRE_ADDR = '203.0.113.101';
 const PORT = 5201;
 /** 18 bytes of UDP payload: 18 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = a 60-byte frame. */
 const UDP_PAYLOAD = 18;
+/** The flood's destination port (discard): allowed by the customer firewall, dropped at the host's ingress. */
+const FLOOD_PORT = 9;
+const FLOOD_SPORT = 40000;
+/** The customer host's nftables table that drops the flood at its interface (netdev ingress). */
+const SINK_TABLE = 'otbenchsink';
 
 const topology = () => ({
   name: LAB,
@@ -70,12 +100,12 @@ const ACCOUNT = {
   routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
   firewall: {
     default_action: 'block',
-    rules: [{ action: 'allow', expression: `(ip.dst == ${HOST_ADDR} or ip.dst == 203.0.113.101) and (tcp.dstport == ${PORT} or udp.dstport == ${PORT})` }],
+    rules: [{ action: 'allow', expression: `(ip.dst == ${HOST_ADDR} or ip.dst == 203.0.113.101) and (tcp.dstport == ${PORT} or udp.dstport == ${PORT} or udp.dstport == ${FLOOD_PORT})` }],
   },
 };
 
-async function run(cmd: string, argv: string[]): Promise<void> {
-  await promisify(execFile)(cmd, argv, { timeout: 30_000 });
+async function run(cmd: string, argv: string[], timeoutMs = 30_000): Promise<string> {
+  return (await promisify(execFile)(cmd, argv, { timeout: timeoutMs })).stdout;
 }
 
 async function must(host: string, argv: string[]): Promise<string> {
@@ -141,7 +171,11 @@ async function tcpGbps(dst: string, seconds: number): Promise<number> {
   return bps / 1e9;
 }
 
-/** Received small-packet rate: packets the server got (sent − lost, as the server reports) per second. */
+/**
+ * iperf3's small-datagram goodput (informational): datagrams the server got (sent − lost, as it reports) per
+ * second. -b 0 saturates the sender; most of the loss is at the receiving socket, so this measures iperf3's
+ * receiver and the CPU scheduling more than the path (udp_60b_pps is the path's figure).
+ */
 async function udpKpps(dst: string, seconds: number): Promise<{ kpps: number; sentKpps: number; loss: number }> {
   const j = await iperf(dst, ['-u', '-l', String(UDP_PAYLOAD), '-b', '0'], seconds);
   const s = j.end?.sum;
@@ -155,6 +189,124 @@ async function firewallPackets(state: LabState, accountId: string): Promise<numb
   const edge = state.plan.edges[0]!;
   const ns = customerNetns({ netnsPrefix: edgeNetnsPrefix(state, edge.name) }, accountId);
   return (await readRuleCounters(ns, 'inet', 'opentransit')).reduce((a, c) => a + c.packets, 0);
+}
+
+/** A device's received-packets counter (`ip -j -s link`: veth counts a packet when it hands it to the stack or its NAPI ring). */
+async function rxPackets(netns: string, dev: string): Promise<number> {
+  const links = JSON.parse(await run('ip', ['-n', netns, '-j', '-s', 'link', 'show', 'dev', dev])) as { stats64?: { rx?: { packets?: number } } }[];
+  const n = links[0]?.stats64?.rx?.packets;
+  if (typeof n !== 'number') throw new Error(`ip -n ${netns} -s link show dev ${dev}: no rx packet counter`);
+  return n;
+}
+
+/**
+ * The counter once it has stopped moving: what the softirq work left behind after the generator returned (frames
+ * still in a veth ring or a backlog queue) is counted before we read.
+ */
+async function settledRxPackets(netns: string, dev: string): Promise<number> {
+  let last = await rxPackets(netns, dev);
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const n = await rxPackets(netns, dev);
+    if (n === last) return n;
+    last = n;
+  }
+  throw new Error(`rx counter of ${dev} in ${netns} still moving 5 s after a flood`);
+}
+
+/** The flood's sink on the customer host: `udp dport FLOOD_PORT counter drop` at its interface's ingress. */
+async function installSink(hostNetns: string, dev: string): Promise<void> {
+  await replaceNftTable(hostNetns, {
+    family: 'netdev',
+    name: SINK_TABLE,
+    chains: [{
+      name: 'in',
+      base: { type: 'filter', hook: 'ingress', prio: 0, policy: 'accept', dev },
+      rules: [{ comment: 'flood', expr: [nftExpr.match(nftExpr.payload('udp', 'dport'), '==', FLOOD_PORT), nftExpr.counter(), nftExpr.drop()] }],
+    }],
+  });
+}
+
+async function sinkDrops(hostNetns: string): Promise<number> {
+  return (await readRuleCounters(hostNetns, 'netdev', SINK_TABLE)).reduce((a, c) => a + c.packets, 0);
+}
+
+/** The lab client's link towards its site router: where the generator transmits, and the frame's two MACs. */
+interface FloodLink {
+  clientNetns: string;
+  ifindex: number;
+  srcMac: string;
+  siteNetns: string;
+  /** The site router's device facing the client (receives the flood first). */
+  siteDev: string;
+  dstMac: string;
+}
+
+async function floodLink(state: LabState): Promise<FloodLink> {
+  const client = state.plan.hosts.find((h) => h.name === CLIENT)!;
+  const iface = client.interfaces.find((i) => i.peerHost === `${SITE}-router`);
+  if (!iface) throw new Error(`lab client ${CLIENT} has no link to ${SITE}-router`);
+  const site = state.plan.hosts.find((h) => h.name === iface.peerHost)!;
+  const own = await getLink(client.netns, iface.name);
+  const peer = await getLink(site.netns, iface.peerInterface);
+  if (!own || !peer) throw new Error(`the link ${CLIENT}/${iface.name} ↔ ${site.name}/${iface.peerInterface} is missing`);
+  return { clientNetns: client.netns, ifindex: own.ifindex, srcMac: own.mac, siteNetns: site.netns, siteDev: iface.peerInterface, dstMac: peer.mac };
+}
+
+/** One 60-byte frame from the client to `dst`, as the client's own stack would put it on its link. */
+function floodFrame(link: FloodLink, dst: string): Buffer {
+  const src = topology().clients[0]!.address;
+  const f = padFrame(ethernet({ src: link.srcMac, dst: link.dstMac }, ipv4({ src, dst }, udp({ sport: FLOOD_SPORT, dport: FLOOD_PORT }, Buffer.alloc(UDP_PAYLOAD)))));
+  if (f.length !== 60) throw new Error(`flood frame is ${f.length} bytes, not 60`);
+  return f;
+}
+
+/**
+ * Runs xdp_flood (--rewrite: the frame is written afresh each time, see bench/c/xdp_flood.c) in the client's
+ * netns, pinned to `cpu` (taskset) so that the softirq work it triggers stays on one CPU for the whole flood.
+ */
+async function xdpFlood(tool: string, link: FloodLink, frame: Buffer, count: number, cpu: number): Promise<{ sent: number; seconds: number; cpuSeconds: number }> {
+  const out = await run('ip', ['netns', 'exec', link.clientNetns, 'taskset', '-c', String(cpu), tool, '--rewrite', String(link.ifindex), String(count), frame.toString('hex')], 300_000);
+  const j = JSON.parse(out) as { sent: number; ns: number; cpu_ns: number };
+  return { sent: j.sent, seconds: j.ns / 1e9, cpuSeconds: j.cpu_ns / 1e9 };
+}
+
+/** Packets each CPU's NET_RX softirq processed so far (/proc/net/softnet_stat, first column, one line per CPU). */
+async function softnetProcessed(): Promise<number[]> {
+  return (await readFile('/proc/net/softnet_stat', 'utf8')).trim().split('\n').map((l) => parseInt(l.trim().split(/\s+/)[0]!, 16));
+}
+
+/** The pid of ksoftirqd/<cpu>: softirq work deferred from the generator's context runs there. */
+async function ksoftirqdPid(cpu: number): Promise<number> {
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const comm = await readFile(`/proc/${d}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === `ksoftirqd/${cpu}`) return Number(d);
+  }
+  throw new Error(`no ksoftirqd/${cpu} thread`);
+}
+
+/** A task's time on a CPU so far, in seconds (/proc/PID/schedstat, first field, ns). */
+async function taskCpuSeconds(pid: number): Promise<number> {
+  return Number((await readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]) / 1e9;
+}
+
+/**
+ * NOGRE_ADDR, HOST_ADDR and the customer router's public address (the outer destination of the full path's GRE)
+ * as static /32 routes on the site router, with the next hops BGP gave it (the edge; the core). Why: a flood fills
+ * the rings of the site router → edge link, BFD packets are lost with the frames, the edge's BGP session drops and
+ * the site router loses its BGP routes for a few seconds — seen: a whole full-path flood counted as IpExtInNoRoutes
+ * while the baseline (static routes) went on. The path is the same; only the control plane's hiccup is taken out.
+ */
+async function pinPathRoutes(state: LabState): Promise<void> {
+  const edge = state.plan.edges[0]!;
+  const edgeAddr = edge.uplink.address.split('/')[0]!;
+  const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
+  const siteUplink = siteRouter.interfaces.find((i) => i.name === 'uplink')!;
+  const edgeDev = siteRouter.interfaces.find((i) => i.peerHost === edge.name)!.name;
+  const cust = state.plan.customers[0]!;
+  for (const a of [HOST_ADDR, NOGRE_ADDR]) await must(siteRouter.name, ['ip', 'route', 'replace', `${a}/32`, 'via', edgeAddr, 'dev', edgeDev]);
+  await must(siteRouter.name, ['ip', 'route', 'replace', `${cust.publicAddress}/32`, 'via', siteUplink.peerAddress, 'dev', 'uplink']);
 }
 
 /**
@@ -240,11 +392,17 @@ async function installNoGre(state: LabState, accountId: string, lanDev: string):
 
 registerBenchmark({
   name: 'full-path',
-  description: 'client → customer host through XDP + customer netns + nft + GRE, vs plain routing over the same lab hops: TCP Gb/s, 60-byte UDP pps',
+  description: 'client → customer host through XDP + customer netns + nft + GRE, vs plain routing over the same lab hops: TCP Gb/s, 60-byte frames forwarded per second (XDP flood)',
   order: 60,
   async run(ctx) {
     const seconds = numberParam(ctx, 'seconds', 5, 1);
     const repeats = numberParam(ctx, 'repeats', 3, 1);
+    const floodPackets = Math.round(numberParam(ctx, 'flood_packets', 200_000, 50_000));
+    // The generator's CPU (taskset): flood_cpu=N; default 0.
+    const floodCpu = Number(ctx.params['flood_cpu'] ?? '0');
+    if (!Number.isInteger(floodCpu) || floodCpu < 0) throw new Error(`--set full-path.flood_cpu=${ctx.params['flood_cpu']}: a CPU number`);
+    // iperf3_udp=0 skips the old iperf3 UDP goodput (informational) to save seconds × 3 × repeats.
+    const iperfUdp = (ctx.params['iperf3_udp'] ?? '1') !== '0';
     LAB = ctx.params['lab'] ?? DEFAULT_LAB;
     if (!/^[a-z0-9]{1,12}$/.test(LAB)) throw new Error(`--set full-path.lab=${LAB}: use 1-12 of [a-z0-9]`);
     // keep=1: the lab (and its iperf3 servers) stay up after the run, to look at the paths (`opentransit lab down NAME`).
@@ -283,6 +441,7 @@ registerBenchmark({
       const lanDev = lanMode === 'routed' ? await routeCustomerLan(state) : 'lan';
       await installBaseline(state, lanDev);
       await installNoGre(state, accountId, lanDev);
+      await pinPathRoutes(state);
 
       const hostNetns = state.plan.customers[0]!.hosts[0]!.netns;
       // One server per address, bound to it: an unbound UDP server would answer the baseline's UDP handshake from
@@ -302,68 +461,172 @@ registerBenchmark({
         });
       }
 
-      const runs = { full_tcp_gbps: [] as number[], base_tcp_gbps: [] as number[], full_udp_kpps: [] as number[], base_udp_kpps: [] as number[], nogre_tcp_gbps: [] as number[], nogre_udp_kpps: [] as number[] };
+      // The flood: generator in the client's netns, sink at the customer host's interface (the same for all paths).
+      const hostDev = 'uplink';
+      await installSink(hostNetns, hostDev);
+      const tools = await benchTools();
+      const link = await floodLink(state);
+      const siteGro = (await readLinkFeatures(link.siteNetns, link.siteDev)).gro;
+      const frames = { full: floodFrame(link, HOST_ADDR), base: floodFrame(link, BASELINE_ADDR), nogre: floodFrame(link, NOGRE_ADDR) };
+      const softirqd = await ksoftirqdPid(floodCpu);
+      /** One flood with the site router's receiving device's GRO set to `gro` (restored as the lab made it after). */
+      const flood = async (frame: Buffer, gro: boolean) => {
+        await setLinkFeatures(link.siteNetns, link.siteDev, { gro });
+        try {
+          const [first0, rx0, sink0] = [await rxPackets(link.siteNetns, link.siteDev), await rxPackets(hostNetns, hostDev), await sinkDrops(hostNetns)];
+          const [net0, soft0] = [await softnetProcessed(), await taskCpuSeconds(softirqd)];
+          const f = await xdpFlood(tools.xdpFlood, link, frame, floodPackets, floodCpu);
+          const rx1 = await settledRxPackets(hostNetns, hostDev);
+          const [net1, soft1] = [await softnetProcessed(), await taskCpuSeconds(softirqd)];
+          const first1 = await rxPackets(link.siteNetns, link.siteDev);
+          const processed = net1.map((n, i) => n - net0[i]!);
+          const total = processed.reduce((a, b) => a + b, 0);
+          return {
+            ...f, received: rx1 - rx0, firstHop: first1 - first0, sunk: (await sinkDrops(hostNetns)) - sink0,
+            // CPU time of the flood on the generator's CPU: its thread (incl. the softirq work run in its context)
+            // plus ksoftirqd/<cpu> (the work deferred from it).
+            pathCpuSeconds: f.cpuSeconds + (soft1 - soft0),
+            softirqdSeconds: soft1 - soft0,
+            onCpu: total > 0 ? processed[floodCpu]! / total : 1,
+          };
+        } finally {
+          await setLinkFeatures(link.siteNetns, link.siteDev, { gro: siteGro });
+        }
+      };
+
+      type Path = 'full' | 'base' | 'nogre';
+      const runs = {
+        full_tcp_gbps: [] as number[], base_tcp_gbps: [] as number[], nogre_tcp_gbps: [] as number[],
+        full_flood_kpps: [] as number[], base_flood_kpps: [] as number[], nogre_flood_kpps: [] as number[],
+        full_arrived: [] as number[], base_arrived: [] as number[], nogre_arrived: [] as number[],
+        full_iperf3_udp_kpps: [] as number[], base_iperf3_udp_kpps: [] as number[], nogre_iperf3_udp_kpps: [] as number[],
+        full_kpps_per_cpu: [] as number[], base_kpps_per_cpu: [] as number[], nogre_kpps_per_cpu: [] as number[],
+        generator_only_kpps: [] as number[],
+      };
+      const floodDetail: unknown[] = [];
       const udpDetail: unknown[] = [];
-      let fwFull = 0;
-      let fwBase = 0;
-      let fwNogre = 0;
-      // Interleaved (full, baseline, no-GRE, full, …) so drift on the shared CPUs hits every path alike.
+      const fw: Record<Path, number> = { full: 0, base: 0, nogre: 0 };
+      const load0 = loadavg();
+      // Interleaved (generator alone, then full, baseline, no-GRE, …) so drift on the shared CPUs hits every path alike.
       for (let r = 0; r < repeats; r++) {
+        // The generator alone: the same device with no NAPI behind it refuses every XDP frame at once (as xdp-edge's
+        // gen_only), so the flood costs only the generator — its share of every path's flood below.
+        const g = await flood(frames.full, false);
+        if (g.firstHop > g.sent / 100) throw new Error(`generator-alone flood: the site router received ${g.firstHop} of ${g.sent} frames (expected none: GRO off, no XDP)`);
+        runs.generator_only_kpps.push(g.sent / g.seconds / 1000);
+        floodDetail.push({ path: 'generator_only', round: r + 1, sent: g.sent, seconds: g.seconds, generator_thread_cpu_s: g.cpuSeconds, first_hop_received: g.firstHop });
         for (const [path, dst] of [['full', HOST_ADDR], ['base', BASELINE_ADDR], ['nogre', NOGRE_ADDR]] as const) {
           const fw0 = await firewallPackets(state, accountId);
-          ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s, UDP ${seconds} s`);
+          ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s${iperfUdp ? `, iperf3 UDP ${seconds} s` : ''}, flood of ${floodPackets} frames`);
           runs[`${path}_tcp_gbps`].push(await tcpGbps(dst, seconds));
-          const u = await udpKpps(dst, seconds);
-          runs[`${path}_udp_kpps`].push(u.kpps);
-          udpDetail.push({ path, round: r + 1, received_kpps: u.kpps, sent_kpps: u.sentKpps, loss: u.loss });
-          const hits = (await firewallPackets(state, accountId)) - fw0;
-          if (path === 'full') fwFull += hits;
-          else if (path === 'base') fwBase += hits;
-          else fwNogre += hits;
+          if (iperfUdp) {
+            const u = await udpKpps(dst, seconds);
+            runs[`${path}_iperf3_udp_kpps`].push(u.kpps);
+            udpDetail.push({ path, round: r + 1, received_kpps: u.kpps, sent_kpps: u.sentKpps, loss: u.loss });
+          }
+          const fw1 = await firewallPackets(state, accountId);
+          const f = await flood(frames[path], true);
+          const fwFlood = (await firewallPackets(state, accountId)) - fw1;
+          // Every frame that reached the host crossed the customer firewall (full, no-GRE) or none did (baseline).
+          if (path === 'base' ? fwFlood !== 0 : fwFlood < f.sunk) {
+            throw new Error(`${path} flood: the customer firewall counted ${fwFlood} packets while ${f.sunk} frames reached the host: the flood did not take the ${path} path`);
+          }
+          const kpps = f.received / f.seconds / 1000;
+          runs[`${path}_flood_kpps`].push(kpps);
+          runs[`${path}_arrived`].push(f.received / f.sent);
+          const perCpu = f.received / f.pathCpuSeconds / 1000;
+          runs[`${path}_kpps_per_cpu`].push(perCpu);
+          floodDetail.push({
+            path, round: r + 1, sent: f.sent, seconds: f.seconds, received: f.received, received_kpps: kpps, sent_kpps: f.sent / f.seconds / 1000,
+            first_hop_received: f.firstHop, sink_dropped: f.sunk, firewall_packets: fwFlood,
+            generator_thread_cpu_s: f.cpuSeconds, ksoftirqd_cpu_s: f.softirqdSeconds, received_kpps_per_cpu_s: perCpu, softirq_packets_on_generator_cpu: f.onCpu,
+          });
+          ctx.log(`  flood ${path}: ${f.received}/${f.sent} arrived in ${f.seconds.toFixed(2)} s = ${Math.round(kpps)} kpps; ${f.pathCpuSeconds.toFixed(2)} CPU-s on CPU ${floodCpu} = ${Math.round(perCpu)} kpps per CPU-s; ${(100 * f.onCpu).toFixed(0)} % of softirq packets on that CPU; site router took ${f.firstHop}`);
+          fw[path] += (await firewallPackets(state, accountId)) - fw0;
         }
       }
+      const load1 = loadavg();
       // The proof that each path is what it says: the customer firewall counted the full path, not the baseline.
-      if (fwFull === 0) throw new Error('the customer firewall counted no packet during the full-path runs: traffic did not take the customer path');
-      if (fwNogre === 0) throw new Error('the customer firewall counted no packet during the no-GRE runs: traffic did not take the customer path');
-      if (fwBase !== 0) throw new Error(`the customer firewall counted ${fwBase} packets during the baseline runs: the baseline is not plain routing`);
+      if (fw.full === 0) throw new Error('the customer firewall counted no packet during the full-path runs: traffic did not take the customer path');
+      if (fw.nogre === 0) throw new Error('the customer firewall counted no packet during the no-GRE runs: traffic did not take the customer path');
+      if (fw.base !== 0) throw new Error(`the customer firewall counted ${fw.base} packets during the baseline runs: the baseline is not plain routing`);
 
-      const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])) as Record<keyof typeof runs, number>;
+      const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.length ? median(v) : NaN])) as Record<keyof typeof runs, number>;
+      const perRound = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
+      const spread = (xs: number[]) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+      const ratios = {
+        full_vs_base: perRound(runs.full_flood_kpps, runs.base_flood_kpps), full_vs_nogre: perRound(runs.full_flood_kpps, runs.nogre_flood_kpps),
+        per_cpu_full_vs_base: perRound(runs.full_kpps_per_cpu, runs.base_kpps_per_cpu), per_cpu_full_vs_nogre: perRound(runs.full_kpps_per_cpu, runs.nogre_kpps_per_cpu),
+      };
+      const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
+      ctx.log(`flood kpps (median of ${repeats}): full ${Math.round(m.full_flood_kpps)}, baseline ${Math.round(m.base_flood_kpps)}, no-GRE ${Math.round(m.nogre_flood_kpps)}; generator alone ${Math.round(m.generator_only_kpps)}`);
+      ctx.log(`per CPU-second (kpps): full ${Math.round(m.full_kpps_per_cpu)}, baseline ${Math.round(m.base_kpps_per_cpu)}, no-GRE ${Math.round(m.nogre_kpps_per_cpu)}`);
+      ctx.log(`arrived: full ${pct(m.full_arrived)}, baseline ${pct(m.base_arrived)}, no-GRE ${pct(m.nogre_arrived)}; per-round ratios full/base ${spread(ratios.full_vs_base)} (per CPU-s ${spread(ratios.per_cpu_full_vs_base)}), full/no-GRE ${spread(ratios.full_vs_nogre)} (per CPU-s ${spread(ratios.per_cpu_full_vs_nogre)}); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+      const floodNote = `xdp_flood: ${floodPackets} identical 60-byte frames (UDP to port ${FLOOD_PORT}) out of the client's link at the kernel's speed; packets the customer host's interface received (rx counter, settled) ÷ flood duration, median of ${repeats}`;
+      const metrics = [
+        metric({
+          name: 'tcp_throughput', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
+          baseline: { label: 'plain routing, same hops', value: m.base_tcp_gbps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
+          note: `iperf3 TCP, one stream, ${seconds} s, median of ${repeats}; client netns → customer host netns`,
+        }),
+        metric({
+          name: 'udp_60b_pps', value: m.full_flood_kpps, unit: 'kpps', better: 'higher',
+          baseline: { label: 'plain routing, same hops', value: m.base_flood_kpps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
+          note: floodNote,
+        }),
+        metric({
+          name: 'udp_60b_pps_vs_no_gre', value: m.full_flood_kpps, unit: 'kpps', better: 'higher',
+          baseline: { label: 'customer path without GRE', value: m.nogre_flood_kpps },
+          note: `encap+decap path ÷ the same customer path (XDP, mark, netns, nft) routed plainly to ${NOGRE_ADDR}`,
+        }),
+        metric({
+          name: 'udp_60b_pps_per_cpu', value: m.full_kpps_per_cpu, unit: 'kpps/CPU-s', better: 'higher',
+          baseline: { label: 'plain routing, same hops', value: m.base_kpps_per_cpu },
+          note: `the same floods, packets received per CPU-second spent on the generator's CPU (its thread incl. the softirq work run in its context, + ksoftirqd/${floodCpu}): less sensitive to other load than wall time; work polled on the other CPU is not counted (details.flood: softirq_packets_on_generator_cpu)`,
+        }),
+        metric({
+          name: 'udp_60b_pps_per_cpu_vs_no_gre', value: m.full_kpps_per_cpu, unit: 'kpps/CPU-s', better: 'higher',
+          baseline: { label: 'customer path without GRE', value: m.nogre_kpps_per_cpu },
+        }),
+        metric({ name: 'udp_60b_arrived_full', value: m.full_arrived, unit: 'fraction', better: 'none', note: 'of the flood\'s frames, the fraction that reached the customer host (the rest was dropped on the way, mostly where the generator outran the path)' }),
+        metric({ name: 'udp_60b_arrived_baseline', value: m.base_arrived, unit: 'fraction', better: 'none' }),
+        metric({ name: 'udp_60b_arrived_no_gre', value: m.nogre_arrived, unit: 'fraction', better: 'none' }),
+        metric({ name: 'udp_60b_generator_only', value: m.generator_only_kpps, unit: 'kpps', better: 'none', note: 'frames sent per second into the same device with nothing behind it: the generator\'s share of every flood (it shares the CPU with the path)' }),
+        metric({
+          name: 'tcp_throughput_vs_no_gre', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
+          baseline: { label: 'customer path without GRE', value: m.nogre_tcp_gbps },
+          note: 'the same, TCP (the no-GRE path has a 1500-byte MTU; its replies return plainly)',
+        }),
+        ...(iperfUdp
+          ? [metric({
+            name: 'udp_60b_iperf3_goodput', value: m.full_iperf3_udp_kpps, unit: 'kpps', better: 'higher',
+            baseline: { label: 'plain routing, same hops', value: m.base_iperf3_udp_kpps },
+            note: `informational, no goal: iperf3 -u -l ${UDP_PAYLOAD} -b 0, datagrams the server received per second, median of ${repeats}; mostly the iperf3 receiver and CPU scheduling (45–90 % lost at the socket)`,
+          })]
+          : []),
+      ];
       return {
-        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: UDP_PAYLOAD + 8 + 20 + 14 },
-        metrics: [
-          metric({
-            name: 'tcp_throughput', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
-            baseline: { label: 'plain routing, same hops', value: m.base_tcp_gbps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
-            note: `iperf3 TCP, one stream, ${seconds} s, median of ${repeats}; client netns → customer host netns`,
-          }),
-          metric({
-            name: 'udp_60b_pps', value: m.full_udp_kpps, unit: 'kpps', better: 'higher',
-            baseline: { label: 'plain routing, same hops', value: m.base_udp_kpps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
-            note: `iperf3 -u -l ${UDP_PAYLOAD} -b 0 (60-byte frames): packets the server received per second, median of ${repeats}`,
-          }),
-          metric({
-            name: 'udp_60b_pps_vs_no_gre', value: m.full_udp_kpps, unit: 'kpps', better: 'higher',
-            baseline: { label: 'customer path without GRE', value: m.nogre_udp_kpps },
-            note: `encap+decap path ÷ the same customer path (XDP, mark, netns, nft) routed plainly to ${NOGRE_ADDR}`,
-          }),
-          metric({
-            name: 'tcp_throughput_vs_no_gre', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
-            baseline: { label: 'customer path without GRE', value: m.nogre_tcp_gbps },
-            note: 'the same, TCP (the no-GRE path has a 1500-byte MTU; its replies return plainly)',
-          }),
-        ],
+        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: frames.full.length, flood_packets: floodPackets, flood_cpu: floodCpu, iperf3_udp: iperfUdp },
+        metrics,
         notes: [
           'The lab shares this machine\'s CPUs (2 here) between every namespace: sender, receiver, routers and the edge all compete, so read the ratios, not the absolute figures.',
           `Full path: client → site router → edge XDP (mark) → customer netns (nftables firewall, routes) → eBPF GRE encap → site router → core → customer router (tc GRE decap) → host; replies return through the tunnel to the anycast endpoint and the edge\'s XDP decap.`,
           `Baseline: ${BASELINE_ADDR} on the same customer host, static routes over the same namespaces in both directions (site router → edge → site router via a policy rule on iif → core → customer router → host, and back through the edge). It still crosses the edge's XDP program (passed: not a customer prefix) and the edge host's nft prerouting chain; no customer netns, no firewall, no GRE, MTU 1500 (the tunnel's is 1476 with MSS clamping).`,
-          'Checked in the run: the customer firewall\'s counters rise during the full-path runs and stay still during the baseline runs.',
+          'Checked in the run: the customer firewall\'s counters rise during the full-path and no-GRE runs and stay still during the baseline runs; during each full/no-GRE flood they count at least every frame that reached the host.',
           lanMode === 'routed'
             ? 'The customer router reaches its host by a routed link, not the lab\'s LAN bridge (all paths alike): on this kernel the stand-in customer router\'s BPF decap leaves the skb marked encapsulated, and a bridge would segment every decapsulated TCP super-packet again in software, a cost of the lab\'s customer router that kernel GRE does not have (see routeCustomerLan). --set full-path.lan=bridge measures with the bridge.'
             : 'The customer router reaches its host through the lab\'s LAN bridge (lan=bridge): decapsulated TCP super-packets are segmented again by the bridge (kernel 6.18 BPF decap leaves the skb marked encapsulated), the baseline\'s are not.',
           `No-GRE path: ${NOGRE_ADDR} (inside the customer prefix, allowed by the same firewall rule) takes XDP → mark → customer netns → nft like the full path, then a static /32 route in the customer netns sends it back out of edge0 unencapsulated and on by plain static routes (site router → core → customer router → host); its replies return plainly through the edge (no tunnel, no XDP decap). A second lab host address, rules of the benchmark's own (edge host: iif <veth> lookup main before the fwmark rule; customer router: from ${NOGRE_ADDR} lookup main before the tunnel rule). Kernel GRE (ip_gre) is not built into this kernel, so the "without GRE" path is this one.`,
-          'UDP with -b 0 saturates the sender; the received rate is what the path delivered while sender, path and receiver share the CPUs. Per-round rates vary a lot (details.runs, details.udp); medians of more rounds (--set full-path.repeats=N) are steadier.',
+          `udp_60b_pps: xdp_flood (bench/c, BPF_PROG_RUN live frames, XDP_TX) sends ${floodPackets} copies of one 60-byte frame (client MAC → the site router's MAC, ${topology().clients[0]!.address} → the destination, UDP ${FLOOD_SPORT} → ${FLOOD_PORT}, valid checksums) out of the client's link; rate = packets the customer host's interface received (its rx counter, read once it stopped moving) ÷ the flood's duration; arrived = received ÷ sent. One flow, identical frames: caches stay hot, no ECMP spread.`,
+          `Sink, the same for all three destinations: an nftables netdev ingress rule on the host's interface (table ${SINK_TABLE}: udp dport ${FLOOD_PORT} counter drop), so no socket, no ICMP answer, and the host's own share is one hook; its counter agrees with the rx counter (details.flood: sink_dropped).`,
+          `Where the work runs: the generator is pinned to CPU ${floodCpu}; after each batch it hands over, the kernel runs the receiving NAPI polls and every veth hop after them in softirq on that CPU, in the generator's own context (or ksoftirqd/${floodCpu} when it defers), so a flood's rate is 1 / (generator + path) per packet. Not always: a NAPI already scheduled on the other CPU (by any packet) keeps polling there while it has work, and the path then runs as a pipeline over both CPUs (details.flood: softirq_packets_on_generator_cpu), with frames lost where a stage's ring or backlog (netdev_max_backlog 1000) overflows (arrived < 1). udp_60b_generator_only is the generator alone (the same device with no NAPI behind it refuses every frame at once): its share of each path's time per packet.`,
+          'Rates are wall-clock (udp_60b_pps, the goal) and per CPU-second on the generator\'s CPU (udp_60b_pps_per_cpu: the generator thread\'s CPU time, which includes the softirq work run in its context as this kernel has no IRQ time accounting, plus ksoftirqd on that CPU): with other load on the machine, wall time also counts the time the generator waited for a CPU.',
+          'The site router holds static /32 routes for the two customer addresses and the customer router (next hops as BGP gave them): a flood fills the site router → edge ring, BFD packets are lost with it, and the edge\'s BGP routes vanished for seconds mid-flood (the full path measured "no route") while the static baseline went on.',
+          `The site router's device facing the client (${link.siteDev}) gets GRO on during the path floods only, and back to ${siteGro ? 'on' : 'off'} (as the lab made it) for everything else: a veth accepts XDP-transmitted frames only when it has NAPI (GRO or an XDP program). GRO does not merge forwarded UDP (rx-udp-gro-forwarding stays off), so every frame is forwarded on its own.`,
+          'xdp_flood runs with --rewrite: live-frames mode recycles its pages, and a forwarded frame comes back with the router\'s Ethernet header and a decremented TTL written over it; the program writes the frame afresh each time (a few ns, in the generator\'s share).',
+          ...(iperfUdp ? ['udp_60b_iperf3_goodput (informational, the old figure): iperf3 -u -b 0 saturates the sender and most datagrams are lost at the receiving socket; it swung 0.33–0.65 between runs. No goal on it.'] : []),
         ],
-        details: { runs, udp: udpDetail, firewall_packets: { full: fwFull, baseline: fwBase, no_gre: fwNogre } },
+        details: { runs, flood: floodDetail, flood_ratio_per_round: ratios, iperf3_udp: udpDetail, firewall_packets: { full: fw.full, baseline: fw.base, no_gre: fw.nogre }, loadavg_before: load0, loadavg_after: load1 },
       };
     } finally {
       if (keep) {

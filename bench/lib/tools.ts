@@ -16,7 +16,7 @@ function stale(out: string, src: string): boolean {
 export interface BenchTools {
   /** BPF object with program ot_bench_xdp_drop. */
   xdpDropObject: string;
-  /** xdp_flood IFINDEX COUNT HEXFRAME */
+  /** xdp_flood [--rewrite] [--batch N] IFINDEX COUNT HEXFRAME → {"sent","ns","cpu_ns"} */
   xdpFlood: string;
 }
 
