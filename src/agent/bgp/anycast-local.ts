@@ -33,7 +33,13 @@ export function anycastLoopbackDesired(endpoints: readonly string[]): AddressSpe
  * Makes lo hold exactly the desired endpoint addresses among ours (`prune`: also delete ours that are no longer
  * wanted). Returns the endpoints (addresses without /32) that are local after the pass.
  */
-export async function reconcileAnycastLoopback(ns: string, desired: readonly AddressSpec[], prune: boolean, changes: string[]): Promise<string[]> {
+export async function reconcileAnycastLoopback(
+  ns: string,
+  desired: readonly AddressSpec[],
+  prune: boolean,
+  changes: string[],
+  o: { dryRun?: boolean } = {},
+): Promise<string[]> {
   const ops: IpOp[] = [];
   const lo = await getLink(ns, 'lo');
   if (lo && !lo.up) {
@@ -54,6 +60,8 @@ export async function reconcileAnycastLoopback(ns: string, desired: readonly Add
       ops.push(addressDeleteOp({ dev: 'lo', cidr: a.cidr }));
     }
   }
+  // Dry run (`opentransit plan`): the ops are only described; every desired endpoint counts as local, as it would be.
+  if (o.dryRun) return desired.map((d) => d.cidr.slice(0, -3));
   if (ops.length) await runIpOps(ns, ops);
   const after = ops.length ? await listAddresses(ns, { dev: 'lo', family: 4 }) : actual;
   return desired.filter((d) => after.some((a) => a.cidr === d.cidr)).map((d) => d.cidr.slice(0, -3));

@@ -222,17 +222,14 @@ export class BgpManager {
         if (id) (servable.get(id) ?? servable.set(id, new Set()).get(id)!).add(r.dst);
       }
     }
-    const plan = accountsForBgp({ docs: view.docs, states: view.states, servable }, this.applied);
-    const { spec, announcements } = edgeBirdSpec({
-      nodeId: node.nodeId,
+    const { plan, spec, announcements } = desiredEdgeBird({
+      node,
+      view: { ...view, servable },
+      bgp,
       routerId,
-      asn: bgp.asn,
-      peers: bgp.peers,
-      accounts: plan.accounts,
-      anycastEndpoints: localEndpoints,
-      dataPlaneReady: view.hostState === 'ok',
-      drained: view.drained,
-      sessionTimers: this.o.sessionTimers ?? EDGE_SESSION_TIMERS,
+      localEndpoints,
+      applied: this.applied,
+      ...(this.o.sessionTimers ? { sessionTimers: this.o.sessionTimers } : {}),
       ...(this.o.bfd ? { bfd: this.o.bfd } : {}),
     });
 
@@ -273,9 +270,8 @@ export class BgpManager {
   }
 
   /** The first global IPv4 address of the uplink: the default router id. */
-  private async uplinkAddress(): Promise<string | undefined> {
-    const addrs = await listAddresses(this.o.node.hostNetns, { dev: this.o.node.uplink, family: 4 });
-    return addrs.find((a) => a.scope === 0)?.local;
+  private uplinkAddress(): Promise<string | undefined> {
+    return uplinkRouterId(this.o.node);
   }
 
   private async runBird(spec: BirdConfigSpec): Promise<void> {
@@ -374,6 +370,49 @@ export class BgpManager {
     }
     this.setStatus({ sessions, bird: this.birdInfo() });
   }
+}
+
+/**
+ * What the edge's BIRD should run: the announcement input from the view (plan.ts), then the config spec
+ * (announce.ts). One function for the agent's pass and `opentransit plan` (bgp/plan-node.ts), so both say the same.
+ */
+export function desiredEdgeBird(i: {
+  node: NodeConfig;
+  view: AccountsForBgp & { drained: boolean; hostState: 'ok' | 'error' | 'pending' };
+  bgp: ReturnType<typeof effectiveNodeBgp>;
+  routerId: string;
+  /** The anycast endpoints that are local addresses (anycast-local.ts). */
+  localEndpoints: readonly string[];
+  applied: AppliedAdvertised;
+  sessionTimers?: EdgeSessionTimers;
+  bfd?: BirdBfdSpec;
+}): { plan: ReturnType<typeof accountsForBgp> } & ReturnType<typeof edgeBirdSpec> {
+  const { view } = i;
+  const plan = accountsForBgp({ docs: view.docs, states: view.states, ...(view.servable ? { servable: view.servable } : {}) }, i.applied);
+  const { spec, announcements } = edgeBirdSpec({
+    nodeId: i.node.nodeId,
+    routerId: i.routerId,
+    asn: i.bgp.asn,
+    peers: i.bgp.peers,
+    accounts: plan.accounts,
+    anycastEndpoints: i.localEndpoints,
+    dataPlaneReady: view.hostState === 'ok',
+    drained: view.drained,
+    sessionTimers: i.sessionTimers ?? EDGE_SESSION_TIMERS,
+    ...(i.bfd ? { bfd: i.bfd } : {}),
+  });
+  return { plan, spec, announcements };
+}
+
+/** The edge BIRD's files under an agent's data dir. */
+export function edgeBirdPaths(dataDir: string): ReturnType<typeof birdPaths> {
+  return birdPaths(path.join(dataDir, 'bird'), EDGE_BIRD_NAME);
+}
+
+/** The first global IPv4 address of the uplink: the default BGP router id. */
+export async function uplinkRouterId(node: NodeConfig): Promise<string | undefined> {
+  const addrs = await listAddresses(node.hostNetns, { dev: node.uplink, family: 4 });
+  return addrs.find((a) => a.scope === 0)?.local;
 }
 
 /** A config that only lets an adopted BIRD answer until it is stopped (no sessions, nothing announced). */

@@ -13,7 +13,7 @@
  * syncBlocklistV4Index() afterwards, and the index says what the trie says.
  */
 import { Bl4, OT_BL4_L2_MAX, OT_BL4_PAGES, OT_BL4_SLASH16S, OT_LPM_V4_OFFSET, type Bl4Hosts, type Bl4Page, type LpmKey } from './abi.generated.js';
-import type { TypedMap } from './index.js';
+import { TypedMap } from './index.js';
 import { native } from './native.js';
 
 export interface BlocklistV4Index {
@@ -161,7 +161,13 @@ export function blocklistV4Lookup(index: BlocklistV4Index, addr: number): boolea
  * ot_bl4_slash16 as an array, from one batch read decoded in place: 65536 entries through TypedMap.entries()
  * (an object and two Buffers each) took ~0.3 s, on every sync.
  */
-function readSlash16(map: TypedMap<number, number>): Uint32Array {
+function readSlash16(map: BlocklistV4Map<number, number>): Uint32Array {
+  if (!(map instanceof TypedMap)) {
+    // A stand-in for the map (the agent's dry run reads the pinned map through an overlay): decode its entries.
+    const out = new Uint32Array(OT_BL4_SLASH16S);
+    for (const [k, v] of map.entries()) out[k] = v;
+    return out;
+  }
   const m = map.map;
   const r = native().mapDump(m.fd, m.keySize, m.valueBytes, m.maxEntries);
   const out = new Uint32Array(OT_BL4_SLASH16S);
@@ -169,11 +175,17 @@ function readSlash16(map: TypedMap<number, number>): Uint32Array {
   return out;
 }
 
+/**
+ * What the sync uses of a map: a TypedMap, or anything that reads and writes like one (the agent's dry run passes
+ * overlays that record the writes instead of making them).
+ */
+export type BlocklistV4Map<K, V> = Pick<TypedMap<K, V>, 'spec' | 'get' | 'set' | 'setMany' | 'delete' | 'entries'>;
+
 export interface BlocklistV4Maps {
-  blocklist: TypedMap<LpmKey, number>;
-  bl4Slash16: TypedMap<number, number>;
-  bl4Pages: TypedMap<number, Bl4Page>;
-  bl4L2: TypedMap<number, Bl4Hosts>;
+  blocklist: BlocklistV4Map<LpmKey, number>;
+  bl4Slash16: BlocklistV4Map<number, number>;
+  bl4Pages: BlocklistV4Map<number, Bl4Page>;
+  bl4L2: BlocklistV4Map<number, Bl4Hosts>;
 }
 
 /**
