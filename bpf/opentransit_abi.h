@@ -29,10 +29,12 @@
 #define OPENTRANSIT_ABI_H
 
 /* Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). */
-#define OT_ABI_VERSION 1
+#define OT_ABI_VERSION 2 /* 2: 32 reason slots, ot_config.fwmark, the fast path */
 
 #define OT_PROG_XDP_EDGE "ot_xdp_edge" /* the uplink XDP program (bpf/xdp_edge.c) */
 #define OT_PROG_TC_GRE "ot_tc_gre" /* the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
+/* The fast path out of a customer netns: tc ingress of the host-side veth (bpf/tc_host_fwd.c) */
+#define OT_PROG_TC_HOST_FWD "ot_tc_host_fwd"
 /* The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): */
 #define OT_PROG_CPE_DECAP "ot_cpe_decap" /* GRE decap on the router uplink's tc ingress */
 #define OT_PROG_CPE_ENCAP "ot_cpe_encap" /* GRE encap on a tunnel device's tc egress */
@@ -40,7 +42,7 @@
 /* Accounts are 0..OT_MAX_ACCOUNTS-1; 0 means "no account". */
 #define OT_MAX_ACCOUNTS 1024
 /* Room for reasons in the counters (each account has this many slots; enum ot_reason must fit). */
-#define OT_REASON_SLOTS 16
+#define OT_REASON_SLOTS 32
 #define OT_COUNTER_SLOTS (OT_MAX_ACCOUNTS * OT_REASON_SLOTS)
 /* IPv4 a.b.c.d/n is stored in LPM keys as ::ffff:a.b.c.d/(OT_LPM_V4_OFFSET + n). */
 #define OT_LPM_V4_OFFSET 96
@@ -72,6 +74,9 @@
 #define OT_TUNNEL_MAC_0 0x02
 #define OT_TUNNEL_MAC_1 0x4f
 #define OT_TUNNEL_F_DF 1 /* tunnel flag: set Don't Fragment on the outer IPv4 header */
+/* ot_config.flags: route customer traffic with bpf_fib_lookup instead of a pass through the host stack (the fast
+ * path, bpf/lib/fastpath.h); off: xdp_edge and tc_host_fwd hand every packet to the host stack as before. */
+#define OT_CONFIG_F_FAST_PATH 1
 
 /* What happened to a packet. Every reason belongs to one verdict: its name starts with the verdict's name. */
 enum ot_verdict {
@@ -79,10 +84,11 @@ enum ot_verdict {
 	OT_VERDICT_DROP = 1, /* dropped (XDP_DROP, TC_ACT_SHOT) */
 	OT_VERDICT_REDIRECT = 2, /* GRE decapsulated and redirected to a customer's veth (XDP_REDIRECT) */
 	OT_VERDICT_ENCAP = 3, /* GRE encapsulated towards a customer router (TC_ACT_OK) */
+	OT_VERDICT_FORWARD = 4, /* routed by the fast path: bpf_fib_lookup, TTL - 1, redirected (no host stack pass) */
 };
 
 /* Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that
- * sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. The customer router programs (cpe_gre.c)
+ * sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, the others xdp_edge's. The customer router programs (cpe_gre.c)
  * count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED,
  * DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet
  * on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
@@ -104,6 +110,11 @@ enum ot_reason {
 	OT_REASON_DROP_TUNNEL_MISS = 13, /* a frame to a tunnel MAC that has no tunnel (tc) */
 	OT_REASON_DROP_ENCAP_FAILED = 14, /* a non-IP frame to a tunnel, or the kernel refused to grow the packet (tc) */
 	OT_REASON_PASS_NOT_TUNNEL = 15, /* a frame leaving a customer netns not towards a tunnel MAC (tc) */
+	OT_REASON_FORWARD_XDP = 16, /* to a customer prefix: routed by the kernel's FIB with the node's fwmark and
+				       redirected to the customer's veth, skipping the host stack */
+	OT_REASON_FORWARD_HOST = 17, /* from a customer netns: routed by the kernel's FIB and redirected out (fwd) */
+	OT_REASON_PASS_HOST = 18, /* from a customer netns: left to the host stack (not eligible, or the FIB said
+				     so: SYN, TTL, fragment, no neighbour, MTU, unreachable…) (fwd) */
 };
 
 /* Mitigation rule actions; 0 marks an unused rule. */
@@ -138,7 +149,8 @@ struct ot_lpm_key {
 /* Global settings: the single entry (key 0) of ot_config. */
 struct ot_config {
 	__u32 sample_every; /* copy one packet in N to ot_samples (random); 0 = off */
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* OT_CONFIG_F_* */
+	__u32 fwmark; /* the node's packet mark for customer traffic (the host nft chain `mark`, ip rule fwmark → table) */
 };
 
 /* One counter slot (per CPU): index = account * OT_REASON_SLOTS + reason. */

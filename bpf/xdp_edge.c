@@ -2,7 +2,9 @@
 /*
  * ot_xdp_edge — the uplink's XDP program (DESIGN.md §1):
  *   parse → blocklist (source LPM) → mitigation rules (destination LPM) → GRE from a customer endpoint to an
- *   anycast endpoint: strip the outer headers, check the inner source, redirect to the customer's netns → pass.
+ *   anycast endpoint: strip the outer headers, check the inner source, redirect to the customer's netns →
+ *   to a customer prefix: the fast path (route by the kernel's FIB with the node's fwmark, redirect to the
+ *   customer's veth; lib/fastpath.h) → pass.
  * Every packet is counted exactly once, under (account, reason), by ot_finish(); 1 in N is copied to ot_samples.
  * A NIC with rx VLAN offload strips the tag before XDP runs: the program then sees (and parses) an untagged frame.
  */
@@ -10,6 +12,7 @@
 #include "lib/maps.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
+#include "lib/fastpath.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -391,6 +394,75 @@ static __always_inline int ot_gre(struct xdp_md *ctx, struct ot_pkt *p, __u32 le
 	return bpf_redirect(ifindex, 0);
 }
 
+/*
+ * The fast path into a customer netns (lib/fastpath.h): a packet to a customer prefix that passed mitigation is
+ * routed by bpf_fib_lookup with the node's fwmark — the host's own `ip rule fwmark → table` and the customer's
+ * route in that table decide — and redirected to the host-side veth the route names. The veth's peer has GRO on
+ * (the agent sets it when it creates the pair): without it (or an XDP program there) redirected frames vanish
+ * (DESIGN §2). Returns the output ifindex with the packet rewritten (TTL - 1, MACs), after sampling it as it
+ * arrived; 0: the host stack takes it, untouched.
+ */
+static __always_inline __u32 ot_fast_in(struct xdp_md *ctx, const struct ot_pkt *p, __u32 account, __u32 len)
+{
+	__u32 zero = 0;
+	struct ot_config *cfg = bpf_map_lookup_elem(&ot_config, &zero);
+	if (!cfg || !(cfg->flags & OT_CONFIG_F_FAST_PATH) || cfg->fwmark == 0)
+		return 0;
+	/* untagged (a tagged frame belongs to a VLAN device), not a fragment, a protocol we route (not SYN) */
+	if (p->l3_off != ETH_HLEN || p->fragment || !ot_fwd_proto_ok(p->proto, p->tcp_flags))
+		return 0;
+	if ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) && !p->has_ports)
+		return 0;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return 0;
+	/* eth_type_trans: a frame not to the device's own MAC is not PACKET_HOST, and ip_forward drops it */
+	struct xdp_buff *xb = bpf_cast_to_kern_ctx(ctx);
+	struct net_device *dev = BPF_CORE_READ(xb, rxq, dev);
+	if (!dev)
+		return 0;
+	const unsigned char *dev_addr = BPF_CORE_READ(dev, dev_addr);
+	__u8 mac[ETH_ALEN];
+	if (!dev_addr || bpf_probe_read_kernel(mac, ETH_ALEN, dev_addr))
+		return 0;
+	for (int i = 0; i < ETH_ALEN; i++)
+		if (mac[i] != eth->h_dest[i])
+			return 0;
+
+	struct ot_fwd_in in;
+	in.ifindex = ctx->ingress_ifindex;
+	in.mark = cfg->fwmark; /* a customer's destination: the host's nft `mark` chain would set it */
+	in.mtu_len = p->ip_len;
+	in.proto = p->proto;
+	in._pad = 0;
+	in.sport = bpf_htons(p->sport);
+	in.dport = bpf_htons(p->dport);
+	struct ot_fwd_out o;
+	if (p->family == 4) {
+		struct iphdr *ip = data + ETH_HLEN;
+		if ((void *)(ip + 1) > end)
+			return 0;
+		struct ot_v4_devconf conf;
+		if (ot_fwd_v4(ctx, ip, dev, &in, &conf, &o))
+			return 0;
+		ot_sample(ctx, account, OT_REASON_FORWARD_XDP, len);
+		ot_fwd_commit_v4(eth, ip, &o);
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		if (p->l4_off != ETH_HLEN + sizeof(*ip6))
+			return 0; /* extension headers: hop-by-hop options (router alert) and the like are the stack's */
+		if (ot_fwd_v6(ctx, ip6, &in, &o))
+			return 0;
+		ot_sample(ctx, account, OT_REASON_FORWARD_XDP, len);
+		ot_fwd_commit_v6(eth, ip6, &o);
+	}
+	return o.ifindex;
+}
+
 SEC("xdp")
 int ot_xdp_edge(struct xdp_md *ctx)
 {
@@ -415,5 +487,12 @@ int ot_xdp_edge(struct xdp_md *ctx)
 		return ot_finish(ctx, account, dropped, len, XDP_DROP);
 	if (p.family == 4 && p.proto == IPPROTO_GRE && bpf_map_lookup_elem(&ot_anycast, &p.dst4))
 		return ot_gre(ctx, &p, len);
+	if (account) {
+		__u32 out = ot_fast_in(ctx, &p, account, len);
+		if (out) {
+			ot_count(account, OT_REASON_FORWARD_XDP, len);
+			return bpf_redirect(out, 0);
+		}
+	}
 	return ot_finish(ctx, account, OT_REASON_PASS, len, XDP_PASS);
 }

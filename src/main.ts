@@ -48,7 +48,8 @@ function registerDaemonCommands(program: Command): void {
       .requiredOption('--uplink <if>', 'the uplink interface in the host netns')
       .requiredOption('--store <spec>', 'lmdb:DIR (the API\'s data dir) or etcd://host:port[,host:port…]')
       .option('--data-dir <dir>', "the agent's own directory (local replica)")
-      .option('--netns-prefix <prefix>', 'prefix of the customer namespaces this agent makes', 'ot-');
+      .option('--netns-prefix <prefix>', 'prefix of the customer namespaces this agent makes', 'ot-')
+      .option('--fast-path <on|off>', 'route customer traffic in eBPF (bpf_fib_lookup), skipping the host netns stack and its netfilter hooks; off if the host netns has netfilter rules or XFRM policies of its own', 'on');
 
   nodeOptions(program.command('agent').description('run the edge agent: reconcile the kernel to the desired state, continuously'))
     .option('--resync-ms <ms>', 'full resync period (drift repair)', (v) => Number.parseInt(v, 10), 5000)
@@ -59,8 +60,7 @@ function registerDaemonCommands(program: Command): void {
       await runAgent(opts);
     });
 
-  nodeOptions(program.command('plan').description('show what the agent would change now (kernel, eBPF maps, BGP), changing nothing'))
-    .option('--bpf-pin-base <dir>', "the agent's bpffs directory of data plane pins (default /sys/fs/bpf/opentransit)")
+  nodeOptions(program.command('plan').description('show what the agent would change in the kernel now, changing nothing'))
     .option('-o, --output <format>', 'table | json', 'table')
     .action(async (opts: import('./agent/main.js').AgentCliOptions & { output: string }) => {
       const { planNode, formatPlan } = await import('./agent/main.js');

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { activeMitigations, dataplanePlan, ruleValue, type DataplanePlanInput } from '../../src/agent/desired/dataplane.js';
 import { NODE_DEFAULTS, customerVethMac, hostVethMac, tunnelMac, tunnelNumbers, type NodeConfig } from '../../src/agent/desired/node.js';
 import { DataplaneNumbers, NumberPool } from '../../src/agent/reconcile/dataplane-numbers.js';
-import { Action, OT_RULES_PER_PREFIX, OT_RULE_SLOTS, OT_MITIGATION_PREFIXES_MAX } from '../../src/kernel/bpf/abi.generated.js';
+import { Action, OT_CONFIG_F_FAST_PATH, OT_RULES_PER_PREFIX, OT_RULE_SLOTS, OT_MITIGATION_PREFIXES_MAX } from '../../src/kernel/bpf/abi.generated.js';
 import {
   MITIGATION_MAX_PREFIXES,
   MITIGATION_MAX_RULES,
@@ -113,11 +113,14 @@ test('keys two accounts want: the first account id keeps them, the other one get
   assert.match(a.warnings[0]!, /tunnel acme-ams 10\.200\.0\.2\/31: account beta holds this prefix/);
 });
 
-test('global maps: anycast endpoints, blocklist, sampling', () => {
+test('global maps: anycast endpoints, blocklist, sampling, fast path with the node\'s fwmark', () => {
   const g = dataplanePlan(input({ sampleEvery: 100 })).global;
   assert.deepEqual(g.anycast, ['192.0.2.10', '192.0.2.20']);
   assert.deepEqual(g.blocklist, ['198.51.100.66/32']);
-  assert.deepEqual(g.config, { sample_every: 100, flags: 0 });
+  // The fast path is on unless the node says otherwise, and routes with the node's fwmark.
+  assert.deepEqual(g.config, { sample_every: 100, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark });
+  const off = dataplanePlan({ ...input({ sampleEvery: 0 }), node: { ...node, fastPath: false, fwmark: 7 } }).global;
+  assert.deepEqual(off.config, { sample_every: 0, flags: 0, fwmark: 7 });
   assert.deepEqual(g.mitigation, []);
   assert.equal(g.nextExpiryMs, null);
 });

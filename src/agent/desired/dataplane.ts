@@ -15,7 +15,7 @@
  *     ot_blocklist  settings.blocklist (source prefixes)
  *     ot_mitigation destination prefix → rule set: its own rules and those of covering prefixes, copied down
  *                   (the program reads the longest match only), expired rules left out
- *     ot_config     sampling
+ *     ot_config     sampling; the node's fwmark and whether the fast path is on (bpf/lib/fastpath.h)
  *
  * Two accounts cannot both own one map key. Customer prefixes never collide (the API keeps tenants apart), but
  * tunnel interface subnets (private, per tunnel) and customer GRE endpoints paired with different anycast
@@ -34,7 +34,7 @@ import {
   tcpFlagsMatch,
   type Mitigation,
 } from '../../model/mitigation.js';
-import { Action, type Config, type Rule } from '../../kernel/bpf/abi.generated.js';
+import { Action, OT_CONFIG_F_FAST_PATH, type Config, type Rule } from '../../kernel/bpf/abi.generated.js';
 import { customerVethMac, hostVethMac, tunnelMac, tunnelNumbers, type NodeConfig } from './node.js';
 
 export interface PrefixEntry {
@@ -244,7 +244,8 @@ function globalEntries(i: DataplanePlanInput): GlobalDataplane {
     anycast: [...i.settings.anycast_endpoints].sort(),
     blocklist: i.settings.blocklist.map((b) => b.cidr),
     mitigation,
-    config: { sample_every: i.sampleEvery, flags: 0 },
+    // The fast path routes with the node's fwmark: the one its ip rule and nft `mark` chain use (desired/host.ts).
+    config: { sample_every: i.sampleEvery, flags: (i.node.fastPath ?? true) ? OT_CONFIG_F_FAST_PATH : 0, fwmark: i.node.fwmark },
     activeRuleIds: active.map((m) => m.id),
     nextExpiryMs: expiries.length ? Math.min(...expiries) : null,
     warnings,

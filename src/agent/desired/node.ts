@@ -24,6 +24,13 @@ export interface NodeConfig {
   table: number;
   /** Priority of the fwmark policy rule. */
   rulePriority: number;
+  /**
+   * The eBPF fast path for customer traffic (bpf/lib/fastpath.h; default on): route it with bpf_fib_lookup (the
+   * same rules and tables, with `fwmark`) and redirect it, skipping the host netns's stack and so its netfilter
+   * hooks, of which only our own `mark` and `mss` chains are accounted for. Off (`--fast-path off`) for an
+   * operator with netfilter rules or XFRM policies of their own in the host netns.
+   */
+  fastPath?: boolean;
 }
 
 export const NODE_DEFAULTS = {

@@ -11,12 +11,14 @@ import {
 void [U8, U16, U32, U64, Be16, Be32, checkArray, checkObject, rBytes, wBytes, wU8, wU16, wU32, wU64, wBe16, wBe32];
 
 // --- constants ---
-/** Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). */
-export const OT_ABI_VERSION = 1;
+/** Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). 2: 32 reason slots, ot_config.fwmark, the fast path */
+export const OT_ABI_VERSION = 2;
 /** the uplink XDP program (bpf/xdp_edge.c) */
 export const OT_PROG_XDP_EDGE = 'ot_xdp_edge';
 /** the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
 export const OT_PROG_TC_GRE = 'ot_tc_gre';
+/** The fast path out of a customer netns: tc ingress of the host-side veth (bpf/tc_host_fwd.c) */
+export const OT_PROG_TC_HOST_FWD = 'ot_tc_host_fwd';
 /** The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): GRE decap on the router uplink's tc ingress */
 export const OT_PROG_CPE_DECAP = 'ot_cpe_decap';
 /** GRE encap on a tunnel device's tc egress */
@@ -24,8 +26,8 @@ export const OT_PROG_CPE_ENCAP = 'ot_cpe_encap';
 /** Accounts are 0..OT_MAX_ACCOUNTS-1; 0 means "no account". */
 export const OT_MAX_ACCOUNTS = 1024;
 /** Room for reasons in the counters (each account has this many slots; enum ot_reason must fit). */
-export const OT_REASON_SLOTS = 16;
-export const OT_COUNTER_SLOTS = 16384;
+export const OT_REASON_SLOTS = 32;
+export const OT_COUNTER_SLOTS = 32768;
 /** IPv4 a.b.c.d/n is stored in LPM keys as ::ffff:a.b.c.d/(OT_LPM_V4_OFFSET + n). */
 export const OT_LPM_V4_OFFSET = 96;
 export const OT_BLOCKLIST_MAX = 262144;
@@ -57,6 +59,8 @@ export const OT_TUNNEL_MAC_0 = 2;
 export const OT_TUNNEL_MAC_1 = 79;
 /** tunnel flag: set Don't Fragment on the outer IPv4 header */
 export const OT_TUNNEL_F_DF = 1;
+/** ot_config.flags: route customer traffic with bpf_fib_lookup instead of a pass through the host stack (the fast path, bpf/lib/fastpath.h); off: xdp_edge and tc_host_fwd hand every packet to the host stack as before. */
+export const OT_CONFIG_F_FAST_PATH = 1;
 
 // --- enums ---
 /** What happened to a packet. Every reason belongs to one verdict: its name starts with the verdict's name. */
@@ -69,6 +73,8 @@ export const Verdict = {
   REDIRECT: 2,
   /** GRE encapsulated towards a customer router (TC_ACT_OK) */
   ENCAP: 3,
+  /** routed by the fast path: bpf_fib_lookup, TTL - 1, redirected (no host stack pass) */
+  FORWARD: 4,
 } as const;
 export type Verdict = (typeof Verdict)[keyof typeof Verdict];
 /** The C name (without OT_VERDICT_) of each Verdict value. */
@@ -77,9 +83,10 @@ export const VERDICT_NAMES: Readonly<Record<Verdict, string>> = {
   1: 'DROP',
   2: 'REDIRECT',
   3: 'ENCAP',
+  4: 'FORWARD',
 };
 
-/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, the others xdp_edge's. The customer router programs (cpe_gre.c) count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED, DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
+/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, the others xdp_edge's. The customer router programs (cpe_gre.c) count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED, DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
 export const Reason = {
   /** IP traffic that passed every check */
   PASS: 0,
@@ -113,6 +120,12 @@ export const Reason = {
   DROP_ENCAP_FAILED: 14,
   /** a frame leaving a customer netns not towards a tunnel MAC (tc) */
   PASS_NOT_TUNNEL: 15,
+  /** to a customer prefix: routed by the kernel's FIB with the node's fwmark and redirected to the customer's veth, skipping the host stack */
+  FORWARD_XDP: 16,
+  /** from a customer netns: routed by the kernel's FIB and redirected out (fwd) */
+  FORWARD_HOST: 17,
+  /** from a customer netns: left to the host stack (not eligible, or the FIB said so: SYN, TTL, fragment, no neighbour, MTU, unreachable…) (fwd) */
+  PASS_HOST: 18,
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 /** The C name (without OT_REASON_) of each Reason value. */
@@ -133,6 +146,9 @@ export const REASON_NAMES: Readonly<Record<Reason, string>> = {
   13: 'DROP_TUNNEL_MISS',
   14: 'DROP_ENCAP_FAILED',
   15: 'PASS_NOT_TUNNEL',
+  16: 'FORWARD_XDP',
+  17: 'FORWARD_HOST',
+  18: 'PASS_HOST',
 };
 
 /** Mitigation rule actions; 0 marks an unused rule. */
@@ -204,6 +220,9 @@ export const REASON_VERDICT: Readonly<Record<Reason, Verdict>> = {
   13: Verdict.DROP,
   14: Verdict.DROP,
   15: Verdict.PASS,
+  16: Verdict.FORWARD,
+  17: Verdict.FORWARD,
+  18: Verdict.PASS,
 };
 
 // --- structs ---
@@ -240,27 +259,32 @@ export const LpmKey: StructCodec<LpmKey> = {
 export interface Config {
   /** copy one packet in N to ot_samples (random); 0 = off */
   sample_every: number;
-  /** reserved, 0 */
+  /** OT_CONFIG_F_* */
   flags: number;
+  /** the node's packet mark for customer traffic (the host nft chain `mark`, ip rule fwmark → table) */
+  fwmark: number;
 }
 export const Config: StructCodec<Config> = {
   cType: 'struct ot_config',
-  size: 8,
+  size: 12,
   align: 4,
   fields: [
     { name: 'sample_every', offset: 0, size: 4, type: 'u32' },
     { name: 'flags', offset: 4, size: 4, type: 'u32' },
+    { name: 'fwmark', offset: 8, size: 4, type: 'u32' },
   ],
-  encode(v: Config, buf: Buffer = Buffer.alloc(8), off = 0, path = 'ot_config'): Buffer {
+  encode(v: Config, buf: Buffer = Buffer.alloc(12), off = 0, path = 'ot_config'): Buffer {
     const o = checkObject(v, path);
     wU32(buf, off + 0, o.sample_every, path, 'sample_every');
     wU32(buf, off + 4, o.flags, path, 'flags');
+    wU32(buf, off + 8, o.fwmark, path, 'fwmark');
     return buf;
   },
   decode(buf: Buffer, off = 0): Config {
     return {
       sample_every: buf.readUInt32LE(off + 0),
       flags: buf.readUInt32LE(off + 4),
+      fwmark: buf.readUInt32LE(off + 8),
     };
   },
 };
@@ -944,7 +968,7 @@ export interface RingbufSpec<R> {
 export const MAPS = {
   ot_config: { name: 'ot_config', type: 2, typeName: 'BPF_MAP_TYPE_ARRAY', key: U32, value: Config, maxEntries: 1, flags: 0 } as MapSpec<number, Config>,
   /** Per-CPU counters: account * OT_REASON_SLOTS + reason. */
-  ot_counters: { name: 'ot_counters', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: Counter, maxEntries: 16384, flags: 0 } as MapSpec<number, Counter>,
+  ot_counters: { name: 'ot_counters', type: 6, typeName: 'BPF_MAP_TYPE_PERCPU_ARRAY', key: U32, value: Counter, maxEntries: 32768, flags: 0 } as MapSpec<number, Counter>,
   /** Global blocklist of sources; value: an operator-chosen list id (informational). The source of truth: IPv6 packets (and IPv4 in OT_BL4_TRIE /16s) look it up; ot_bl4_l1/ot_bl4_l2 are derived from its IPv4 entries. */
   ot_blocklist: { name: 'ot_blocklist', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: U32, maxEntries: 262144, flags: 1 } as MapSpec<LpmKey, number>,
   /** IPv4 blocklist index, level 1: per /16 of the source (address >> 16), enum ot_bl4 | page << 8. */

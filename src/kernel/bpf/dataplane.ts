@@ -2,9 +2,10 @@
  * The OpenTransit data plane of one node, as pinned objects in bpffs:
  *
  *   /sys/fs/bpf/opentransit/<node>/maps/<map>     every map of bpf/opentransit_abi.h (ot_counters, ot_blocklist…)
- *   /sys/fs/bpf/opentransit/<node>/progs/<prog>   ot_xdp_edge (uplink XDP), ot_tc_gre (customer veth tc egress)
+ *   /sys/fs/bpf/opentransit/<node>/progs/<prog>   ot_xdp_edge (uplink XDP), ot_tc_gre (customer veth tc egress),
+ *                                                  ot_tc_host_fwd (host-side customer veth tc ingress: fast path)
  *
- * Both objects declare every map pinned by name, and are loaded with the node's maps directory as libbpf's pin
+ * Every object declares every map pinned by name, and are loaded with the node's maps directory as libbpf's pin
  * root: the first load creates and pins the maps, every later load (the other object, an upgrade, an agent
  * restart) reuses them, so counters and tables survive program upgrades. A map whose type or sizes changed (a new
  * ABI version) makes the load fail loudly; removeDataplane() then starts over.
@@ -21,7 +22,9 @@ import {
   MAPS,
   type MapSpec,
   OT_LPM_V4_OFFSET,
+  OT_CONFIG_F_FAST_PATH,
   OT_PROG_TC_GRE,
+  OT_PROG_TC_HOST_FWD,
   OT_PROG_XDP_EDGE,
   OT_REASON_SLOTS,
   OT_TUNNEL_MAC_0,
@@ -93,6 +96,8 @@ export interface Dataplane {
   layout: PinLayout;
   xdpEdge: BpfProgram;
   tcGre: BpfProgram;
+  /** The fast path out of customer netns (tc ingress on each host-side customer veth). */
+  tcHostFwd: BpfProgram;
   maps: DataplaneMaps;
   /** Closes every fd; the pins (and attachments) stay. */
   close(): void;
@@ -173,12 +178,19 @@ function pinReplacing(prog: BpfProgram, dir: string, name: string): void {
   renameSync(tmp, join(dir, name));
 }
 
+/** The object files of the edge data plane (default: build/bpf/<name>.o). */
+export interface DataplaneObjects {
+  xdpEdge?: string;
+  tcGre?: string;
+  tcHostFwd?: string;
+}
+
 /**
- * Loads xdp_edge.o and tc_gre.o for `node` and pins them (`bpftool prog loadall … pinmaps …`), reusing the node's
- * pinned maps when they exist. Idempotent: loading again replaces the program pins (attachments keep running the
- * programs they were given until re-attached) and keeps the maps and their contents.
+ * Loads xdp_edge.o, tc_gre.o and tc_host_fwd.o for `node` and pins them (`bpftool prog loadall … pinmaps …`),
+ * reusing the node's pinned maps when they exist. Idempotent: loading again replaces the program pins (attachments
+ * keep running the programs they were given until re-attached) and keeps the maps and their contents.
  */
-export function loadDataplane(o: { node: string; base?: string; objects?: { xdpEdge?: string; tcGre?: string } }): Dataplane {
+export function loadDataplane(o: { node: string; base?: string; objects?: DataplaneObjects }): Dataplane {
   const layout = pinLayout(o.node, o.base);
   ensureBpffs();
   mkdirSync(layout.maps, { recursive: true });
@@ -189,19 +201,27 @@ export function loadDataplane(o: { node: string; base?: string; objects?: { xdpE
     loaded.push(xdp);
     const tc = loadObject(o.objects?.tcGre ?? bpfObjectPath('tc_gre'), { mapPinDir: layout.maps });
     loaded.push(tc);
+    const fwd = loadObject(o.objects?.tcHostFwd ?? bpfObjectPath('tc_host_fwd'), { mapPinDir: layout.maps });
+    loaded.push(fwd);
     const xdpEdge = xdp.programs.get(OT_PROG_XDP_EDGE);
     const tcGre = tc.programs.get(OT_PROG_TC_GRE);
-    if (!xdpEdge || !tcGre) throw new Error(`the BPF objects lack ${xdpEdge ? OT_PROG_TC_GRE : OT_PROG_XDP_EDGE}`);
+    const tcHostFwd = fwd.programs.get(OT_PROG_TC_HOST_FWD);
+    if (!xdpEdge || !tcGre || !tcHostFwd)
+      throw new Error(`the BPF objects lack ${!xdpEdge ? OT_PROG_XDP_EDGE : !tcGre ? OT_PROG_TC_GRE : OT_PROG_TC_HOST_FWD}`);
     for (const name of ALL_MAP_NAMES) {
-      if (!xdp.maps.has(name) || !tc.maps.has(name)) throw new Error(`the BPF objects do not both define map ${name}`);
-      if (xdp.maps.get(name)!.id !== tc.maps.get(name)!.id) throw new Error(`map ${name} is not shared between the objects (pinning)`);
+      for (const other of [tc, fwd]) {
+        if (!xdp.maps.has(name) || !other.maps.has(name)) throw new Error(`the BPF objects do not all define map ${name}`);
+        if (xdp.maps.get(name)!.id !== other.maps.get(name)!.id) throw new Error(`map ${name} is not shared between the objects (pinning)`);
+      }
     }
     pinReplacing(xdpEdge, layout.progs, OT_PROG_XDP_EDGE);
     pinReplacing(tcGre, layout.progs, OT_PROG_TC_GRE);
+    pinReplacing(tcHostFwd, layout.progs, OT_PROG_TC_HOST_FWD);
     const maps = wrapMaps((name) => xdp.maps.get(name)!);
     // Keep the programs and one fd per map; release the rest.
-    for (const p of [...xdp.programs.values(), ...tc.programs.values()]) if (p !== xdpEdge && p !== tcGre) p.close();
-    for (const m of tc.maps.values()) m.close();
+    const keptProgs = new Set([xdpEdge, tcGre, tcHostFwd]);
+    for (const p of [...xdp.programs.values(), ...tc.programs.values(), ...fwd.programs.values()]) if (!keptProgs.has(p)) p.close();
+    for (const m of [...tc.maps.values(), ...fwd.maps.values()]) m.close();
     // Maps the edge does not use (.rodata, the customer router's ot_cpe_*) are closed too.
     const kept = new Set<BpfMap>(Object.values(maps).map((m) => (m instanceof TypedMap ? m.map : (m as BpfMap))));
     for (const m of xdp.maps.values()) if (!kept.has(m)) m.close();
@@ -209,10 +229,12 @@ export function loadDataplane(o: { node: string; base?: string; objects?: { xdpE
       layout,
       xdpEdge,
       tcGre,
+      tcHostFwd,
       maps,
       close() {
         xdpEdge.close();
         tcGre.close();
+        tcHostFwd.close();
         closeMaps(maps);
       },
     };
@@ -260,8 +282,8 @@ export function openPinned<M>(
 /** Opens a node's data plane from its pins (an agent restart), without loading anything. */
 export function openDataplane(o: { node: string; base?: string }): Dataplane {
   const layout = pinLayout(o.node, o.base);
-  const { programs, maps, close } = openPinned(layout, [OT_PROG_XDP_EDGE, OT_PROG_TC_GRE], wrapMaps);
-  return { layout, xdpEdge: programs[0]!, tcGre: programs[1]!, maps, close };
+  const { programs, maps, close } = openPinned(layout, [OT_PROG_XDP_EDGE, OT_PROG_TC_GRE, OT_PROG_TC_HOST_FWD], wrapMaps);
+  return { layout, xdpEdge: programs[0]!, tcGre: programs[1]!, tcHostFwd: programs[2]!, maps, close };
 }
 
 /**
@@ -280,6 +302,18 @@ export function dataplaneExists(o: { node: string; base?: string }): boolean {
 }
 
 // --- values for the maps ---------------------------------------------------------------------------------------
+
+/**
+ * The ot_config value: sampling, the node's fwmark (the mark the host's nft `mark` chain sets on customer
+ * traffic; the fast path hands it to bpf_fib_lookup so that the node's `ip rule fwmark → table` decides), and
+ * whether the fast path is on (bpf/lib/fastpath.h).
+ */
+export function configValue(o: { sampleEvery: number; fwmark: number; fastPath: boolean }): Config {
+  for (const [field, v] of [['sample_every', o.sampleEvery], ['fwmark', o.fwmark]] as const)
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new KernelInputError(field, `must be an integer in 0..2^32-1, got ${v}`);
+  if (o.fastPath && o.fwmark === 0) throw new KernelInputError('fwmark', 'the fast path needs a non-zero fwmark (the mark of customer traffic)');
+  return { sample_every: o.sampleEvery, flags: o.fastPath ? OT_CONFIG_F_FAST_PATH : 0, fwmark: o.fwmark };
+}
 
 function bigintTo16(v: bigint): Buffer {
   const b = Buffer.alloc(16);

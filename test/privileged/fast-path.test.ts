@@ -1,0 +1,379 @@
+/**
+ * The eBPF fast path (bpf/lib/fastpath.h) against the real kernel, with the real agent and a real customer router:
+ *
+ *   client C ── R ── H.up0 (agent's host netns: XDP ot_xdp_edge; tc ingress ot_tc_host_fwd on the customer veth)
+ *   198.51.100.50 │                 └─ veth ─ customer netns (firewall, routes, tc ot_tc_gre on edge0)
+ *                 └── customer router CR (198.51.100.2: GRE decap/encap, return through the tunnel) ── host CH
+ *                                                                                        203.0.113.100
+ * What the fast path must prove, beside "it forwards": it changes nothing the host stack would have decided. An
+ * observer nft table in H (prerouting, priority -300, named counters) shows which packets still cross the host
+ * stack: SYNs and SYN-ACKs must (the host's `mss` chain clamps them, and both ends see the clamped MSS), nothing
+ * else of an established TCP stream or a UDP flow may. TTLs are compared with the slow path (fast path switched
+ * off in ot_config); a destination the customer table says is unreachable and a TTL that expires at the host get
+ * the stack's ICMP errors. Everything lives in namespaces and bpffs directories of this run, removed at the end.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Agent } from '../../src/agent/agent.js';
+import { CUSTOMER_VETH, NODE_DEFAULTS, customerNetns, hostVethName, type NodeConfig } from '../../src/agent/desired/node.js';
+import { OT_CONFIG_F_FAST_PATH, Reason } from '../../src/kernel/bpf/abi.generated.js';
+import { openDataplane, lpmKey, readCounters } from '../../src/kernel/bpf/dataplane.js';
+import { removeCpeDataplane, setupCustomerRouterGre, teardownCustomerRouterGre } from '../../src/kernel/bpf/cpe.js';
+import { BPFFS, ifIndex, queryTc, unpin } from '../../src/kernel/bpf/index.js';
+import { run } from '../../src/kernel/exec.js';
+import { runIpOps } from '../../src/kernel/ip.js';
+import { ensureVeth, readLinkFeatures } from '../../src/kernel/links.js';
+import { inNetns } from '../../src/kernel/netns.js';
+import { tsharkCapture } from '../../src/lab/tshark.js';
+import { openApi, type ApiFixture } from '../support/api-fixture.js';
+import { netnsHarness } from '../support/netns.js';
+import { waitConverged, waitFor } from '../support/agent-wait.js';
+
+const harness = netnsHarness();
+const pinBase = `${BPFFS}/ot-test-fastpath-${process.pid}`;
+const cpeBase = `${BPFFS}/ot-test-fastpath-cpe-${process.pid}`;
+const CPE_NODE = 'fp';
+let api: ApiFixture;
+let agent: Agent | undefined;
+let node: NodeConfig;
+let dataDir: string;
+const logs: string[] = [];
+let H = '';
+let R = '';
+let C = '';
+let CR = '';
+let CH = '';
+
+const ANYCAST = '192.0.2.10';
+const CLIENT = '198.51.100.50';
+const ROUTER = '198.51.100.2';
+const ACME_HOST = '203.0.113.100';
+const UNREACHABLE = '203.0.113.200';
+
+function startAgent(): Agent {
+  return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
+}
+
+let macs = 0;
+async function link(a: string, aDev: string, aAddrs: string[], b: string, bDev: string, bAddrs: string[]): Promise<void> {
+  const mac = () => `02:00:00:00:1f:${(++macs).toString(16).padStart(2, '0')}`;
+  await ensureVeth({ ns: a, name: aDev, mac: mac(), peerNs: b, peerName: bDev, peerMac: mac() });
+  await runIpOps(a, aAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', aDev] })));
+  await runIpOps(b, bAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', bDev] })));
+}
+
+const sysctl = (ns: string, ...kv: string[]) => run(inNetns(ns, ['sysctl', '-q', '-w', ...kv]));
+
+/** Named counters in H, before the host's own chains: which packets still cross the host stack. */
+const OBSERVER = `table inet ott_observe {
+  counter in_tcp_syn {}
+  counter in_tcp_other {}
+  counter in_udp {}
+  counter out_gre {}
+  counter out_tcp_syn {}
+  counter out_tcp_other {}
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    iifname "up0" ip daddr 203.0.113.0/24 tcp flags & syn != 0 counter name "in_tcp_syn"
+    iifname "up0" ip daddr 203.0.113.0/24 tcp flags & syn == 0 counter name "in_tcp_other"
+    iifname "up0" ip daddr 203.0.113.0/24 meta l4proto udp counter name "in_udp"
+    iifname != "up0" ip protocol gre ip daddr ${ROUTER} counter name "out_gre"
+    iifname != "up0" ip saddr 203.0.113.0/24 tcp flags & syn != 0 counter name "out_tcp_syn"
+    iifname != "up0" ip saddr 203.0.113.0/24 tcp flags & syn == 0 counter name "out_tcp_other"
+  }
+}
+`;
+
+async function observed(): Promise<Record<string, number>> {
+  const { stdout } = await run(inNetns(H, ['nft', '-j', 'list', 'counters', 'table', 'inet', 'ott_observe']));
+  const out: Record<string, number> = {};
+  for (const o of (JSON.parse(stdout) as { nftables: { counter?: { name: string; packets: number } }[] }).nftables)
+    if (o.counter) out[o.counter.name] = o.counter.packets;
+  return out;
+}
+
+const delta = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
+
+before(async () => {
+  api = await openApi();
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-fastpath-test-'));
+  H = await harness.create('host');
+  R = await harness.create('router');
+  C = await harness.create('client');
+  CR = await harness.create('custrtr');
+  CH = await harness.create('custhost');
+  await link(H, 'up0', ['100.64.0.0/31'], R, 'rh', ['100.64.0.1/31']);
+  await link(R, 'rc', ['100.64.0.2/31'], C, 'eth0', ['100.64.0.3/31', `${CLIENT}/32`]);
+  await link(R, 'rcr', ['100.64.0.4/31'], CR, 'eth0', ['100.64.0.5/31', `${ROUTER}/32`]);
+  await link(CR, 'lan0', ['203.0.113.1/24'], CH, 'eth0', [`${ACME_HOST}/24`]);
+  for (const ns of [H, R, C, CR, CH]) await runIpOps(ns, [{ args: ['link', 'set', 'lo', 'up'] }]);
+  await runIpOps(H, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.1'] }]);
+  await runIpOps(C, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.2', 'src', CLIENT] }]);
+  await runIpOps(CR, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.4', 'src', ROUTER] }]);
+  await runIpOps(CH, [{ args: ['route', 'replace', 'default', 'via', '203.0.113.1'] }]);
+  await runIpOps(R, [
+    { args: ['route', 'replace', '203.0.113.0/24', 'via', '100.64.0.0'] },
+    { args: ['route', 'replace', `${ANYCAST}/32`, 'via', '100.64.0.0'] },
+    { args: ['route', 'replace', `${CLIENT}/32`, 'via', '100.64.0.3'] },
+    { args: ['route', 'replace', `${ROUTER}/32`, 'via', '100.64.0.5'] },
+  ]);
+  for (const ns of [R, CR]) await sysctl(ns, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+  // Complete checksums from the senders: a partial one (veth offload) does not survive XDP's decap and redirect
+  // into the customer netns (no skb metadata there), and the receiver would drop the segment. Real NICs deliver
+  // complete checksums.
+  for (const [ns, dev] of [[C, 'eth0'], [CH, 'eth0'], [CR, 'eth0'], [CR, 'lan0']] as const) await run(inNetns(ns, ['ethtool', '-K', dev, 'tx', 'off']));
+  await setupCustomerRouterGre({
+    netns: CR,
+    node: CPE_NODE,
+    base: cpeBase,
+    uplink: 'eth0',
+    tunnels: [{ name: 'gre0', local: ROUTER, remote: ANYCAST, interfaceAddress: '10.200.0.1/31' }],
+    returnPath: 'tunnel',
+    prefixes: ['203.0.113.0/24'],
+  });
+  node = { ...NODE_DEFAULTS, nodeId: 'edge-fp', hostNetns: H, uplink: 'up0', netnsPrefix: `${harness.prefix}c-` };
+  agent = startAgent();
+  await agent.start();
+});
+
+after(async () => {
+  await agent?.stop();
+  await api?.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (CR) await teardownCustomerRouterGre({ netns: CR, node: CPE_NODE, base: cpeBase, uplink: 'eth0' }).catch(() => undefined);
+  removeCpeDataplane({ node: CPE_NODE, base: cpeBase });
+  await harness.cleanup();
+  unpin(pinBase);
+  unpin(cpeBase);
+  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
+  assert.equal(fs.existsSync(cpeBase), false, 'no customer router pins left');
+});
+
+const ACME = {
+  account: 'acme',
+  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
+  gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: ROUTER, edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
+  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
+  firewall: { default_action: 'allow', rules: [] },
+};
+let acmeId = '';
+let acmeNumber = 0;
+
+const context = () => logs.slice(-30).join('\n');
+
+/** Acme's counters by reason name, read from the pinned map. */
+function acmeCounters(account = acmeNumber): Record<string, number> {
+  const dp = openDataplane({ node: node.nodeId, base: pinBase });
+  try {
+    const out: Record<string, number> = {};
+    for (const c of readCounters(dp.maps.counters)) {
+      if (c.account !== account) continue;
+      const name = Object.entries(Reason).find(([, v]) => v === c.reason)?.[0] ?? String(c.reason);
+      out[name] = Number(c.packets);
+    }
+    return out;
+  } finally {
+    dp.close();
+  }
+}
+
+/** The outer header's value of each field (tshark lists the quoted packet's after a comma). */
+const outer = (row: string[]) => row.map((f) => f.split(',')[0]!);
+
+const grew = (a: Record<string, number>, b: Record<string, number>, k: string) => (b[k] ?? 0) - (a[k] ?? 0);
+
+/** UDP datagrams from C (python3), with a TTL of choice. */
+async function sendUdp(dst: string, dport: number, o: { count?: number; ttl?: number; sport?: number } = {}): Promise<void> {
+  const py = [
+    'import socket, time',
+    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+    `s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ${o.ttl ?? 64})`,
+    `s.bind(('0.0.0.0', ${o.sport ?? 0}))`,
+    `for i in range(${o.count ?? 1}):`,
+    `    s.sendto(b'fast-path', (${JSON.stringify(dst)}, ${dport}))`,
+    '    time.sleep(0.002)',
+  ].join('\n');
+  await run(inNetns(C, ['/usr/bin/python3', '-c', py]), { timeoutMs: 30_000 });
+}
+
+/** A TCP transfer from C to CH: the server counts the bytes and answers with the count. Returns its answer. */
+async function tcpTransfer(port: number, bytes: number): Promise<string> {
+  const server = [
+    'import socket',
+    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind(('0.0.0.0', ${port})); s.listen(1); print('ready', flush=True)`,
+    'c, _ = s.accept(); n = 0',
+    'while True:',
+    '    b = c.recv(65536)',
+    '    if not b: break',
+    '    n += len(b)',
+    "c.sendall(str(n).encode()); c.close()",
+  ].join('\n');
+  const child = spawn('ip', ['netns', 'exec', CH, '/usr/bin/python3', '-c', server], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+    });
+    const client = [
+      'import socket',
+      `c = socket.create_connection((${JSON.stringify(ACME_HOST)}, ${port}), timeout=20)`,
+      `c.sendall(b'x' * ${bytes}); c.shutdown(socket.SHUT_WR)`,
+      'print(c.recv(100).decode())',
+    ].join('\n');
+    const { stdout } = await run(inNetns(C, ['/usr/bin/python3', '-c', client]), { timeoutMs: 30_000 });
+    return stdout.trim();
+  } finally {
+    child.kill();
+  }
+}
+
+/** Writes ot_config's fast-path flag (the agent is stopped meanwhile, or it would write it back). */
+function setFastPathFlag(on: boolean): void {
+  const dp = openDataplane({ node: node.nodeId, base: pinBase });
+  try {
+    const cfg = dp.maps.config.get(0)!;
+    dp.maps.config.set(0, { ...cfg, flags: on ? cfg.flags | OT_CONFIG_F_FAST_PATH : cfg.flags & ~OT_CONFIG_F_FAST_PATH });
+  } finally {
+    dp.close();
+  }
+}
+
+test('the agent attaches the fast path: tc ingress on the host-side veth, the fwmark in ot_config, GRO on the peer', async () => {
+  acmeId = (await api.createAccount('acme')).id;
+  const res = await api.call('PUT', `/v1/accounts/${acmeId}/config`, { body: ACME });
+  assert.equal(res.statusCode, 200, res.body);
+  await waitConverged(agent!, (res.json() as { revision: number }).revision, { context });
+  assert.equal(agent!.snapshotStatus().accounts[acmeId]?.state, 'ok');
+  const dp = openDataplane({ node: node.nodeId, base: pinBase });
+  try {
+    const veth = hostVethName(acmeId);
+    assert.equal(queryTc({ ifindex: ifIndex(veth, H), netns: H, direction: 'ingress' }), dp.tcHostFwd.id, 'the one pinned fast-path program');
+    assert.deepEqual(dp.maps.config.get(0), { sample_every: 0, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark });
+    acmeNumber = dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!;
+    assert.ok(acmeNumber >= 1);
+  } finally {
+    dp.close();
+  }
+  // XDP-redirected frames reach the customer netns only if the veth's peer has GRO on (DESIGN §2).
+  assert.equal((await readLinkFeatures(customerNetns(node, acmeId), CUSTOMER_VETH)).gro, true);
+  await run(inNetns(H, ['nft', '-f', '-']), { stdin: OBSERVER });
+  // Neighbours: the first packets of a path resolve them through the stack (the fast path needs them resolved).
+  await sendUdp(ACME_HOST, 9999, { count: 3 });
+});
+
+test('UDP to Acme takes the fast path in XDP and out of the host (GRE): no pass through the host stack', async () => {
+  const b = acmeCounters();
+  const o = await observed();
+  const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'udp and dst port 9000', fields: ['ip.src', 'ip.ttl', 'udp.checksum.status'], count: 50, timeoutS: 20 });
+  await sendUdp(ACME_HOST, 9000, { count: 50 });
+  const rows = await cap.done;
+  assert.equal(rows.length, 50, 'every datagram arrived');
+  for (const [src, ttl] of rows) assert.deepEqual([src, ttl], [CLIENT, '60'], 'TTL 64 less R, H, the customer netns and CR');
+  const a = acmeCounters();
+  const d = delta(o, await observed());
+  assert.ok(grew(b, a, 'FORWARD_XDP') >= 50, `XDP forwarded them: ${JSON.stringify(a)}`);
+  assert.ok(grew(b, a, 'FORWARD_HOST') >= 50, `tc_host_fwd forwarded their GRE: ${JSON.stringify(a)}`);
+  assert.equal(grew(b, a, 'ENCAP_GRE'), grew(b, a, 'FORWARD_XDP'), 'every one went through the customer netns and its encap');
+  assert.deepEqual([d.in_udp, d.out_gre], [0, 0], `the host stack saw none of them: ${JSON.stringify(d)}`);
+});
+
+test('TCP: SYN and SYN-ACK cross the host stack and arrive clamped; the rest of the stream takes the fast path', async () => {
+  const b = acmeCounters();
+  const o = await observed();
+  const synAtHost = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'tcp port 8080 and tcp[tcpflags] & tcp-syn != 0', fields: ['tcp.flags.ack', 'tcp.options.mss_val'] });
+  const synAckAtClient = await tsharkCapture({ netns: C, dev: 'eth0', filter: 'tcp port 8080 and tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack != 0', fields: ['tcp.options.mss_val'] });
+  const bytes = 2_000_000;
+  assert.equal(await tcpTransfer(8080, bytes), String(bytes), 'the whole stream arrived');
+  assert.deepEqual((await synAtHost.done)[0], ['0', '1436'], 'the SYN arrives with the MSS the tunnel carries (1476 - 40)');
+  assert.deepEqual((await synAckAtClient.done)[0], ['1436'], 'so does the SYN-ACK coming back');
+  const a = acmeCounters();
+  const d = delta(o, await observed());
+  assert.ok(d.in_tcp_syn! >= 1 && d.out_tcp_syn! >= 1, `SYN and SYN-ACK took the host stack: ${JSON.stringify(d)}`);
+  assert.equal(d.in_tcp_other, 0, `no other inbound TCP segment did: ${JSON.stringify(d)}`);
+  assert.equal(d.out_tcp_other, 0, `no other returning TCP segment did: ${JSON.stringify(d)}`);
+  assert.ok(d.out_gre! <= d.in_tcp_syn!, `of the GRE out, at most the SYNs' crossed the stack: ${JSON.stringify(d)}`);
+  assert.ok(grew(b, a, 'FORWARD_XDP') > 10 && grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
+});
+
+test('TTL: decremented once at the host, as the slow path does (fast path switched off for comparison)', async () => {
+  const ttlAtHost = async () => {
+    const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'udp and dst port 9001', fields: ['ip.ttl'] });
+    await sendUdp(ACME_HOST, 9001, { ttl: 10 });
+    return (await cap.done)[0]![0];
+  };
+  const b = acmeCounters();
+  const fast = await ttlAtHost();
+  assert.equal(grew(b, acmeCounters(), 'FORWARD_XDP'), 1, 'the fast path carried it');
+  await agent!.stop();
+  agent = undefined;
+  try {
+    setFastPathFlag(false);
+    const o = await observed();
+    const b2 = acmeCounters();
+    const slow = await ttlAtHost();
+    assert.equal(grew(b2, acmeCounters(), 'FORWARD_XDP'), 0, 'switched off: the host stack carried it');
+    assert.equal(delta(o, await observed()).in_udp, 1);
+    assert.deepEqual([fast, slow], ['6', '6'], 'TTL 10 less R, H, the customer netns and CR, on both paths');
+  } finally {
+    setFastPathFlag(true);
+    agent = startAgent();
+    await agent.start();
+  }
+});
+
+test('what the stack must answer still gets its answer: an unreachable destination, a TTL expiring at the host', async () => {
+  // A hole in the customer table: the host stack answers "host unreachable"; the fast path must leave it to it.
+  await runIpOps(H, [{ args: ['route', 'replace', 'unreachable', `${UNREACHABLE}/32`, 'table', String(node.table)] }]);
+  const b = acmeCounters();
+  const o = await observed();
+  const unreach = await tsharkCapture({ netns: C, dev: 'eth0', filter: 'icmp', fields: ['ip.src', 'icmp.type', 'icmp.code'] });
+  await sendUdp(UNREACHABLE, 9002);
+  assert.deepEqual(outer((await unreach.done)[0]!), ['100.64.0.0', '3', '1'], 'ICMP host unreachable from the host');
+  // TTL 2: 1 when it reaches H, which must send Time Exceeded (RFC 1812) instead of forwarding.
+  await new Promise((r) => setTimeout(r, 1100)); // the host's ICMP rate limit (1/s towards one destination)
+  const expired = await tsharkCapture({ netns: C, dev: 'eth0', filter: 'icmp', fields: ['ip.src', 'icmp.type', 'icmp.code'] });
+  await sendUdp(ACME_HOST, 9003, { ttl: 2 });
+  assert.deepEqual(outer((await expired.done)[0]!), ['100.64.0.0', '11', '0'], 'ICMP time exceeded from the host');
+  assert.equal(grew(b, acmeCounters(), 'FORWARD_XDP'), 0, 'neither took the fast path');
+  assert.equal(delta(o, await observed()).in_udp, 2, 'both went through the host stack');
+  await runIpOps(H, [{ args: ['route', 'del', 'unreachable', `${UNREACHABLE}/32`, 'table', String(node.table)] }]);
+});
+
+test('off in ot_config: every packet is the host stack\'s again (what `--fast-path off` writes)', async () => {
+  await waitFor('the restarted agent keeps the fast path on', () => {
+    const dp = openDataplane({ node: node.nodeId, base: pinBase });
+    try {
+      return ((dp.maps.config.get(0)?.flags ?? 0) & OT_CONFIG_F_FAST_PATH) !== 0;
+    } finally {
+      dp.close();
+    }
+  }, { context });
+  await agent!.stop();
+  agent = undefined;
+  node = { ...node, fastPath: false };
+  agent = startAgent();
+  await agent.start();
+  await waitFor('the agent switched the fast path off', () => {
+    const dp = openDataplane({ node: node.nodeId, base: pinBase });
+    try {
+      return dp.maps.config.get(0)?.flags === 0;
+    } finally {
+      dp.close();
+    }
+  }, { context });
+  const b = acmeCounters();
+  const b0 = acmeCounters(0);
+  const o = await observed();
+  assert.equal(await tcpTransfer(8081, 200_000), '200000');
+  const a = acmeCounters();
+  const d = delta(o, await observed());
+  assert.deepEqual([grew(b, a, 'FORWARD_XDP'), grew(b, a, 'FORWARD_HOST')], [0, 0], JSON.stringify(a));
+  assert.ok(d.in_tcp_other! > 10 && d.out_tcp_other! > 10 && d.out_gre! > 10, JSON.stringify(d));
+  // Switched off, tc_host_fwd stops before it looks the destination up: it counts under "no account".
+  assert.ok(grew(b0, acmeCounters(0), 'PASS_HOST') > 10, 'tc_host_fwd counted what it left to the stack');
+});
