@@ -60,7 +60,8 @@ function registerDaemonCommands(program: Command): void {
       await runAgent(opts);
     });
 
-  nodeOptions(program.command('plan').description('show what the agent would change in the kernel now, changing nothing'))
+  nodeOptions(program.command('plan').description('show what the agent would change now (kernel, eBPF maps, BGP), changing nothing'))
+    .option('--bpf-pin-base <dir>', "the agent's bpffs directory of data plane pins (default /sys/fs/bpf/opentransit)")
     .option('-o, --output <format>', 'table | json', 'table')
     .action(async (opts: import('./agent/main.js').AgentCliOptions & { output: string }) => {
       const { planNode, formatPlan } = await import('./agent/main.js');

@@ -13,6 +13,15 @@ import { hostDesired } from './desired/host.js';
 import { NODE_DEFAULTS, NODE_ID_PATTERN, type NodeConfig } from './desired/node.js';
 import { reconcileCustomer } from './reconcile/customer.js';
 import { reconcileHost } from './reconcile/host.js';
+import { DataplaneManager } from './reconcile/dataplane.js';
+import { errorText } from './reconcile/engine.js';
+import { activeMitigations, dataplanePlan, type DataplanePlan } from './desired/dataplane.js';
+import { customerNetns, hostVethName } from './desired/node.js';
+import { planBgp, type BgpPlan } from './bgp/plan-node.js';
+import { numPossibleCpus } from '../kernel/bpf/index.js';
+import { decodeMitigation, type Mitigation } from '../model/mitigation.js';
+import { decodeSettings } from '../model/settings.js';
+import { decodeNodeConfig } from '../model/node-config.js';
 
 export interface AgentCliOptions {
   nodeId: string;
@@ -64,15 +73,20 @@ export async function nodeConfig(o: AgentCliOptions): Promise<NodeConfig> {
   };
 }
 
+/** The agent's data dir (default /var/lib/opentransit/agent-<node>) and bpffs pin base, checked. */
+function agentPaths(o: AgentCliOptions, node: NodeConfig): { dataDir: string; pinBase?: string } {
+  if (o.bpfPinBase !== undefined && !/^\/sys\/fs\/bpf\/[A-Za-z0-9_\/-]+$/.test(o.bpfPinBase))
+    throw new AgentOptionError('bpf-pin-base', 'must be a directory under /sys/fs/bpf/ of [A-Za-z0-9_/-]');
+  return { dataDir: path.resolve(o.dataDir ?? `/var/lib/opentransit/agent-${node.nodeId}`), ...(o.bpfPinBase !== undefined ? { pinBase: o.bpfPinBase } : {}) };
+}
+
 export async function runAgent(o: AgentCliOptions): Promise<void> {
   const node = await nodeConfig(o);
   if (o.heartbeatMs !== undefined && !(Number.isSafeInteger(o.heartbeatMs) && o.heartbeatMs >= 100 && o.heartbeatMs <= 3_600_000))
     throw new AgentOptionError('heartbeat-ms', 'must be an integer from 100 to 3600000');
   // The agent must start while the store is unreachable (it serves its local replica): no connection required.
+  const { dataDir } = agentPaths(o, node);
   const store = await openStore(o.store, { etcd: { requireConnection: false } });
-  const dataDir = path.resolve(o.dataDir ?? `/var/lib/opentransit/agent-${node.nodeId}`);
-  if (o.bpfPinBase !== undefined && !/^\/sys\/fs\/bpf\/[A-Za-z0-9_\/-]+$/.test(o.bpfPinBase))
-    throw new AgentOptionError('bpf-pin-base', 'must be a directory under /sys/fs/bpf/ of [A-Za-z0-9_/-]');
   const agent = new Agent({
     node,
     store,
@@ -100,23 +114,104 @@ export async function runAgent(o: AgentCliOptions): Promise<void> {
 export interface PlanResult {
   node_id: string;
   revision: number;
+  /** Scopes: "host", "dataplane" (XDP, global maps, prunes), "account <name>" (netns, nft, routes AND its map entries), "bgp". */
   changes: { scope: string; changes: string[]; errors: string[] }[];
+  /** The BGP part in detail: announcements and the BIRD config diff (bgp/plan-node.ts). */
+  bgp?: BgpPlan;
 }
 
-/** What the agent would change in the kernel right now (desired vs actual), without changing anything. */
+/**
+ * What the agent would change right now (desired vs actual), changing nothing: the host and every customer
+ * namespace (dry-run reconcilers), the eBPF data plane (a DataplaneManager in dry-run mode: loads, attachments,
+ * numbers and every map entry it would write or delete) and BGP (BIRD config, announcements).
+ */
 export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
   const node = await nodeConfig(o);
+  const { dataDir, pinBase } = agentPaths(o, node);
   const store = await openStore(o.store);
   try {
     const { items, revision } = await store.list(keys.desiredPrefix);
-    const accounts: AccountDocument[] = [];
-    for (const kv of items) if (accountIdOfKey(kv.key)) accounts.push(decodeAccountDocument(kv.value));
+    const docs = new Map<string, { doc: AccountDocument; revision: number }>();
+    const mitigations: Mitigation[] = [];
     const result: PlanResult = { node_id: node.nodeId, revision, changes: [] };
-    const host = await reconcileHost(node, hostDesired(node, accounts), { dryRun: true, accountIds: new Set(accounts.map((a) => a.id)) });
+    const warnings: string[] = [];
+    for (const kv of items) {
+      if (accountIdOfKey(kv.key)) docs.set(accountIdOfKey(kv.key)!, { doc: decodeAccountDocument(kv.value), revision: kv.modRevision });
+      else if (kv.key.startsWith(keys.mitigationsPrefix)) {
+        try {
+          mitigations.push(decodeMitigation(kv.value));
+        } catch (err) {
+          warnings.push(`mitigation ${kv.key.slice(keys.mitigationsPrefix.length)}: ${errorText(err)}`);
+        }
+      }
+    }
+    const value = (key: string) => items.find((kv) => kv.key === key)?.value;
+    const settings = decodeSettings(value(keys.settings));
+    const accounts = [...docs.values()].map((d) => d.doc);
+    const host = await reconcileHost(node, hostDesired(node, accounts), { dryRun: true, accountIds: new Set(docs.keys()) });
     result.changes.push({ scope: 'host', ...host });
+
+    // The data plane, as the agent's passes would do it (agent.ts): numbers, global maps, each account's entries,
+    // then what no account wants any more. Its writes only land in the plan's overlays.
+    const dp = new DataplaneManager({ node, dataDir, dryRun: true, ...(pinBase ? { pinBase } : {}) });
+    const dpScope = { scope: 'dataplane', changes: [] as string[], errors: [] as string[] };
+    let dpPlan: DataplanePlan | undefined;
+    try {
+      dp.open(dpScope.changes);
+      const nowMs = Date.now();
+      const numbers = dp.accountNumbers(accounts, dpScope.changes);
+      const slots = dp.ruleSlots(activeMitigations(mitigations, nowMs).map((m) => m.id), dpScope.changes);
+      dpPlan = dataplanePlan({
+        node, accounts, numbers, settings, mitigations, slots, nowMs,
+        monotonicOffsetNs: dp.monotonicOffsetNs,
+        cpus: numPossibleCpus(),
+        sampleEvery: 0,
+      });
+      dp.syncGlobal(dpPlan.global, { force: true, prune: true }, dpScope.changes);
+      await dp.ensureGro(dpScope.changes);
+    } catch (err) {
+      dpScope.errors.push(errorText(err));
+    }
+    const failing = new Set<string>();
     for (const a of accounts) {
       const r = await reconcileCustomer(node, customerDesired(node, a), { dryRun: true });
+      const ad = dpPlan?.accounts.get(a.id);
+      if (ad) {
+        try {
+          dp.applyAccount(ad, customerNetns(node, a.id), hostVethName(a.id), r.changes);
+        } catch (err) {
+          r.errors.push(`data plane: ${errorText(err)}`);
+        }
+      }
+      if (r.errors.length) failing.add(a.id);
       result.changes.push({ scope: `account ${a.name}`, changes: r.changes, errors: r.errors });
+    }
+    if (dpPlan) {
+      try {
+        // After the accounts' own entries: what is left to do here is deleting what nobody wants.
+        dp.pruneAccounts(dpPlan, dpScope.changes);
+      } catch (err) {
+        dpScope.errors.push(errorText(err));
+      }
+    }
+    dp.close();
+    result.changes.splice(1, 0, dpScope);
+
+    try {
+      const bgp = await planBgp({
+        node,
+        dataDir,
+        settings,
+        nodeConfig: decodeNodeConfig(value(keys.nodeConfig(node.nodeId))),
+        drained: value(keys.nodeDrain(node.nodeId)) !== undefined,
+        docs,
+        failing,
+        hostReady: host.errors.length === 0 && dpScope.errors.length === 0,
+      });
+      result.bgp = bgp;
+      result.changes.push({ scope: 'bgp', changes: bgp.changes, errors: bgp.errors });
+    } catch (err) {
+      result.changes.push({ scope: 'bgp', changes: [], errors: [errorText(err)] });
     }
     return result;
   } finally {
@@ -131,6 +226,11 @@ export function formatPlan(p: PlanResult): string {
     lines.push(`${c.scope}:`);
     for (const ch of c.changes) lines.push(`  ~ ${ch}`);
     for (const e of c.errors) lines.push(`  ! ${e}`);
+  }
+  const diff = p.bgp?.bird.diff ?? [];
+  if (diff.length && p.bgp?.bird.action !== 'none') {
+    lines.push(`bgp: ${p.bgp!.bird.config} would change:`);
+    for (const l of diff) lines.push(`    ${l}`);
   }
   if (lines.length === 0) lines.push(`node ${p.node_id}: no changes (the kernel matches revision ${p.revision})`);
   return lines.join('\n') + '\n';

@@ -18,9 +18,14 @@
  * the data dir (dataplane-objects.json, by SHA-256): same files → the pins are reused and the attached programs stay
  * (same program ids); new files (an upgrade) → loaded again, pins replaced, maps kept, and every attachment
  * replaced atomically (XDP_FLAGS_REPLACE, tc filter replace) — never detached first.
+ *
+ * Dry run (`opentransit plan`, `dryRun: true`): the same code runs, but every write (load, pin, attach, map update
+ * or delete, the blocklist index, numbers and records saved in the data dir) goes through planEffects() from
+ * dataplane-effects.ts, which only lets the change lines describe it. Maps then read as the pinned ones plus what
+ * the pass would have written so far; on a node where nothing is loaded yet, as empty maps.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AccountDocument } from '../../model/schemas.js';
 import type { CounterItem, NodeCounters, RuleCounters } from '../../model/counters.js';
@@ -36,36 +41,26 @@ import {
   type Rule,
   type RuleSet,
 } from '../../kernel/bpf/abi.generated.js';
-import {
-  attachTc,
-  attachXdp,
-  BpfProgram,
-  detachXdp,
-  ifIndex,
-  netnsCookie,
-  queryTc,
-  queryXdp,
-  type TypedMap,
-  type XdpMode,
-} from '../../kernel/bpf/index.js';
+import { BpfProgram, queryXdp, type TcDirection, type XdpMode } from '../../kernel/bpf/index.js';
 import {
   cidrOfLpmKey,
   dataplaneExists,
   ipv4Be32,
-  loadDataplane,
   lpmKey,
   macBytes,
   openDataplane,
+  pinLayout,
   readCounters,
   type Dataplane,
 } from '../../kernel/bpf/dataplane.js';
 import { syncBlocklistV4Index } from '../../kernel/bpf/blocklist4.js';
 import { bpfObjectPath } from '../../kernel/bpf/paths.js';
 import { formatIp } from '../../model/ip.js';
-import { readLinkFeatures, setLinkFeatures } from '../../kernel/links.js';
+import { readLinkFeatures } from '../../kernel/links.js';
 import type { AccountDataplane, DataplanePlan, GlobalDataplane } from '../desired/dataplane.js';
 import { CUSTOMER_VETH, customerNetns, type NodeConfig } from '../desired/node.js';
 import { DataplaneNumbers } from './dataplane-numbers.js';
+import { kernelEffects, planEffects, type DataplaneEffects, type MapAccess, type PlaneMaps, type ProgRef } from './dataplane-effects.js';
 import { errorText } from './engine.js';
 
 export interface DataplaneOptions {
@@ -78,7 +73,29 @@ export interface DataplaneOptions {
   objects?: { xdpEdge?: string; tcGre?: string; tcHostFwd?: string };
   /** XDP attach mode on the uplink: native (default; works on veth, DESIGN.md §2) or generic. */
   xdpMode?: XdpMode;
+  /** Change nothing anywhere; only describe every change (see the module comment). */
+  dryRun?: boolean;
 }
+
+/**
+ * The data plane as the diff code sees it: its maps (the pinned ones, or overlays of them in a dry run) and its
+ * programs (id -1: not loaded yet, a plan's "would load").
+ */
+interface Plane {
+  maps: PlaneMaps;
+  xdpEdge: ProgRef;
+  tcGre: ProgRef;
+  /** The fast path out of customer netns (tc ingress of each host-side veth, bpf/tc_host_fwd.c). */
+  tcHostFwd: ProgRef;
+  root: string;
+}
+
+const progRef = (p: BpfProgram): ProgRef => ({ id: p.id, name: p.name, prog: p });
+const progLabel = (p: ProgRef) => (p.prog ? `${p.name} (prog ${p.id})` : `${p.name} (to be loaded)`);
+/** A program's id in change lines; a plan's program that is not loaded yet has none. */
+const progId = (p: ProgRef) => (p.prog ? String(p.id) : `${p.name} (to be loaded)`);
+/** The label of a device that a plan would create before using it. */
+const TO_BE_CREATED = '(veth to be created)';
 
 interface ObjectsRecord {
   xdp_edge: { sha256: string; prog_id: number };
@@ -128,7 +145,12 @@ interface Want<K, V> {
 const macText = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 export class DataplaneManager {
+  /** The pinned data plane (opened or loaded; in a dry run only what was pinned before, read-only). */
   private dp: Dataplane | undefined;
+  /** What the diff code reads and writes through (set by open()). */
+  private plane: Plane | undefined;
+  /** Every write goes through these (kernelEffects, or planEffects in a dry run). */
+  private readonly fx: DataplaneEffects;
   private loadError: string | undefined;
   readonly numbers: DataplaneNumbers;
   /** bpf_ktime_get_ns() − wall-clock ns, fixed for this run so that expiry times compare equal between passes. */
@@ -147,6 +169,7 @@ export class DataplaneManager {
 
   constructor(private readonly o: DataplaneOptions) {
     this.mode = o.xdpMode ?? 'native';
+    this.fx = o.dryRun ? planEffects() : kernelEffects();
     this.numbers = DataplaneNumbers.open(join(o.dataDir, 'dataplane-numbers.json'), o.node.nodeId);
   }
 
@@ -156,12 +179,17 @@ export class DataplaneManager {
 
   /** Why the data plane is not loaded (undefined when it is). */
   get error(): string | undefined {
-    return this.dp ? undefined : (this.loadError ?? 'not loaded yet');
+    return this.plane ? undefined : (this.loadError ?? 'not loaded yet');
   }
 
-  private require(): Dataplane {
-    if (!this.dp) throw new Error(`data plane not loaded: ${this.error}`);
-    return this.dp;
+  /** Whether this manager only describes changes (`opentransit plan`). */
+  get dryRun(): boolean {
+    return this.fx.dryRun;
+  }
+
+  private require(): Plane {
+    if (!this.plane) throw new Error(`data plane not loaded: ${this.error}`);
+    return this.plane;
   }
 
   private objectPaths(): { xdpEdge: string; tcGre: string; tcHostFwd: string } {
@@ -180,8 +208,8 @@ export class DataplaneManager {
    * Loads the programs and maps, or reopens the pins of an earlier run built from the same object files. Idempotent;
    * throws (and remembers why) on failure. `bpftool prog loadall … pinmaps …` / `bpftool prog show pinned …`
    */
-  open(changes: string[] = []): Dataplane {
-    if (this.dp) return this.dp;
+  open(changes: string[] = []): void {
+    if (this.plane) return;
     try {
       const paths = this.objectPaths();
       const hashes = { xdp: sha256(paths.xdpEdge), tc: sha256(paths.tcGre), fwd: sha256(paths.tcHostFwd) };
@@ -204,18 +232,34 @@ export class DataplaneManager {
           dp = undefined;
         }
       }
-      if (!dp) {
-        dp = loadDataplane({ ...where, objects: paths });
-        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: dp.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: dp.tcGre.id }, tc_host_fwd: { sha256: hashes.fwd, prog_id: dp.tcHostFwd.id } };
-        const tmp = `${this.recordPath()}.tmp`;
-        writeFileSync(tmp, JSON.stringify(next, null, 1) + '\n');
-        renameSync(tmp, this.recordPath());
-        changes.push(`bpf: load ${OT_PROG_XDP_EDGE} (prog ${dp.xdpEdge.id}), ${OT_PROG_TC_GRE} (prog ${dp.tcGre.id}) and ${OT_PROG_TC_HOST_FWD} (prog ${dp.tcHostFwd.id}), pinned under ${dp.layout.root}`);
+      let plane: Plane;
+      if (dp) {
+        plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
+      } else {
+        const loaded = this.fx.load({ ...where, objects: paths });
+        if (loaded) {
+          dp = loaded;
+          plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
+        } else {
+          // Dry run: nothing loaded. A load would reuse the pinned maps (an upgrade keeps them): diff against those.
+          dp = dataplaneExists(where) ? tryOpen(where) : undefined;
+          plane = {
+            maps: this.fx.maps(dp),
+            xdpEdge: { id: -1, name: OT_PROG_XDP_EDGE },
+            tcGre: { id: -1, name: OT_PROG_TC_GRE },
+            tcHostFwd: { id: -1, name: OT_PROG_TC_HOST_FWD },
+            root: pinLayout(where.node, where.base).root,
+          };
+        }
+        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: plane.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: plane.tcGre.id }, tc_host_fwd: { sha256: hashes.fwd, prog_id: plane.tcHostFwd.id } };
+        this.fx.writeFile(this.recordPath(), JSON.stringify(next, null, 1) + '\n');
+        const maps = loaded ? '' : dp ? ' (reusing the pinned maps)' : ' (creating its maps)';
+        changes.push(`bpf: load ${progLabel(plane.xdpEdge)}, ${progLabel(plane.tcGre)} and ${progLabel(plane.tcHostFwd)}, pinned under ${plane.root}${maps}`);
       }
       this.dp = dp;
+      this.plane = plane;
       this.bl4Known = undefined;
       this.loadError = undefined;
-      return dp;
     } catch (e) {
       this.loadError = errorText(e);
       throw new Error(`data plane not loaded: ${this.loadError}`);
@@ -228,28 +272,32 @@ export class DataplaneManager {
    * Numbers for `accounts`: adopted from the maps when the numbers file was lost, else the lowest free one. New
    * numbers are saved before use and their counters zeroed (a number freed earlier may have old counts).
    */
-  accountNumbers(accounts: readonly AccountDocument[]): Map<string, number> {
+  accountNumbers(accounts: readonly AccountDocument[], changes: string[] = []): Map<string, number> {
     const dp = this.require();
-    if (this.numbers.fresh && !this.adopted) this.adoptAccountNumbers(dp, accounts);
+    if (this.numbers.fresh && !this.adopted) this.adoptAccountNumbers(dp, accounts, changes);
     const fresh = accounts.filter((a) => !this.numbers.accounts.has(a.id));
     if (fresh.length) {
       const assigned = fresh.map((a) => this.numbers.accounts.assign(a.id));
-      this.numbers.save();
-      for (const n of assigned) for (let r = 0; r < OT_REASON_SLOTS; r++) dp.maps.counters.set(n * OT_REASON_SLOTS + r, { packets: 0n, bytes: 0n });
+      this.fx.saveNumbers(this.numbers);
+      for (const [i, n] of assigned.entries()) {
+        for (let r = 0; r < OT_REASON_SLOTS; r++) dp.maps.counters.set(n * OT_REASON_SLOTS + r, { packets: 0n, bytes: 0n });
+        changes.push(`data dir: account ${fresh[i]!.id} gets data-plane number ${n} (saved in ${this.numbers.path}; its ${dp.maps.counters.spec.name} zeroed)`);
+      }
     }
     return new Map(accounts.map((a) => [a.id, this.numbers.accounts.get(a.id)!]));
   }
 
   /** Slots for the active rules; new slots start with a full bucket and zero statistics. */
-  ruleSlots(ruleIds: readonly string[]): Map<string, number> {
+  ruleSlots(ruleIds: readonly string[], changes: string[] = []): Map<string, number> {
     const dp = this.require();
     const fresh = ruleIds.filter((id) => !this.numbers.slots.has(id));
     if (fresh.length) {
       const assigned = fresh.map((id) => this.numbers.slots.assign(id));
-      this.numbers.save();
-      for (const s of assigned) {
+      this.fx.saveNumbers(this.numbers);
+      for (const [i, s] of assigned.entries()) {
         dp.maps.rlState.set(s, { tokens: 0n, last_ns: 0n });
         dp.maps.ruleStats.set(s, { packets: 0n, bytes: 0n, dropped_packets: 0n, dropped_bytes: 0n });
+        changes.push(`data dir: mitigation rule ${fresh[i]} gets slot ${s} (saved in ${this.numbers.path}; its bucket and statistics zeroed)`);
       }
     }
     return new Map(ruleIds.map((id) => [id, this.numbers.slots.get(id)!]));
@@ -259,7 +307,7 @@ export class DataplaneManager {
    * The numbers file is gone but the maps survived (data dir wiped, pins kept): take each account's number from
    * the ot_prefixes entry of one of its customer prefixes, so nothing in the kernel is renumbered.
    */
-  private adoptAccountNumbers(dp: Dataplane, accounts: readonly AccountDocument[]): void {
+  private adoptAccountNumbers(dp: Plane, accounts: readonly AccountDocument[], changes: string[]): void {
     this.adopted = true;
     const held = new Map<string, number>();
     for (const [k, v] of dp.maps.prefixes.entries()) held.set(cidrOfLpmKey(k), v);
@@ -269,11 +317,12 @@ export class DataplaneManager {
         const n = held.get(p.cidr);
         if (n !== undefined && this.numbers.accounts.isFree(n)) {
           this.numbers.accounts.set(a.id, n);
+          changes.push(`data dir: account ${a.id} keeps data-plane number ${n} (adopted from ${dp.maps.prefixes.spec.name} ${p.cidr})`);
           break;
         }
       }
     }
-    this.numbers.save();
+    this.fx.saveNumbers(this.numbers);
   }
 
   // --- generic map diffing -----------------------------------------------------------------------------------------
@@ -283,7 +332,7 @@ export class DataplaneManager {
    * exactly: an LPM trie's lookup answers the longest match, so a covering prefix would pass for a missing one.
    */
   private ensure<K, V>(
-    map: TypedMap<K, V>,
+    map: MapAccess<K, V>,
     wants: readonly Want<K, V>[],
     same: (a: V, b: V) => boolean,
     changes: string[],
@@ -310,7 +359,7 @@ export class DataplaneManager {
 
   /** Makes a whole map equal to `wants` (one dump); deletes unwanted entries only with `prune`. */
   private sync<K, V>(
-    map: TypedMap<K, V>,
+    map: MapAccess<K, V>,
     wants: readonly Want<K, V>[],
     same: (a: V, b: V) => boolean,
     label: (k: K) => string,
@@ -343,21 +392,22 @@ export class DataplaneManager {
     return keys;
   }
 
-  private bytesEqual<V>(map: TypedMap<unknown, V>): (a: V, b: V) => boolean {
+  private bytesEqual<V>(map: Pick<MapAccess<unknown, V>, 'spec'>): (a: V, b: V) => boolean {
     return (a, b) => map.spec.value.encode(a).equals(map.spec.value.encode(b));
   }
 
   // --- global ------------------------------------------------------------------------------------------------------
 
   /** XDP on the uplink: attached, or atomically replaced when an older program of ours runs there. */
-  private ensureXdp(dp: Dataplane, changes: string[]): void {
+  private ensureXdp(dp: Plane, changes: string[]): void {
     const { hostNetns: netns, uplink } = this.o.node;
-    const ifindex = ifIndex(uplink, netns);
+    const ifindex = this.fx.ifindex(uplink, netns);
+    if (ifindex === undefined) throw new Error(`uplink ${uplink} not found in ${netns}`);
     const state = queryXdp({ ifindex, netns });
     if (state.progId === dp.xdpEdge.id && state.mode === this.mode) return;
     if (state.progId === 0) {
-      attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: null });
-      changes.push(`${netns}: attach XDP ${OT_PROG_XDP_EDGE} (prog ${dp.xdpEdge.id}, ${this.mode}) on ${uplink}`);
+      this.fx.attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: null });
+      changes.push(`${netns}: attach XDP ${OT_PROG_XDP_EDGE} (${dp.xdpEdge.prog ? `prog ${dp.xdpEdge.id}` : 'to be loaded'}, ${this.mode}) on ${uplink}`);
       this.groChecked = false;
       return;
     }
@@ -367,13 +417,13 @@ export class DataplaneManager {
         throw new Error(`${uplink} runs another XDP program (${old.name || 'unnamed'}, id ${old.id}): not replacing what is not ours`);
       if (state.mode === this.mode) {
         // One netlink call swaps the program: no packet sees the uplink without one (XDP_FLAGS_REPLACE).
-        attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: old });
-        changes.push(`${netns}: replace XDP on ${uplink}: prog ${old.id} → ${dp.xdpEdge.id} (atomic)`);
+        this.fx.attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: old });
+        changes.push(`${netns}: replace XDP on ${uplink}: prog ${old.id} → ${progId(dp.xdpEdge)} (atomic)`);
       } else if (state.mode === 'native' || state.mode === 'generic') {
         // Across modes there is no atomic swap: the operator asked for another mode.
-        detachXdp({ ifindex, netns, mode: state.mode, expected: old });
-        attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: null });
-        changes.push(`${netns}: move XDP on ${uplink} from ${state.mode} to ${this.mode} mode (prog ${dp.xdpEdge.id})`);
+        this.fx.detachXdp({ ifindex, netns, mode: state.mode, expected: old });
+        this.fx.attachXdp({ ifindex, netns, prog: dp.xdpEdge, mode: this.mode, replace: null });
+        changes.push(`${netns}: move XDP on ${uplink} from ${state.mode} to ${this.mode} mode (prog ${progId(dp.xdpEdge)})`);
       } else {
         throw new Error(`${uplink} has XDP in ${state.mode} mode: not supported`);
       }
@@ -387,11 +437,11 @@ export class DataplaneManager {
    * back). Checked once per run and after every new attachment (one ethtool spawn).
    */
   async ensureGro(changes: string[]): Promise<void> {
-    if (this.groChecked || !this.dp) return;
+    if (this.groChecked || !this.plane) return;
     const { hostNetns, uplink } = this.o.node;
     const f = await readLinkFeatures(hostNetns, uplink);
     if (!f.gro) {
-      await setLinkFeatures(hostNetns, uplink, { gro: true });
+      await this.fx.setGro(hostNetns, uplink);
       changes.push(`${hostNetns}: ethtool -K ${uplink} gro on`);
     }
     this.groChecked = true;
@@ -437,7 +487,7 @@ export class DataplaneManager {
           released = true;
         }
       }
-      if (released) this.numbers.save();
+      if (released) this.fx.saveNumbers(this.numbers);
     }
     // The program after its maps: an upgraded program may read maps (ot_bl4_*) its predecessor never filled.
     this.ensureXdp(dp, changes);
@@ -454,12 +504,25 @@ export class DataplaneManager {
     return a.peers.map((p) => ({ key: ipv4Be32(p), value: { account: a.number, flags: 0 }, label: `${p} → ${a.number}` }));
   }
 
-  private tunnelWants(a: AccountDataplane, cookie: bigint) {
+  /** `cookie` undefined: the account's netns is still to be created (a plan); its cookie is not known yet. */
+  private tunnelWants(a: AccountDataplane, cookie: bigint | undefined) {
     return a.tunnels.map((t) => ({
-      key: { netns_cookie: cookie, mac: macBytes(t.mac) },
+      key: { netns_cookie: cookie ?? 0n, mac: macBytes(t.mac) },
       value: { local: ipv4Be32(t.local), remote: ipv4Be32(t.remote), account: a.number, ttl: t.ttl, flags: t.df ? 1 : 0, host_mac: macBytes(t.hostMac) },
-      label: `${t.name} (${t.mac}): ${t.local} → ${t.remote}`,
+      label: `${t.name} (${t.mac}${cookie === undefined ? ' in the netns to be created' : ''}): ${t.local} → ${t.remote}, account ${a.number}, ttl ${t.ttl}${t.df ? ', df' : ''}`,
     }));
+  }
+
+  /**
+   * A program on a tc hook of a device in `netns`: attached, or replaced in one step (`tc filter replace`). Every
+   * tc attach goes through here (and so through the effects: a plan only describes it). `ifindex` undefined: the
+   * device is still to be created (a plan).
+   */
+  private ensureTc(netns: string, dev: string, ifindex: number | undefined, direction: TcDirection, prog: ProgRef, changes: string[]): void {
+    const attached = this.fx.queryTc({ ifindex, netns, direction });
+    if (attached === prog.id) return;
+    if (ifindex !== undefined) this.fx.attachTc({ ifindex, netns, direction, prog });
+    changes.push(`${netns}: ${attached ? `replace tc ${direction} prog ${attached} →` : `attach tc ${direction}`} ${progLabel(prog)} on ${dev}${ifindex === undefined ? ` ${TO_BE_CREATED}` : ''}`);
   }
 
   /**
@@ -470,30 +533,26 @@ export class DataplaneManager {
    */
   applyAccount(a: AccountDataplane, netns: string, hostVeth: string, changes: string[]): void {
     const dp = this.require();
-    const ifindex = ifIndex(CUSTOMER_VETH, netns);
-    const attached = queryTc({ ifindex, netns, direction: 'egress' });
-    if (attached !== dp.tcGre.id) {
-      // `tc filter replace`: the new program takes over in one step, whatever ran before.
-      attachTc({ ifindex, netns, direction: 'egress', prog: dp.tcGre });
-      changes.push(`${netns}: ${attached ? `replace tc egress prog ${attached} →` : 'attach tc egress'} ${OT_PROG_TC_GRE} (prog ${dp.tcGre.id}) on ${CUSTOMER_VETH}`);
-    }
-    const cookie = netnsCookie(netns);
-    const hostIfindex = ifIndex(hostVeth, this.o.node.hostNetns);
+    const ifindex = this.fx.ifindex(CUSTOMER_VETH, netns);
+    this.ensureTc(netns, CUSTOMER_VETH, ifindex, 'egress', dp.tcGre, changes);
+    const cookie = this.fx.cookie(netns);
+    const hostIfindex = this.fx.ifindex(hostVeth, this.o.node.hostNetns);
     // The fast path out of the customer netns (bpf/tc_host_fwd.c): it reads ot_config and ot_prefixes only, so it
     // may run before this account's entries exist (it then leaves packets to the host stack).
-    const { hostNetns } = this.o.node;
-    const fwdAttached = queryTc({ ifindex: hostIfindex, netns: hostNetns, direction: 'ingress' });
-    if (fwdAttached !== dp.tcHostFwd.id) {
-      attachTc({ ifindex: hostIfindex, netns: hostNetns, direction: 'ingress', prog: dp.tcHostFwd });
-      changes.push(`${hostNetns}: ${fwdAttached ? `replace tc ingress prog ${fwdAttached} →` : 'attach tc ingress'} ${OT_PROG_TC_HOST_FWD} (prog ${dp.tcHostFwd.id}) on ${hostVeth}`);
-    }
+    this.ensureTc(this.o.node.hostNetns, hostVeth, hostIfindex, 'ingress', dp.tcHostFwd, changes);
     const m = dp.maps;
     const wants = this.prefixWants(a);
     this.ensure(m.prefixes, wants, (x, y) => x === y, changes, this.prefixPresent);
     for (const w of wants) this.prefixKeys?.add(this.prefixKeyOf(w.key));
     this.ensure(
       m.delivery,
-      [{ key: a.number, value: { ifindex: hostIfindex, dmac: macBytes(a.delivery.dmac), smac: macBytes(a.delivery.smac) }, label: `${a.number} → ${hostVeth} (ifindex ${hostIfindex})` }],
+      [
+        {
+          key: a.number,
+          value: { ifindex: hostIfindex ?? 0, dmac: macBytes(a.delivery.dmac), smac: macBytes(a.delivery.smac) },
+          label: `${a.number} → ${hostVeth} (${hostIfindex === undefined ? TO_BE_CREATED.slice(1, -1) : `ifindex ${hostIfindex}`}), dmac ${a.delivery.dmac}, smac ${a.delivery.smac}`,
+        },
+      ],
       this.bytesEqual(m.delivery),
       changes,
     );
@@ -525,12 +584,13 @@ export class DataplaneManager {
     // Tunnels are keyed by the customer netns's cookie: entries of a netns that is gone (or was recreated) go.
     const wantedTunnels = new Set<string>();
     for (const a of accounts) {
-      let cookie: bigint;
+      let cookie: bigint | undefined;
       try {
-        cookie = netnsCookie(customerNetns(this.o.node, a.accountId));
+        cookie = this.fx.cookie(customerNetns(this.o.node, a.accountId));
       } catch {
         continue;
       }
+      // undefined: a plan's netns still to be created; its entries are the ones the plan keyed without a cookie.
       for (const w of this.tunnelWants(a, cookie)) wantedTunnels.add(m.tunnels.spec.key.encode(w.key).toString('hex'));
     }
     for (const [k, v] of m.tunnels.entries()) {
@@ -544,14 +604,14 @@ export class DataplaneManager {
       this.numbers.accounts.release(id);
       released = true;
     }
-    if (released) this.numbers.save();
+    if (released) this.fx.saveNumbers(this.numbers);
   }
 
   /** Every entry of one account (deleted), then its number is free. */
   removeAccount(accountId: string, changes: string[]): void {
     const n = this.numbers.accounts.get(accountId);
-    if (n === undefined || !this.dp) return;
-    const m = this.dp.maps;
+    if (n === undefined || !this.plane) return;
+    const m = this.plane.maps;
     for (const [k, v] of m.prefixes.entries()) {
       if (v !== n) continue;
       m.prefixes.delete(k);
@@ -563,14 +623,15 @@ export class DataplaneManager {
     for (const [k, v] of m.tunnels.entries()) if (v.account === n) (m.tunnels.delete(k), changes.push(`bpf: delete ${m.tunnels.spec.name} ${macText(k.mac)}`));
     if (m.delivery.delete(n)) changes.push(`bpf: delete ${m.delivery.spec.name} ${n}`);
     this.numbers.accounts.release(accountId);
-    this.numbers.save();
+    this.fx.saveNumbers(this.numbers);
   }
 
   // --- counters ----------------------------------------------------------------------------------------------------
 
   /** Every non-zero counter by account id (null: no account) and reason, and each rule's statistics. */
   counters(): Omit<NodeCounters, 'node_id' | 'updated_at'> {
-    const dp = this.require();
+    const dp = this.dp;
+    if (!dp) throw new Error(`data plane not loaded: ${this.error}`);
     const idOf = new Map(this.numbers.accounts.entries().map(([id, n]) => [n, id]));
     const items: CounterItem[] = [];
     for (const t of readCounters(dp.maps.counters)) {
@@ -609,7 +670,17 @@ export class DataplaneManager {
   close(): void {
     this.dp?.close();
     this.dp = undefined;
+    this.plane = undefined;
     this.loadError = 'closed';
+  }
+}
+
+/** Opens a node's pins for reading, or undefined when they cannot be opened. */
+function tryOpen(where: { node: string; base?: string }): Dataplane | undefined {
+  try {
+    return openDataplane(where);
+  } catch {
+    return undefined;
   }
 }
 
