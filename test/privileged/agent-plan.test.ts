@@ -127,6 +127,8 @@ test('on a fresh node the plan lists the BPF load, attachments, every map entry 
   assert.match(text, /^bpf: add ot_tunnels acme-chi \([0-9a-f:]+ in the netns to be created\): 192\.0\.2\.10 → 198\.51\.100\.2, account 1, ttl \d+/m);
   assert.match(text, /^bpf: add ot_gre_peers 198\.51\.100\.2 → 1$/m);
 
+  assert.deepEqual(plan.changes.flatMap((c) => c.changes.filter((l) => /^bpf: delete/.test(l))), [], 'a fresh node has nothing to delete');
+
   const bgp = scope(plan, 'bgp');
   assert.deepEqual(bgp.errors, []);
   assert.ok(bgp.changes.includes('host: add anycast endpoint 192.0.2.10/32 on lo'.replace('host', node.hostNetns)), bgp.changes.join('\n'));
