@@ -31,6 +31,7 @@ import type { AccountDocument } from '../../model/schemas.js';
 import type { CounterItem, NodeCounters, RuleCounters } from '../../model/counters.js';
 import {
   OT_PROG_TC_GRE,
+  OT_PROG_TC_HOST_FWD,
   OT_PROG_XDP_EDGE,
   OT_REASON_SLOTS,
   OT_RULES_PER_PREFIX,
@@ -68,8 +69,8 @@ export interface DataplaneOptions {
   dataDir: string;
   /** bpffs directory holding every node's pins (default /sys/fs/bpf/opentransit). */
   pinBase?: string;
-  /** Object files (default build/bpf/{xdp_edge,tc_gre}.o). */
-  objects?: { xdpEdge?: string; tcGre?: string };
+  /** Object files (default build/bpf/{xdp_edge,tc_gre,tc_host_fwd}.o). */
+  objects?: { xdpEdge?: string; tcGre?: string; tcHostFwd?: string };
   /** XDP attach mode on the uplink: native (default; works on veth, DESIGN.md §2) or generic. */
   xdpMode?: XdpMode;
   /** Change nothing anywhere; only describe every change (see the module comment). */
@@ -84,6 +85,8 @@ interface Plane {
   maps: PlaneMaps;
   xdpEdge: ProgRef;
   tcGre: ProgRef;
+  /** The fast path out of customer netns (tc ingress of each host-side veth, bpf/tc_host_fwd.c). */
+  tcHostFwd: ProgRef;
   root: string;
 }
 
@@ -97,6 +100,8 @@ const TO_BE_CREATED = '(veth to be created)';
 interface ObjectsRecord {
   xdp_edge: { sha256: string; prog_id: number };
   tc_gre: { sha256: string; prog_id: number };
+  /** Missing in records of older runs: the objects are loaded again. */
+  tc_host_fwd?: { sha256: string; prog_id: number };
 }
 
 /** Expiry times are recomputed from wall-clock time by every run; within this much they are the same rule. */
@@ -187,8 +192,12 @@ export class DataplaneManager {
     return this.plane;
   }
 
-  private objectPaths(): { xdpEdge: string; tcGre: string } {
-    return { xdpEdge: this.o.objects?.xdpEdge ?? bpfObjectPath('xdp_edge'), tcGre: this.o.objects?.tcGre ?? bpfObjectPath('tc_gre') };
+  private objectPaths(): { xdpEdge: string; tcGre: string; tcHostFwd: string } {
+    return {
+      xdpEdge: this.o.objects?.xdpEdge ?? bpfObjectPath('xdp_edge'),
+      tcGre: this.o.objects?.tcGre ?? bpfObjectPath('tc_gre'),
+      tcHostFwd: this.o.objects?.tcHostFwd ?? bpfObjectPath('tc_host_fwd'),
+    };
   }
 
   private recordPath(): string {
@@ -203,7 +212,7 @@ export class DataplaneManager {
     if (this.plane) return;
     try {
       const paths = this.objectPaths();
-      const hashes = { xdp: sha256(paths.xdpEdge), tc: sha256(paths.tcGre) };
+      const hashes = { xdp: sha256(paths.xdpEdge), tc: sha256(paths.tcGre), fwd: sha256(paths.tcHostFwd) };
       const where = { node: this.o.node.nodeId, ...(this.o.pinBase ? { base: this.o.pinBase } : {}) };
       let record: ObjectsRecord | undefined;
       try {
@@ -212,10 +221,10 @@ export class DataplaneManager {
         record = undefined;
       }
       let dp: Dataplane | undefined;
-      if (record && record.xdp_edge?.sha256 === hashes.xdp && record.tc_gre?.sha256 === hashes.tc && dataplaneExists(where)) {
+      if (record && record.xdp_edge?.sha256 === hashes.xdp && record.tc_gre?.sha256 === hashes.tc && record.tc_host_fwd?.sha256 === hashes.fwd && dataplaneExists(where)) {
         try {
           dp = openDataplane(where);
-          if (dp.xdpEdge.id !== record.xdp_edge.prog_id || dp.tcGre.id !== record.tc_gre.prog_id) {
+          if (dp.xdpEdge.id !== record.xdp_edge.prog_id || dp.tcGre.id !== record.tc_gre.prog_id || dp.tcHostFwd.id !== record.tc_host_fwd?.prog_id) {
             dp.close();
             dp = undefined;
           }
@@ -225,12 +234,12 @@ export class DataplaneManager {
       }
       let plane: Plane;
       if (dp) {
-        plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), root: dp.layout.root };
+        plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
       } else {
         const loaded = this.fx.load({ ...where, objects: paths });
         if (loaded) {
           dp = loaded;
-          plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), root: dp.layout.root };
+          plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
         } else {
           // Dry run: nothing loaded. A load would reuse the pinned maps (an upgrade keeps them): diff against those.
           dp = dataplaneExists(where) ? tryOpen(where) : undefined;
@@ -238,13 +247,14 @@ export class DataplaneManager {
             maps: this.fx.maps(dp),
             xdpEdge: { id: -1, name: OT_PROG_XDP_EDGE },
             tcGre: { id: -1, name: OT_PROG_TC_GRE },
+            tcHostFwd: { id: -1, name: OT_PROG_TC_HOST_FWD },
             root: pinLayout(where.node, where.base).root,
           };
         }
-        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: plane.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: plane.tcGre.id } };
+        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: plane.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: plane.tcGre.id }, tc_host_fwd: { sha256: hashes.fwd, prog_id: plane.tcHostFwd.id } };
         this.fx.writeFile(this.recordPath(), JSON.stringify(next, null, 1) + '\n');
         const maps = loaded ? '' : dp ? ' (reusing the pinned maps)' : ' (creating its maps)';
-        changes.push(`bpf: load ${progLabel(plane.xdpEdge)} and ${progLabel(plane.tcGre)}, pinned under ${plane.root}${maps}`);
+        changes.push(`bpf: load ${progLabel(plane.xdpEdge)}, ${progLabel(plane.tcGre)} and ${progLabel(plane.tcHostFwd)}, pinned under ${plane.root}${maps}`);
       }
       this.dp = dp;
       this.plane = plane;
@@ -516,7 +526,8 @@ export class DataplaneManager {
   }
 
   /**
-   * One account: tc_gre on edge0's egress in its netns (the pinned program shared by every customer), then its
+   * One account: tc_gre on edge0's egress in its netns (the pinned program shared by every customer) and
+   * tc_host_fwd on the host-side veth's ingress (the fast path out, shared likewise), then its
    * entries — prefixes and delivery before tunnels and GRE peers, so decap never accepts a peer whose packets it
    * could not check or deliver.
    */
@@ -526,6 +537,9 @@ export class DataplaneManager {
     this.ensureTc(netns, CUSTOMER_VETH, ifindex, 'egress', dp.tcGre, changes);
     const cookie = this.fx.cookie(netns);
     const hostIfindex = this.fx.ifindex(hostVeth, this.o.node.hostNetns);
+    // The fast path out of the customer netns (bpf/tc_host_fwd.c): it reads ot_config and ot_prefixes only, so it
+    // may run before this account's entries exist (it then leaves packets to the host stack).
+    this.ensureTc(this.o.node.hostNetns, hostVeth, hostIfindex, 'ingress', dp.tcHostFwd, changes);
     const m = dp.maps;
     const wants = this.prefixWants(a);
     this.ensure(m.prefixes, wants, (x, y) => x === y, changes, this.prefixPresent);
