@@ -89,6 +89,8 @@ static __always_inline __u32 ot_host_fwd(struct __sk_buff *skb, __u32 *account)
 		return 0;
 	if (skb->pkt_type != OT_PACKET_HOST)
 		return 0; /* ip_forward drops what was not addressed to us */
+	if (skb->vlan_present)
+		return 0; /* a tag the device accelerated away: the frame belongs to a VLAN device */
 	__u32 len = skb->len;
 	__u32 skb_mark = skb->mark; /* read here: clang would otherwise select between two ctx offsets, which the
 				       verifier refuses */

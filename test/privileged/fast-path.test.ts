@@ -53,6 +53,10 @@ const CLIENT = '198.51.100.50';
 const ROUTER = '198.51.100.2';
 const ACME_HOST = '203.0.113.100';
 const UNREACHABLE = '203.0.113.200';
+// IPv6 inside the IPv4 tunnel: the client, the customer's prefix and host.
+const CLIENT6 = '2001:db8:ffff::50';
+const PREFIX6 = '2001:db8:100::/64';
+const ACME_HOST6 = '2001:db8:100::100';
 
 function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
@@ -76,6 +80,10 @@ const OBSERVER = `table inet ott_observe {
   counter out_gre {}
   counter out_tcp_syn {}
   counter out_tcp_other {}
+  counter in6_udp {}
+  counter in6_tcp_syn {}
+  counter in6_tcp_other {}
+  counter out6_tcp_other {}
   chain pre {
     type filter hook prerouting priority -300; policy accept;
     iifname "up0" ip daddr 203.0.113.0/24 tcp flags & syn != 0 counter name "in_tcp_syn"
@@ -84,6 +92,10 @@ const OBSERVER = `table inet ott_observe {
     iifname != "up0" ip protocol gre ip daddr ${ROUTER} counter name "out_gre"
     iifname != "up0" ip saddr 203.0.113.0/24 tcp flags & syn != 0 counter name "out_tcp_syn"
     iifname != "up0" ip saddr 203.0.113.0/24 tcp flags & syn == 0 counter name "out_tcp_other"
+    iifname "up0" ip6 daddr ${PREFIX6} meta l4proto udp counter name "in6_udp"
+    iifname "up0" ip6 daddr ${PREFIX6} tcp flags & syn != 0 counter name "in6_tcp_syn"
+    iifname "up0" ip6 daddr ${PREFIX6} tcp flags & syn == 0 counter name "in6_tcp_other"
+    iifname != "up0" ip6 saddr ${PREFIX6} tcp flags & syn == 0 counter name "out6_tcp_other"
   }
 }
 `;
@@ -121,7 +133,26 @@ before(async () => {
     { args: ['route', 'replace', `${CLIENT}/32`, 'via', '100.64.0.3'] },
     { args: ['route', 'replace', `${ROUTER}/32`, 'via', '100.64.0.5'] },
   ]);
-  for (const ns of [R, CR]) await sysctl(ns, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+  for (const ns of [R, CR]) await sysctl(ns, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1');
+  // IPv6 beside IPv4 on every link (documentation addresses, no DAD: routes must not wait for it).
+  const addr6 = (ns: string, dev: string, cidr: string) => runIpOps(ns, [{ args: ['address', 'replace', cidr, 'dev', dev, 'nodad'] }]);
+  await addr6(H, 'up0', '2001:db8:ff00::/127');
+  await addr6(R, 'rh', '2001:db8:ff00::1/127');
+  await addr6(R, 'rc', '2001:db8:ff00::2/127');
+  await addr6(C, 'eth0', '2001:db8:ff00::3/127');
+  await addr6(C, 'eth0', `${CLIENT6}/128`);
+  await addr6(R, 'rcr', '2001:db8:ff00::4/127');
+  await addr6(CR, 'eth0', '2001:db8:ff00::5/127');
+  await addr6(CR, 'lan0', '2001:db8:100::1/64');
+  await addr6(CH, 'eth0', `${ACME_HOST6}/64`);
+  await runIpOps(H, [{ args: ['route', 'replace', 'default', 'via', '2001:db8:ff00::1'] }]);
+  await runIpOps(C, [{ args: ['route', 'replace', 'default', 'via', '2001:db8:ff00::2', 'src', CLIENT6] }]);
+  await runIpOps(CR, [{ args: ['route', 'replace', 'default', 'via', '2001:db8:ff00::4'] }]);
+  await runIpOps(CH, [{ args: ['route', 'replace', 'default', 'via', '2001:db8:100::1'] }]);
+  await runIpOps(R, [
+    { args: ['route', 'replace', PREFIX6, 'via', '2001:db8:ff00::'] },
+    { args: ['route', 'replace', `${CLIENT6}/128`, 'via', '2001:db8:ff00::3'] },
+  ]);
   // Complete checksums from the senders: a partial one (veth offload) does not survive XDP's decap and redirect
   // into the customer netns (no skb metadata there), and the receiver would drop the segment. Real NICs deliver
   // complete checksums.
@@ -133,7 +164,7 @@ before(async () => {
     uplink: 'eth0',
     tunnels: [{ name: 'gre0', local: ROUTER, remote: ANYCAST, interfaceAddress: '10.200.0.1/31' }],
     returnPath: 'tunnel',
-    prefixes: ['203.0.113.0/24'],
+    prefixes: ['203.0.113.0/24', PREFIX6],
   });
   node = { ...NODE_DEFAULTS, nodeId: 'edge-fp', hostNetns: H, uplink: 'up0', netnsPrefix: `${harness.prefix}c-` };
   agent = startAgent();
@@ -155,9 +186,12 @@ after(async () => {
 
 const ACME = {
   account: 'acme',
-  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
+  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }, { cidr: PREFIX6, advertised: true }],
   gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: ROUTER, edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
-  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
+  routes: [
+    { prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 },
+    { prefix: PREFIX6, nexthop: '10.200.0.1', priority: 100 },
+  ],
   firewall: { default_action: 'allow', rules: [] },
 };
 let acmeId = '';
@@ -188,11 +222,12 @@ const grew = (a: Record<string, number>, b: Record<string, number>, k: string) =
 
 /** UDP datagrams from C (python3), with a TTL of choice. */
 async function sendUdp(dst: string, dport: number, o: { count?: number; ttl?: number; sport?: number } = {}): Promise<void> {
+  const v6 = dst.includes(':');
   const py = [
     'import socket, time',
-    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-    `s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ${o.ttl ?? 64})`,
-    `s.bind(('0.0.0.0', ${o.sport ?? 0}))`,
+    `s = socket.socket(socket.${v6 ? 'AF_INET6' : 'AF_INET'}, socket.SOCK_DGRAM)`,
+    v6 ? `s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ${o.ttl ?? 64})` : `s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ${o.ttl ?? 64})`,
+    `s.bind(('${v6 ? '::' : '0.0.0.0'}', ${o.sport ?? 0}))`,
     `for i in range(${o.count ?? 1}):`,
     `    s.sendto(b'fast-path', (${JSON.stringify(dst)}, ${dport}))`,
     '    time.sleep(0.002)',
@@ -201,11 +236,11 @@ async function sendUdp(dst: string, dport: number, o: { count?: number; ttl?: nu
 }
 
 /** A TCP transfer from C to CH: the server counts the bytes and answers with the count. Returns its answer. */
-async function tcpTransfer(port: number, bytes: number): Promise<string> {
+async function tcpTransfer(port: number, bytes: number, host = ACME_HOST): Promise<string> {
   const server = [
     'import socket',
-    's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    `s.bind(('0.0.0.0', ${port})); s.listen(1); print('ready', flush=True)`,
+    's = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+    `s.bind(('::', ${port})); s.listen(1); print('ready', flush=True)`,
     'c, _ = s.accept(); n = 0',
     'while True:',
     '    b = c.recv(65536)',
@@ -221,7 +256,7 @@ async function tcpTransfer(port: number, bytes: number): Promise<string> {
     });
     const client = [
       'import socket',
-      `c = socket.create_connection((${JSON.stringify(ACME_HOST)}, ${port}), timeout=20)`,
+      `c = socket.create_connection((${JSON.stringify(host)}, ${port}), timeout=20)`,
       `c.sendall(b'x' * ${bytes}); c.shutdown(socket.SHUT_WR)`,
       'print(c.recv(100).decode())',
     ].join('\n');
@@ -298,6 +333,26 @@ test('TCP: SYN and SYN-ACK cross the host stack and arrive clamped; the rest of 
   assert.equal(d.out_tcp_other, 0, `no other returning TCP segment did: ${JSON.stringify(d)}`);
   assert.ok(d.out_gre! <= d.in_tcp_syn!, `of the GRE out, at most the SYNs' crossed the stack: ${JSON.stringify(d)}`);
   assert.ok(grew(b, a, 'FORWARD_XDP') > 10 && grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
+});
+
+test('IPv6 (inside the IPv4 tunnel): UDP and TCP take the fast path; the SYN crosses the host stack, clamped', async () => {
+  await sendUdp(ACME_HOST6, 9999, { count: 3 }); // the host resolves the customer veth's IPv6 neighbour
+  const b = acmeCounters();
+  const o = await observed();
+  const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'ip6 and udp and dst port 9000', fields: ['ipv6.src', 'ipv6.hlim'], count: 50, timeoutS: 20 });
+  await sendUdp(ACME_HOST6, 9000, { count: 50 });
+  const rows = await cap.done;
+  assert.equal(rows.length, 50, 'every datagram arrived');
+  for (const [src, hlim] of rows) assert.deepEqual([src, hlim], [CLIENT6, '60'], 'hop limit 64 less R, H, the customer netns and CR');
+  const syn = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'ip6 and tcp port 8082 and ip6[53] & 0x02 != 0', fields: ['tcp.options.mss_val'] });
+  assert.equal(await tcpTransfer(8082, 1_000_000, ACME_HOST6), '1000000', 'the whole stream arrived');
+  assert.deepEqual((await syn.done)[0], ['1416'], 'the SYN arrives with the MSS the tunnel carries (1476 - 60)');
+  const a = acmeCounters();
+  const d = delta(o, await observed());
+  assert.ok(grew(b, a, 'FORWARD_XDP') >= 60 && grew(b, a, 'FORWARD_HOST') >= 60, JSON.stringify(a));
+  assert.equal(d.in6_udp, 0, `no datagram crossed the host stack: ${JSON.stringify(d)}`);
+  assert.ok(d.in6_tcp_syn! >= 1, JSON.stringify(d));
+  assert.deepEqual([d.in6_tcp_other, d.out6_tcp_other], [0, 0], `no other TCP segment crossed the host stack: ${JSON.stringify(d)}`);
 });
 
 test('TTL: decremented once at the host, as the slow path does (fast path switched off for comparison)', async () => {

@@ -22,7 +22,6 @@ import {
   MAPS,
   type MapSpec,
   OT_LPM_V4_OFFSET,
-  OT_CONFIG_F_FAST_PATH,
   OT_PROG_TC_GRE,
   OT_PROG_TC_HOST_FWD,
   OT_PROG_XDP_EDGE,
@@ -302,18 +301,6 @@ export function dataplaneExists(o: { node: string; base?: string }): boolean {
 }
 
 // --- values for the maps ---------------------------------------------------------------------------------------
-
-/**
- * The ot_config value: sampling, the node's fwmark (the mark the host's nft `mark` chain sets on customer
- * traffic; the fast path hands it to bpf_fib_lookup so that the node's `ip rule fwmark → table` decides), and
- * whether the fast path is on (bpf/lib/fastpath.h).
- */
-export function configValue(o: { sampleEvery: number; fwmark: number; fastPath: boolean }): Config {
-  for (const [field, v] of [['sample_every', o.sampleEvery], ['fwmark', o.fwmark]] as const)
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new KernelInputError(field, `must be an integer in 0..2^32-1, got ${v}`);
-  if (o.fastPath && o.fwmark === 0) throw new KernelInputError('fwmark', 'the fast path needs a non-zero fwmark (the mark of customer traffic)');
-  return { sample_every: o.sampleEvery, flags: o.fastPath ? OT_CONFIG_F_FAST_PATH : 0, fwmark: o.fwmark };
-}
 
 function bigintTo16(v: bigint): Buffer {
   const b = Buffer.alloc(16);
