@@ -47,7 +47,8 @@
  * (routeCustomerLan says why; `--set full-path.lan=bridge` keeps the bridge). `--set full-path.lab=NAME` runs the
  * lab under another name, `--set full-path.keep=1` leaves it up afterwards for a look at the paths,
  * `--set full-path.flood_packets=N` sizes each flood (default 200,000: 2–8 s per flood on this loaded 2-core VM),
- * `--set full-path.flood_cpu=N` picks the generator's CPU (default 0).
+ * `--set full-path.floods=N` floods per path per round (default 3), `--set full-path.flood_cpu=N` picks the
+ * generator's CPU (default 0).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
@@ -398,6 +399,7 @@ registerBenchmark({
     const seconds = numberParam(ctx, 'seconds', 5, 1);
     const repeats = numberParam(ctx, 'repeats', 3, 1);
     const floodPackets = Math.round(numberParam(ctx, 'flood_packets', 200_000, 50_000));
+    const floodsPerRound = Math.round(numberParam(ctx, 'floods', 3, 1));
     // The generator's CPU (taskset): flood_cpu=N; default 0.
     const floodCpu = Number(ctx.params['flood_cpu'] ?? '0');
     if (!Number.isInteger(floodCpu) || floodCpu < 0) throw new Error(`--set full-path.flood_cpu=${ctx.params['flood_cpu']}: a CPU number`);
@@ -516,34 +518,41 @@ registerBenchmark({
         runs.generator_only_kpps.push(g.sent / g.seconds / 1000);
         runs.generator_only_kpps_per_cpu.push(g.sent / g.cpuSeconds / 1000);
         floodDetail.push({ path: 'generator_only', round: r + 1, sent: g.sent, seconds: g.seconds, generator_thread_cpu_s: g.cpuSeconds, first_hop_received: g.firstHop });
-        for (const [path, dst] of [['full', HOST_ADDR], ['base', BASELINE_ADDR], ['nogre', NOGRE_ADDR]] as const) {
+        const paths = [['full', HOST_ADDR], ['base', BASELINE_ADDR], ['nogre', NOGRE_ADDR]] as const;
+        for (const [path, dst] of paths) {
           const fw0 = await firewallPackets(state, accountId);
-          ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s${iperfUdp ? `, iperf3 UDP ${seconds} s` : ''}, flood of ${floodPackets} frames`);
+          ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s${iperfUdp ? `, iperf3 UDP ${seconds} s` : ''}`);
           runs[`${path}_tcp_gbps`].push(await tcpGbps(dst, seconds));
           if (iperfUdp) {
             const u = await udpKpps(dst, seconds);
             runs[`${path}_iperf3_udp_kpps`].push(u.kpps);
             udpDetail.push({ path, round: r + 1, received_kpps: u.kpps, sent_kpps: u.sentKpps, loss: u.loss });
           }
-          const fw1 = await firewallPackets(state, accountId);
-          const f = await flood(frames[path], true);
-          const fwFlood = (await firewallPackets(state, accountId)) - fw1;
-          // Every frame that reached the host crossed the customer firewall (full, no-GRE) or none did (baseline).
-          if (path === 'base' ? fwFlood !== 0 : fwFlood < f.sunk) {
-            throw new Error(`${path} flood: the customer firewall counted ${fwFlood} packets while ${f.sunk} frames reached the host: the flood did not take the ${path} path`);
-          }
-          const kpps = f.received / f.seconds / 1000;
-          runs[`${path}_flood_kpps`].push(kpps);
-          runs[`${path}_arrived`].push(f.received / f.sent);
-          const perCpu = f.received / f.pathCpuSeconds / 1000;
-          runs[`${path}_kpps_per_cpu`].push(perCpu);
-          floodDetail.push({
-            path, round: r + 1, sent: f.sent, seconds: f.seconds, received: f.received, received_kpps: kpps, sent_kpps: f.sent / f.seconds / 1000,
-            first_hop_received: f.firstHop, sink_dropped: f.sunk, firewall_packets: fwFlood,
-            generator_thread_cpu_s: f.cpuSeconds, ksoftirqd_cpu_s: f.softirqdSeconds, received_kpps_per_cpu_s: perCpu, softirq_packets_on_generator_cpu: f.onCpu,
-          });
-          ctx.log(`  flood ${path}: ${f.received}/${f.sent} arrived in ${f.seconds.toFixed(2)} s = ${Math.round(kpps)} kpps; ${f.pathCpuSeconds.toFixed(2)} CPU-s on CPU ${floodCpu} = ${Math.round(perCpu)} kpps per CPU-s; ${(100 * f.onCpu).toFixed(0)} % of softirq packets on that CPU; site router took ${f.firstHop}`);
           fw[path] += (await firewallPackets(state, accountId)) - fw0;
+        }
+        // Floods are a few seconds each: several per round, the three paths interleaved within each.
+        for (let k = 0; k < floodsPerRound; k++) {
+          for (const [path] of paths) {
+            const fw1 = await firewallPackets(state, accountId);
+            const f = await flood(frames[path], true);
+            const fwFlood = (await firewallPackets(state, accountId)) - fw1;
+            fw[path] += fwFlood;
+            // Every frame that reached the host crossed the customer firewall (full, no-GRE) or none did (baseline).
+            if (path === 'base' ? fwFlood !== 0 : fwFlood < f.sunk) {
+              throw new Error(`${path} flood: the customer firewall counted ${fwFlood} packets while ${f.sunk} frames reached the host: the flood did not take the ${path} path`);
+            }
+            const kpps = f.received / f.seconds / 1000;
+            runs[`${path}_flood_kpps`].push(kpps);
+            runs[`${path}_arrived`].push(f.received / f.sent);
+            const perCpu = f.received / f.pathCpuSeconds / 1000;
+            runs[`${path}_kpps_per_cpu`].push(perCpu);
+            floodDetail.push({
+              path, round: r + 1, flood: k + 1, sent: f.sent, seconds: f.seconds, received: f.received, received_kpps: kpps, sent_kpps: f.sent / f.seconds / 1000,
+              first_hop_received: f.firstHop, sink_dropped: f.sunk, firewall_packets: fwFlood,
+              generator_thread_cpu_s: f.cpuSeconds, ksoftirqd_cpu_s: f.softirqdSeconds, received_kpps_per_cpu_s: perCpu, softirq_packets_on_generator_cpu: f.onCpu,
+            });
+            ctx.log(`  flood ${k + 1}/${floodsPerRound} ${path}: ${f.received}/${f.sent} arrived in ${f.seconds.toFixed(2)} s = ${Math.round(kpps)} kpps; ${f.pathCpuSeconds.toFixed(2)} CPU-s on CPU ${floodCpu} = ${Math.round(perCpu)} kpps per CPU-s; ${(100 * f.onCpu).toFixed(0)} % of softirq packets on that CPU; site router took ${f.firstHop}`);
+          }
         }
       }
       const load1 = loadavg();
@@ -560,10 +569,10 @@ registerBenchmark({
         per_cpu_full_vs_base: perRound(runs.full_kpps_per_cpu, runs.base_kpps_per_cpu), per_cpu_full_vs_nogre: perRound(runs.full_kpps_per_cpu, runs.nogre_kpps_per_cpu),
       };
       const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
-      ctx.log(`flood kpps (median of ${repeats}): full ${Math.round(m.full_flood_kpps)}, baseline ${Math.round(m.base_flood_kpps)}, no-GRE ${Math.round(m.nogre_flood_kpps)}; generator alone ${Math.round(m.generator_only_kpps)}`);
+      ctx.log(`flood kpps (median of ${repeats * floodsPerRound}): full ${Math.round(m.full_flood_kpps)}, baseline ${Math.round(m.base_flood_kpps)}, no-GRE ${Math.round(m.nogre_flood_kpps)}; generator alone ${Math.round(m.generator_only_kpps)}`);
       ctx.log(`per CPU-second (kpps): full ${Math.round(m.full_kpps_per_cpu)}, baseline ${Math.round(m.base_kpps_per_cpu)}, no-GRE ${Math.round(m.nogre_kpps_per_cpu)}; generator alone ${Math.round(m.generator_only_kpps_per_cpu)}`);
-      ctx.log(`arrived: full ${pct(m.full_arrived)}, baseline ${pct(m.base_arrived)}, no-GRE ${pct(m.nogre_arrived)}; per-round ratios full/base ${spread(ratios.full_vs_base)} (per CPU-s ${spread(ratios.per_cpu_full_vs_base)}), full/no-GRE ${spread(ratios.full_vs_nogre)} (per CPU-s ${spread(ratios.per_cpu_full_vs_nogre)}); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
-      const floodNote = `xdp_flood: ${floodPackets} identical 60-byte frames (UDP to port ${FLOOD_PORT}) out of the client's link at the kernel's speed; packets the customer host's interface received (rx counter, settled) ÷ flood duration, median of ${repeats}`;
+      ctx.log(`arrived: full ${pct(m.full_arrived)}, baseline ${pct(m.base_arrived)}, no-GRE ${pct(m.nogre_arrived)}; ratios of adjacent floods, median (min–max): full/base ${spread(ratios.full_vs_base)} (per CPU-s ${spread(ratios.per_cpu_full_vs_base)}), full/no-GRE ${spread(ratios.full_vs_nogre)} (per CPU-s ${spread(ratios.per_cpu_full_vs_nogre)}); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+      const floodNote = `xdp_flood: ${floodPackets} identical 60-byte frames (UDP to port ${FLOOD_PORT}) out of the client's link at the kernel's speed; packets the customer host's interface received (rx counter, settled) ÷ flood duration, median of ${repeats * floodsPerRound}`;
       const metrics = [
         metric({
           name: 'tcp_throughput', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
@@ -608,7 +617,7 @@ registerBenchmark({
           : []),
       ];
       return {
-        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: frames.full.length, flood_packets: floodPackets, flood_cpu: floodCpu, iperf3_udp: iperfUdp },
+        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: frames.full.length, flood_packets: floodPackets, floods_per_round: floodsPerRound, flood_cpu: floodCpu, iperf3_udp: iperfUdp },
         metrics,
         notes: [
           'The lab shares this machine\'s CPUs (2 here) between every namespace: sender, receiver, routers and the edge all compete, so read the ratios, not the absolute figures.',
@@ -619,7 +628,7 @@ registerBenchmark({
             ? 'The customer router reaches its host by a routed link, not the lab\'s LAN bridge (all paths alike): on this kernel the stand-in customer router\'s BPF decap leaves the skb marked encapsulated, and a bridge would segment every decapsulated TCP super-packet again in software, a cost of the lab\'s customer router that kernel GRE does not have (see routeCustomerLan). --set full-path.lan=bridge measures with the bridge.'
             : 'The customer router reaches its host through the lab\'s LAN bridge (lan=bridge): decapsulated TCP super-packets are segmented again by the bridge (kernel 6.18 BPF decap leaves the skb marked encapsulated), the baseline\'s are not.',
           `No-GRE path: ${NOGRE_ADDR} (inside the customer prefix, allowed by the same firewall rule) takes XDP → mark → customer netns → nft like the full path, then a static /32 route in the customer netns sends it back out of edge0 unencapsulated and on by plain static routes (site router → core → customer router → host); its replies return plainly through the edge (no tunnel, no XDP decap). A second lab host address, rules of the benchmark's own (edge host: iif <veth> lookup main before the fwmark rule; customer router: from ${NOGRE_ADDR} lookup main before the tunnel rule). Kernel GRE (ip_gre) is not built into this kernel, so the "without GRE" path is this one.`,
-          `udp_60b_pps: xdp_flood (bench/c, BPF_PROG_RUN live frames, XDP_TX) sends ${floodPackets} copies of one 60-byte frame (client MAC → the site router's MAC, ${topology().clients[0]!.address} → the destination, UDP ${FLOOD_SPORT} → ${FLOOD_PORT}, valid checksums) out of the client's link; rate = packets the customer host's interface received (its rx counter, read once it stopped moving) ÷ the flood's duration; arrived = received ÷ sent. One flow, identical frames: caches stay hot, no ECMP spread.`,
+          `udp_60b_pps: ${floodsPerRound} floods per round × ${repeats} rounds per path, the three paths interleaved within each (medians; per-flood figures in details.flood, per-pair ratios in details.flood_ratio_per_round). xdp_flood (bench/c, BPF_PROG_RUN live frames, XDP_TX) sends ${floodPackets} copies of one 60-byte frame (client MAC → the site router's MAC, ${topology().clients[0]!.address} → the destination, UDP ${FLOOD_SPORT} → ${FLOOD_PORT}, valid checksums) out of the client's link; rate = packets the customer host's interface received (its rx counter, read once it stopped moving) ÷ the flood's duration; arrived = received ÷ sent. One flow, identical frames: caches stay hot, no ECMP spread.`,
           `Sink, the same for all three destinations: an nftables netdev ingress rule on the host's interface (table ${SINK_TABLE}: udp dport ${FLOOD_PORT} counter drop), so no socket, no ICMP answer, and the host's own share is one hook; its counter agrees with the rx counter (details.flood: sink_dropped).`,
           `Where the work runs: the generator is pinned to CPU ${floodCpu}; after each batch it hands over, the kernel runs the receiving NAPI polls and every veth hop after them in softirq on that CPU, in the generator's own context (or ksoftirqd/${floodCpu} when it defers), so a flood's rate is 1 / (generator + path) per packet. Not always: a NAPI already scheduled on the other CPU (by any packet) keeps polling there while it has work, and the path then runs as a pipeline over both CPUs (details.flood: softirq_packets_on_generator_cpu), with frames lost where a stage's ring or backlog (netdev_max_backlog 1000) overflows (arrived < 1). udp_60b_generator_only is the generator alone (the same device with no NAPI behind it refuses every frame at once): its share of each path's time per packet.`,
           'Rates are wall-clock (udp_60b_pps, the goal) and per CPU-second on the generator\'s CPU (udp_60b_pps_per_cpu: the generator thread\'s CPU time, which includes the softirq work run in its context as this kernel has no IRQ time accounting, plus ksoftirqd on that CPU): with other load on the machine, wall time also counts the time the generator waited for a CPU.',
