@@ -45,6 +45,8 @@ import { initialStoreStatus, StatusPublisher } from './status-publisher.js';
 export const HOST_KEY = 'host';
 /** The scheduler key of the data plane's shared state: XDP on the uplink, global maps, pruning. */
 export const DATAPLANE_KEY = 'dataplane';
+/** How long an account pass trusts the shared data plane it (or another account pass) found in place. */
+const GLOBAL_CHECK_MS = 1000;
 /** The scheduler key of BGP (bgp/manager.ts): BIRD's announcements follow every other key's result. */
 export const BGP_KEY = 'bgp';
 
@@ -98,6 +100,8 @@ export class Agent {
   private dataplane: DataplaneManager | undefined;
   private dataplaneInitError: string | undefined;
   private planCache: { key: string; plan: DataplanePlan } | undefined;
+  /** The global plan an account pass last found in place, and when (see applyAccountDataplane). */
+  private globalChecked: { global: DataplanePlan['global']; at: number } | undefined;
   /** Set by the periodic resync: the next data-plane pass diffs the global maps even if nothing changed. */
   private forceDataplane = true;
   private hostErrors: string[] | undefined;
@@ -436,8 +440,17 @@ export class Agent {
     const dp = this.requireDataplane();
     const plan = this.dataplanePlan(dp);
     // The shared part first (XDP on the uplink, anycast endpoints…): an account is not ready without it. Usually
-    // a no-op: it is skipped while the global desired state is what was last synced.
-    dp.syncGlobal(plan.global, { prune: false }, changes);
+    // a no-op, but even then it queries the uplink's XDP, and libbpf's query dumps every link of the host netns —
+    // one per customer (4 ms per account pass at 200 customers, O(customers²) for a cold start). So account
+    // passes check it once per GLOBAL_CHECK_MS for the same global plan; the data-plane pass and a changed plan
+    // always check, and drift (XDP detached by hand) is still repaired well within a resync period.
+    const now = performance.now();
+    const g = this.globalChecked;
+    if (g?.global !== plan.global || now - g.at > GLOBAL_CHECK_MS) {
+      this.globalChecked = undefined;
+      dp.syncGlobal(plan.global, { prune: false }, changes);
+      this.globalChecked = { global: plan.global, at: now };
+    }
     const a = plan.accounts.get(accountId);
     // Deleted while its pass ran: the pass that follows removes it.
     if (a) dp.applyAccount(a, netns, hostVeth, changes);

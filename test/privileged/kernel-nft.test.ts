@@ -11,7 +11,7 @@ import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from 
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
 import {
-  applyNftDocument, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
+  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
   type NftTableSpec,
 } from '../../src/kernel/nft.js';
 import { icmpEcho, netnsHarness } from '../support/netns.js';
@@ -121,6 +121,21 @@ test('delete-if-present: deletes, then succeeds when absent; read of a missing t
   assert.deepEqual(await listNftTables(fw), []);
   // With the table gone, nothing filters: echo passes.
   assert.equal((await icmpEcho(cl, SERVER, { count: 1 })).received, 1);
+});
+
+test('create makes a missing table whole; on an existing table it fails EEXIST and changes nothing', async () => {
+  const t = 'ot_fw_create';
+  await deleteNftTableIfPresent(fw, 'inet', t);
+  const v1 = { ...firewall('c1', ['198.51.100.7'], true), name: t };
+  await createNftTable(fw, v1);
+  const made = await readNftTable(fw, 'inet', t);
+  assert.equal(made?.version, 'c1');
+  assert.deepEqual(made?.rules.map((r) => r.comment), ['rule:allow-icmp', 'rule:tcp-web', 'rule:web-accept']);
+  // The document has no delete (that is its point): a create over the live table must not append to it.
+  assert.ok(!nftReplaceTableDocument(v1, { create: true }).nftables.some((c) => 'delete' in c));
+  await assert.rejects(createNftTable(fw, { ...firewall('c2', [CLIENT]), name: t }), (e: unknown) => e instanceof KernelError && e.code === 'EEXIST');
+  assert.deepEqual(await readNftTable(fw, 'inet', t), made, 'a refused create leaves the table exactly as it was');
+  await deleteNftTableIfPresent(fw, 'inet', t);
 });
 
 test('JSON carries any comment text verbatim: structure, not string concatenation', async () => {

@@ -17,7 +17,7 @@ import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
 import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
-import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
+import { createNftTable, readNftTable, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
   listRoutes,
@@ -241,10 +241,13 @@ export async function reconcileCustomer(
 
   // 1. The namespace.
   let exists = await netnsExists(d.netns);
+  // Made by this pass: it holds nothing of ours but what this pass adds, so it is not read back (a cold start's
+  // reads would only confirm that a new namespace is empty).
+  let created = false;
   if (!exists) {
     changes.push(`create netns ${d.netns}`);
     if (!dryRun && !(await step('netns', () => createNetns(d.netns)))) return { accountId: d.accountId, changes, errors };
-    exists = !dryRun;
+    exists = created = !dryRun;
   }
 
   // 2. The veth pair (host side in the host netns, peer in the customer netns).
@@ -260,7 +263,10 @@ export async function reconcileCustomer(
         await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
       });
       if (!ok) return { accountId: d.accountId, changes, errors };
-      state = await readIpState(d.netns, { rules: false });
+      // In a namespace made by this pass the veth is all there is: its links are lo (down) and edge0, and it has no
+      // address, neighbour or route of ours (the kernel's own local routes and link-local addresses are never
+      // diffed). Anywhere else the repair may have kept objects: read them.
+      state = created ? EMPTY_STATE : await readIpState(d.netns, { rules: false });
     }
   }
   const lo = state.links.find((l) => l.name === 'lo');
@@ -270,7 +276,8 @@ export async function reconcileCustomer(
   }
 
   // 3. Sysctls on both sides.
-  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists, tolerateReadErrors: true }));
+  // A new namespace has the defaults: every key is written without reading them first.
+  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists: exists && !created, tolerateReadErrors: true }));
   await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: true, tolerateReadErrors: true }));
 
   // 3b. The data plane: the encapsulation program and the tunnels' entries are in place before the first route
@@ -312,10 +319,20 @@ export async function reconcileCustomer(
 
   // 6. The firewall, atomically; kept as it is when a rule could not be compiled (never deploy a partial one).
   const firewallBroken = d.problems.some((p) => p.startsWith('firewall'));
-  const current = exists ? await readNftTable(d.netns, d.firewall.family, d.firewall.name).catch(() => null) : null;
+  const current = exists && !created ? await readNftTable(d.netns, d.firewall.family, d.firewall.name).catch(() => null) : null;
   if (current?.version !== d.firewall.version && !firewallBroken) {
     changes.push(`${d.netns}: ${current ? 'replace' : 'create'} nft table ${d.firewall.family} ${d.firewall.name}`);
-    if (!dryRun && exists) await step('firewall', () => replaceNftTable(d.netns, d.firewall));
+    // A missing table is created rather than replaced: a replace deletes, and a delete costs every nft call after
+    // it an RCU grace period (kernel/nft.ts). Should it exist after all (made meanwhile), create changes nothing
+    // and fails EEXIST: replace it then.
+    const write = async () => {
+      if (current) return replaceNftTable(d.netns, d.firewall);
+      await createNftTable(d.netns, d.firewall).catch((e: unknown) => {
+        if (e instanceof KernelError && e.code === 'EEXIST') return replaceNftTable(d.netns, d.firewall);
+        throw e;
+      });
+    };
+    if (!dryRun && exists) await step('firewall', write);
   }
 
   return { accountId: d.accountId, changes, errors };
