@@ -2,9 +2,11 @@
  * Synthetic customers for benchmarks, written through the real API (build() on an LMDB store in a temporary
  * directory, via test/support's fixture) so they pass the same validation as an operator's.
  *
- * Customer i (0 ≤ i < MAX_CUSTOMERS = 767): prefix 198.18.0.0/15 cut into /26s (198.18.0.0/26, 198.18.0.64/26 …);
- * one GRE tunnel from its own router address (documentation ranges) to the anycast endpoint 192.0.2.10 over
+ * Customer i (0 ≤ i < MAX_CUSTOMERS = 2048): prefix 198.18.0.0/16 cut into /27s (198.18.0.0/27, 198.18.0.32/27 …);
+ * one GRE tunnel from its own router address 198.19.0.0/16 + i + 1 to the anycast endpoint 192.0.2.10 over
  * 10.100.x.y/31; one route of its prefix over that tunnel; a firewall of one allow rule and a default block.
+ * Both /16s are halves of the benchmarking range 198.18.0.0/15 (RFC 2544: never routed on the internet, made for
+ * test set-ups), which the model accepts for customer routers; routers and prefixes never overlap.
  */
 import { decodeAccountDocument } from '../../src/model/account.js';
 import { keys } from '../../src/model/keys.js';
@@ -14,30 +16,35 @@ import { openApi, type ApiFixture } from '../../test/support/api-fixture.js';
 /** The anycast endpoint of a fresh store (the model's default settings). */
 export const ANYCAST_ENDPOINT = '192.0.2.10';
 
-/**
- * Customer router addresses: every address of the three IPv4 documentation ranges but the anycast endpoint. An
- * agent accepts GRE from a customer router for one account only (decap knows the router by its address), so each
- * customer needs its own — which is what bounds a benchmark's customer count, not the machine.
- */
-const ROUTERS: string[] = ['198.51.100', '203.0.113', '192.0.2']
-  .flatMap((net) => Array.from({ length: 256 }, (_, h) => `${net}.${h}`))
-  .filter((a) => a !== ANYCAST_ENDPOINT);
-export const MAX_CUSTOMERS = ROUTERS.length;
-
 function ipv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
 const BASE_198_18 = (198 << 24) | (18 << 16);
+const BASE_198_19 = (198 << 24) | (19 << 16);
 const BASE_10_100 = (10 << 24) | (100 << 16);
+/** Addresses per customer prefix (/27): 198.18.0.0/16 holds 2048 of them. */
+const PREFIX_SIZE = 32;
+
+/**
+ * How many customers fit: 198.18.0.0/16 in /27 prefixes. Each also needs a router address of its own — an agent
+ * accepts GRE from a customer router for one account only (decap knows the router by its address) — and
+ * 198.19.0.0/16 holds 65534 of those.
+ */
+export const MAX_CUSTOMERS = 65536 / PREFIX_SIZE;
+
+/** Customer i's router (its customer_gre_endpoint): 198.19.0.1, 198.19.0.2 … (never .0.0 nor .255.255). */
+export function customerRouter(i: number): string {
+  return ipv4((BASE_198_19 + i + 1) >>> 0);
+}
 
 export function customerPrefix(i: number): string {
-  return `${ipv4((BASE_198_18 + i * 64) >>> 0)}/26`;
+  return `${ipv4((BASE_198_18 + i * PREFIX_SIZE) >>> 0)}/27`;
 }
 
 export function customerConfig(i: number, priority = 100): Record<string, unknown> {
   if (!Number.isInteger(i) || i < 0 || i >= MAX_CUSTOMERS) throw new Error(`customer index ${i}: must be in 0..${MAX_CUSTOMERS - 1}`);
-  const net = (BASE_198_18 + i * 64) >>> 0;
+  const net = (BASE_198_18 + i * PREFIX_SIZE) >>> 0;
   const tun = (BASE_10_100 + i * 2) >>> 0;
   return {
     account: `bench-${i}`,
@@ -45,7 +52,7 @@ export function customerConfig(i: number, priority = 100): Record<string, unknow
     gre_tunnels: [
       {
         name: `bench-${i}`,
-        customer_gre_endpoint: ROUTERS[i]!,
+        customer_gre_endpoint: customerRouter(i),
         edge_gre_endpoint: ANYCAST_ENDPOINT,
         interface_address: `${ipv4(tun)}/31`,
       },

@@ -27,11 +27,12 @@ export function ipv4Field(text: string, field: string): IpAddress {
 
 /**
  * A public unicast IPv4 address, as endpoints on the Internet must be. The documentation ranges
- * (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) count as public: the lab plays the Internet with them.
+ * (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) count as public: the lab plays the Internet with them; with
+ * `allowBenchmarking`, so does 198.18.0.0/15 (RFC 2544: benchmarks need more customer routers than those hold).
  */
-export function publicIpv4Field(text: string, field: string): string {
+export function publicIpv4Field(text: string, field: string, options: { allowBenchmarking?: boolean } = {}): string {
   const a = ipv4Field(text, field);
-  const why = whyNotPublicUnicast(a, { allowDocumentation: true });
+  const why = whyNotPublicUnicast(a, { allowDocumentation: true, allowBenchmarking: options.allowBenchmarking ?? false });
   if (why) throw new ValidationError(field, why);
   return formatIp(a);
 }
@@ -118,7 +119,8 @@ export function parseGreTunnelInput(input: unknown, base = ''): GreTunnelDraft {
   return {
     ...(t.id !== undefined ? { id: t.id } : {}),
     name: t.name,
-    customer_gre_endpoint: publicIpv4Field(t.customer_gre_endpoint, joinField(base, 'customer_gre_endpoint')),
+    // Customer routers may be in the benchmarking range: a benchmark's thousand customers each need their own.
+    customer_gre_endpoint: publicIpv4Field(t.customer_gre_endpoint, joinField(base, 'customer_gre_endpoint'), { allowBenchmarking: true }),
     edge_gre_endpoint: formatIp(ipv4Field(t.edge_gre_endpoint, joinField(base, 'edge_gre_endpoint'))),
     interface_address: normaliseInterfaceAddress(t.interface_address, joinField(base, 'interface_address')),
     ttl: t.ttl ?? 64,

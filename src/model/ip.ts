@@ -346,6 +346,12 @@ export interface PublicUnicastOptions {
    * public: the lab plays "the internet" with them.
    */
   allowDocumentation?: boolean;
+  /**
+   * Treat the benchmarking range 198.18.0.0/15 (RFC 2544) as public too: like documentation, it is never routed on
+   * the internet and exists for test set-ups — benchmarks need more distinct "public" addresses than the
+   * documentation ranges hold (a thousand customer routers).
+   */
+  allowBenchmarking?: boolean;
 }
 
 /** Why `a` is not a public unicast address, or undefined when it is one. */
@@ -353,6 +359,7 @@ export function whyNotPublicUnicast(a: IpAddress, options: PublicUnicastOptions 
   const r = specialRangeOf(a);
   if (r) {
     if (r.kind === 'documentation' && options.allowDocumentation) return undefined;
+    if (r.kind === 'benchmarking' && options.allowBenchmarking) return undefined;
     return `${formatIp(a)} is not a public unicast address: it is in ${r.text}, ${r.name}`;
   }
   if (a.family === 6 && !cidrContainsIp(V6_GLOBAL_UNICAST, a)) {

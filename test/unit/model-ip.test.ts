@@ -151,6 +151,11 @@ test('public unicast: private, loopback, multicast, reserved… refused; documen
     assert.ok(isPublicUnicast(parseIp(text), { allowDocumentation: true }), `${text} allowed as documentation`);
   }
   assert.match(whyNotPublicUnicast(parseIp('10.1.2.3'))!, /10\.0\.0\.0\/8, private-use \(RFC 1918\)/);
+  // Benchmarking (198.18.0.0/15) only when asked for, and independently of documentation.
+  assert.match(whyNotPublicUnicast(parseIp('198.19.0.1'), { allowDocumentation: true })!, /198\.18\.0\.0\/15, benchmarking \(RFC 2544\)/);
+  assert.ok(isPublicUnicast(parseIp('198.19.0.1'), { allowBenchmarking: true }));
+  assert.ok(!isPublicUnicast(parseIp('198.51.100.2'), { allowBenchmarking: true }), 'documentation still needs allowDocumentation');
+  assert.ok(!isPublicUnicast(parseIp('10.1.2.3'), { allowBenchmarking: true, allowDocumentation: true }));
   assert.equal(specialRangeOf(parseIp('255.255.255.255'))?.kind, 'broadcast', 'the most specific range wins');
 });
 

@@ -105,8 +105,10 @@ test('GRE tunnel name: ≤ 15 characters of a-z, 0-9 and "-"', () => {
   }
 });
 
-test('GRE tunnel customer endpoint: public unicast IPv4, documentation ranges accepted', () => {
-  for (const ok of ['198.51.100.2', '203.0.113.9', '192.0.2.77', '8.8.8.8']) {
+test('GRE tunnel customer endpoint: public unicast IPv4, documentation and benchmarking ranges accepted', () => {
+  // 198.18.0.0/15 (RFC 2544, benchmarking): never routed on the internet, like documentation; a benchmark's
+  // thousand customers need a router address each. Its neighbours on both sides are ordinary public addresses.
+  for (const ok of ['198.51.100.2', '203.0.113.9', '192.0.2.77', '8.8.8.8', '198.18.0.1', '198.19.255.254', '198.17.255.255', '198.20.0.0']) {
     assert.equal(parseGreTunnelInput({ ...tunnel, customer_gre_endpoint: ok }).customer_gre_endpoint, ok);
   }
   const refused: Array<[string, RegExp]> = [
@@ -120,7 +122,6 @@ test('GRE tunnel customer endpoint: public unicast IPv4, documentation ranges ac
     ['0.0.0.0', /this network/],
     ['100.64.0.1', /shared/],
     ['169.254.0.1', /link-local/],
-    ['198.18.0.1', /benchmarking/],
     ['2001:db8::1', /not an IPv4 address/],
     ['198.51.100.02', /not an IPv4 address/],
   ];
@@ -211,6 +212,8 @@ test('settings: public IPv4 endpoints without duplicates, BGP (default AS 64512,
     { cidr: '2001:db8:1::/48', description: '' },
   ]);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['10.0.0.1'] }), 'anycast_endpoints[0]', /private-use/);
+  // The benchmarking range is for customer routers only: an anycast endpoint is announced to the internet.
+  invalid(() => parseSettingsInput({ anycast_endpoints: ['198.18.0.1'] }), 'anycast_endpoints[0]', /198\.18\.0\.0\/15, benchmarking \(RFC 2544\)/);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['192.0.2.10', '192.0.2.10'] }), 'anycast_endpoints[1]', /listed twice/);
   invalid(() => parseSettingsInput({ anycast_endpoints: ['2001:db8::1'] }), 'anycast_endpoints[0]', /not an IPv4/);
   // The old field (never configurable) is accepted empty, for documents stored before `bgp`; anything else moved.
