@@ -235,6 +235,9 @@ struct ot_delivery {
 	__u32 ifindex; /* host-side veth of the account's netns, in the uplink's netns; 0 = none */
 	__u8 dmac[6]; /* the customer-side veth's MAC */
 	__u8 smac[6]; /* the host-side veth's MAC */
+	__u32 mtu6; /* the `mtu` of the account's IPv6 routes in the customer table (0: none). The stack forwards by it;
+		       bpf_fib_lookup honours only a locked route MTU, so the fast path leaves bigger IPv6 packets to
+		       the stack (which answers Packet Too Big) */
 };
 
 /* Key of ot_tunnels: the device's netns (cookie) and the destination MAC the kernel's route chose. */

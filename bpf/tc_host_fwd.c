@@ -195,6 +195,8 @@ static __always_inline __u32 ot_host_fwd(struct __sk_buff *skb, __u32 *account)
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end)
 			return 0;
+		if (owner && !ot_fits_account_mtu6(*owner, in.mtu_len))
+			return 0; /* too big for that customer's IPv6 route: the stack sends Packet Too Big */
 		if (ot_fwd_v6(skb, ip6, &in, &o))
 			return 0;
 		ot_fwd_commit_v6(eth, ip6, &o);

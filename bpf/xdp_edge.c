@@ -455,6 +455,8 @@ static __always_inline __u32 ot_fast_in(struct xdp_md *ctx, const struct ot_pkt 
 			return 0;
 		if (p->l4_off != ETH_HLEN + sizeof(*ip6))
 			return 0; /* extension headers: hop-by-hop options (router alert) and the like are the stack's */
+		if (!ot_fits_account_mtu6(account, p->ip_len))
+			return 0; /* too big for the customer's IPv6 route: the stack sends Packet Too Big */
 		if (ot_fwd_v6(ctx, ip6, &in, &o))
 			return 0;
 		ot_sample(ctx, account, OT_REASON_FORWARD_XDP, len);

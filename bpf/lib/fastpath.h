@@ -241,4 +241,12 @@ static __always_inline int ot_fwd_proto_ok(__u8 proto, __u8 tcp_flags)
 	return proto == IPPROTO_UDP || proto == IPPROTO_GRE;
 }
 
+/* The route MTU of an account's IPv6 routes in the customer table (ot_delivery.mtu6): bpf_fib_lookup checks the
+ * device's MTU and only a locked route MTU, ip6_forward the route's. 1 when `len` fits (or there is none). */
+static __always_inline int ot_fits_account_mtu6(__u32 account, __u32 len)
+{
+	struct ot_delivery *dl = bpf_map_lookup_elem(&ot_delivery, &account);
+	return !dl || dl->mtu6 == 0 || len <= dl->mtu6;
+}
+
 #endif

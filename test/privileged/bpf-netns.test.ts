@@ -188,7 +188,7 @@ describe('end to end: tc encap in a customer netns, XDP decap and redirect in th
     dp.maps.anycast.set(ipv4Be32('198.51.100.10'), 0);
     dp.maps.grePeers.set(ipv4Be32('192.0.2.1'), { account: ACME, flags: 0 });
     dp.maps.prefixes.set(lpmKey('10.10.0.0/31'), ACME);
-    dp.maps.delivery.set(ACME, { ifindex: ifIndex('h1', H), dmac: macBytes(MAC.d1), smac: macBytes(MAC.h1) });
+    dp.maps.delivery.set(ACME, { ifindex: ifIndex('h1', H), dmac: macBytes(MAC.d1), smac: macBytes(MAC.h1), mtu6: 0 });
     attachTc({ ifindex: ifIndex('c0', C), netns: C, direction: 'egress', prog: dp.tcGre });
     attachXdp({ ifindex: ifIndex('h0', H), netns: H, prog: dp.xdpEdge, mode: 'native', replace: null });
     const before = readCounters(dp.maps.counters);

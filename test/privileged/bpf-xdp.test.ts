@@ -92,7 +92,7 @@ before(() => {
   m.anycast.set(ipv4Be32(ANYCAST), 0);
   m.grePeers.set(ipv4Be32(ACME_PEER), { account: ACME, flags: 0 });
   m.grePeers.set(ipv4Be32(BETA_PEER), { account: BETA, flags: 0 });
-  m.delivery.set(ACME, { ifindex: DELIVERY.ifindex, dmac: macBytes(DELIVERY.dmac), smac: macBytes(DELIVERY.smac) });
+  m.delivery.set(ACME, { ifindex: DELIVERY.ifindex, dmac: macBytes(DELIVERY.dmac), smac: macBytes(DELIVERY.smac), mtu6: 0 });
   m.mitigation.set(lpmKey('203.0.113.0/24'), { count: ACME_RULES.length, rules: ACME_RULES });
   m.mitigation.set(lpmKey('203.0.113.53/32'), {
     count: 3,

@@ -232,7 +232,7 @@ before(async () => {
   edge.maps.grePeers.set(ipv4Be32(ROUTER), { account: ACME, flags: 0 });
   edge.maps.prefixes.set(lpmKey('203.0.113.0/24'), ACME);
   edge.maps.prefixes.set(lpmKey('10.200.0.0/31'), ACME); // the tunnel's own addresses (health checks)
-  edge.maps.delivery.set(ACME, { ifindex: ifIndex('h0', E), dmac: macBytes(MAC.c0), smac: macBytes(MAC.h0) });
+  edge.maps.delivery.set(ACME, { ifindex: ifIndex('h0', E), dmac: macBytes(MAC.c0), smac: macBytes(MAC.h0), mtu6: 0 });
   attachTc({ ifindex: ifIndex('c0', C), netns: C, direction: 'egress', prog: edge.tcGre });
   attachXdp({ ifindex: ifIndex('router', E), netns: E, prog: edge.xdpEdge, mode: 'native', replace: null });
 

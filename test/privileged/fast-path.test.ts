@@ -355,6 +355,25 @@ test('IPv6 (inside the IPv4 tunnel): UDP and TCP take the fast path; the SYN cro
   assert.deepEqual([d.in6_tcp_other, d.out6_tcp_other], [0, 0], `no other TCP segment crossed the host stack: ${JSON.stringify(d)}`);
 });
 
+test('IPv6 too big for the customer\'s route (MTU 1476): the host stack answers Packet Too Big, the client learns it', async () => {
+  // bpf_fib_lookup checks only the device's MTU (and a locked route MTU); the route's 1476 comes from ot_delivery.
+  const py = [
+    'import socket, time',
+    's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
+    's.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_DO',
+    `s.connect((${JSON.stringify(ACME_HOST6)}, 9004))`,
+    'for i in range(3):',
+    '  try: s.send(b"x" * (1500 - 48))',
+    '  except OSError: pass',
+    '  time.sleep(0.2)',
+    'print(s.getsockopt(socket.IPPROTO_IPV6, 24))  # IPV6_MTU: the path MTU the kernel learnt',
+  ].join('\n');
+  const o = await observed();
+  const { stdout } = await run(inNetns(C, ['/usr/bin/python3', '-c', py]));
+  assert.equal(stdout.trim(), '1476');
+  assert.ok(delta(o, await observed()).in6_udp! >= 1, 'the too-big datagram went to the host stack');
+});
+
 test('TTL: decremented once at the host, as the slow path does (fast path switched off for comparison)', async () => {
   const ttlAtHost = async () => {
     const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'udp and dst port 9001', fields: ['ip.ttl'] });

@@ -78,7 +78,8 @@ test('an account holds its prefixes, its tunnel subnets (health checks), its GRE
     { cidr: '10.200.0.2/31', source: 'tunnel acme-ams' },
   ]);
   assert.deepEqual(a.peers, ['198.51.100.2', '198.51.100.3']);
-  assert.deepEqual(a.delivery, { dmac: customerVethMac(node, A), smac: hostVethMac(node, A) });
+  // mtu6: the MTU of Acme's IPv6 host routes (its smallest tunnel's, at most 1476): the fast path leaves bigger IPv6 packets to the stack.
+  assert.deepEqual(a.delivery, { dmac: customerVethMac(node, A), smac: hostVethMac(node, A), mtu6: 1476 });
   const numbers = tunnelNumbers(ACME.gre_tunnels.map((t) => t.id));
   assert.deepEqual(a.tunnels[0], {
     name: 'acme-chi',

@@ -7,7 +7,7 @@
  *                   tunnel interface subnet → n            health checks come back from the customer's tunnel
  *                                                          address: without this they would count as spoofed
  *     ot_gre_peers  customer GRE endpoint → n              decap accepts GRE from it (to any anycast endpoint)
- *     ot_delivery   n → host-side veth (ifindex at runtime), MACs of both ends
+ *     ot_delivery   n → host-side veth (ifindex at runtime), MACs of both ends, MTU of its IPv6 host routes
  *     ot_tunnels    (customer netns cookie at runtime, tunnel MAC) → outer src = anycast endpoint,
  *                   outer dst = customer endpoint, TTL, DF, Ethernet dst = host-side veth
  *   global:
@@ -35,6 +35,7 @@ import {
   type Mitigation,
 } from '../../model/mitigation.js';
 import { Action, OT_CONFIG_F_FAST_PATH, type Config, type Rule } from '../../kernel/bpf/abi.generated.js';
+import { accountMtu } from './host.js';
 import { customerVethMac, hostVethMac, tunnelMac, tunnelNumbers, type NodeConfig } from './node.js';
 
 export interface PrefixEntry {
@@ -61,7 +62,8 @@ export interface AccountDataplane {
   prefixes: PrefixEntry[];
   /** Customer GRE endpoints. */
   peers: string[];
-  delivery: { dmac: string; smac: string };
+  /** mtu6: the MTU of the account's IPv6 routes in the customer table (desired/customer.ts host routes). */
+  delivery: { dmac: string; smac: string; mtu6: number };
   tunnels: TunnelEntry[];
   /** Keys this account could not get (another account holds them): what will not work for it on this node. */
   warnings: string[];
@@ -127,7 +129,7 @@ function accountEntries(node: NodeConfig, accounts: readonly AccountDocument[], 
       number,
       prefixes: [],
       peers: [],
-      delivery: { dmac: customerVethMac(node, a.id), smac: hostMac },
+      delivery: { dmac: customerVethMac(node, a.id), smac: hostMac, mtu6: accountMtu(a) },
       tunnels: a.gre_tunnels.map((t) => ({
         name: t.name,
         mac: tunnelMac(tunnelNumber.get(t.id)!),

@@ -549,7 +549,7 @@ export class DataplaneManager {
       [
         {
           key: a.number,
-          value: { ifindex: hostIfindex ?? 0, dmac: macBytes(a.delivery.dmac), smac: macBytes(a.delivery.smac) },
+          value: { ifindex: hostIfindex ?? 0, dmac: macBytes(a.delivery.dmac), smac: macBytes(a.delivery.smac), mtu6: a.delivery.mtu6 },
           label: `${a.number} → ${hostVeth} (${hostIfindex === undefined ? TO_BE_CREATED.slice(1, -1) : `ifindex ${hostIfindex}`}), dmac ${a.delivery.dmac}, smac ${a.delivery.smac}`,
         },
       ],

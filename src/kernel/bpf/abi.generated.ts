@@ -645,21 +645,25 @@ export interface Delivery {
   dmac: Buffer;
   /** the host-side veth's MAC */
   smac: Buffer;
+  /** the `mtu` of the account's IPv6 routes in the customer table (0: none). The stack forwards by it; bpf_fib_lookup honours only a locked route MTU, so the fast path leaves bigger IPv6 packets to the stack (which answers Packet Too Big) */
+  mtu6: number;
 }
 export const Delivery: StructCodec<Delivery> = {
   cType: 'struct ot_delivery',
-  size: 16,
+  size: 20,
   align: 4,
   fields: [
     { name: 'ifindex', offset: 0, size: 4, type: 'u32' },
     { name: 'dmac', offset: 4, size: 6, type: 'u8', count: 6 },
     { name: 'smac', offset: 10, size: 6, type: 'u8', count: 6 },
+    { name: 'mtu6', offset: 16, size: 4, type: 'u32' },
   ],
-  encode(v: Delivery, buf: Buffer = Buffer.alloc(16), off = 0, path = 'ot_delivery'): Buffer {
+  encode(v: Delivery, buf: Buffer = Buffer.alloc(20), off = 0, path = 'ot_delivery'): Buffer {
     const o = checkObject(v, path);
     wU32(buf, off + 0, o.ifindex, path, 'ifindex');
     wBytes(buf, off + 4, o.dmac, 6, path, 'dmac');
     wBytes(buf, off + 10, o.smac, 6, path, 'smac');
+    wU32(buf, off + 16, o.mtu6, path, 'mtu6');
     return buf;
   },
   decode(buf: Buffer, off = 0): Delivery {
@@ -667,6 +671,7 @@ export const Delivery: StructCodec<Delivery> = {
       ifindex: buf.readUInt32LE(off + 0),
       dmac: rBytes(buf, off + 4, 6),
       smac: rBytes(buf, off + 10, 6),
+      mtu6: buf.readUInt32LE(off + 16),
     };
   },
 };
