@@ -25,11 +25,10 @@ import { openDataplane, lpmKey, ipv4Be32 } from '../../src/kernel/bpf/dataplane.
 import { BPFFS, detachTc, ifIndex, netnsCookie, queryTc, queryXdp, unpin } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth } from '../../src/kernel/links.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
-import { netnsHarness } from '../support/netns.js';
+import { netnsHarness, sysctlIn, vethLinker } from '../support/netns.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
@@ -56,16 +55,9 @@ function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
 
-/** A veth between two namespaces with addresses on both ends. */
-let macs = 0;
-async function link(a: string, aDev: string, aAddrs: string[], b: string, bDev: string, bAddrs: string[]): Promise<void> {
-  const mac = () => `02:00:00:00:0f:${(++macs).toString(16).padStart(2, '0')}`;
-  await ensureVeth({ ns: a, name: aDev, mac: mac(), peerNs: b, peerName: bDev, peerMac: mac() });
-  await runIpOps(a, aAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', aDev] })));
-  await runIpOps(b, bAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', bDev] })));
-}
-
-const sysctl = (ns: string, ...kv: string[]) => run(inNetns(ns, ['sysctl', '-q', '-w', ...kv]));
+/** Veths between the test's namespaces, with addresses on both ends. */
+const link = vethLinker(0x0f);
+const sysctl = sysctlIn;
 
 before(async () => {
   api = await openApi();

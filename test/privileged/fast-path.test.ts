@@ -26,11 +26,11 @@ import { removeCpeDataplane, setupCustomerRouterGre, teardownCustomerRouterGre }
 import { BPFFS, ifIndex, queryTc, unpin } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth, readLinkFeatures } from '../../src/kernel/links.js';
+import { readLinkFeatures } from '../../src/kernel/links.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
-import { netnsHarness } from '../support/netns.js';
+import { netnsHarness, sysctlIn, vethLinker } from '../support/netns.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 
 const harness = netnsHarness();
@@ -62,15 +62,9 @@ function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
 
-let macs = 0;
-async function link(a: string, aDev: string, aAddrs: string[], b: string, bDev: string, bAddrs: string[]): Promise<void> {
-  const mac = () => `02:00:00:00:1f:${(++macs).toString(16).padStart(2, '0')}`;
-  await ensureVeth({ ns: a, name: aDev, mac: mac(), peerNs: b, peerName: bDev, peerMac: mac() });
-  await runIpOps(a, aAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', aDev] })));
-  await runIpOps(b, bAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', bDev] })));
-}
-
-const sysctl = (ns: string, ...kv: string[]) => run(inNetns(ns, ['sysctl', '-q', '-w', ...kv]));
+/** Veths between the test's namespaces, with addresses on both ends. */
+const link = vethLinker(0x1f);
+const sysctl = sysctlIn;
 
 /** Named counters in H, before the host's own chains: which packets still cross the host stack. */
 const OBSERVER = `table inet ott_observe {

@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { run } from '../../src/kernel/exec.js';
-import { listLinks } from '../../src/kernel/links.js';
+import { runIpOps } from '../../src/kernel/ip.js';
+import { ensureVeth, listLinks } from '../../src/kernel/links.js';
 import { createNetns, deleteNetnsIfPresent, inNetns, listNetns } from '../../src/kernel/netns.js';
 import { listNftTables } from '../../src/kernel/nft.js';
 
@@ -157,3 +158,20 @@ export async function icmpEcho(ns: string, dst: string, opts: { count?: number; 
   const { stdout } = await run(inNetns(ns, argv));
   return JSON.parse(stdout) as EchoResult;
 }
+
+/**
+ * A linker of namespaces for one test file: each call makes a veth between `a` and `b` with the given addresses on
+ * both ends. MACs are 02:00:00:00:<macByte>:<n>, so test files that give distinct bytes never share a MAC.
+ */
+export function vethLinker(macByte: number): (a: string, aDev: string, aAddrs: string[], b: string, bDev: string, bAddrs: string[]) => Promise<void> {
+  let n = 0;
+  const mac = () => `02:00:00:00:${macByte.toString(16).padStart(2, '0')}:${(++n).toString(16).padStart(2, '0')}`;
+  return async (a, aDev, aAddrs, b, bDev, bAddrs) => {
+    await ensureVeth({ ns: a, name: aDev, mac: mac(), peerNs: b, peerName: bDev, peerMac: mac() });
+    await runIpOps(a, aAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', aDev] })));
+    await runIpOps(b, bAddrs.map((x) => ({ args: ['address', 'replace', x, 'dev', bDev] })));
+  };
+}
+
+/** `sysctl -w` of key=value pairs inside namespace `ns`. */
+export const sysctlIn = (ns: string, ...kv: string[]) => run(inNetns(ns, ['sysctl', '-q', '-w', ...kv]));
