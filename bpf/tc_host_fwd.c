@@ -184,7 +184,7 @@ static __always_inline __u32 ot_host_fwd(struct __sk_buff *skb, __u32 *account)
 		if ((void *)(ip + 1) > end)
 			return 0;
 		struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-		struct net_device *dev = BPF_CORE_READ(kskb, dev);
+		struct net_device *dev = kskb->dev; /* a plain load (lib/fastpath.h, ot_v4_devconf) */
 		struct ot_v4_devconf conf;
 		if (!dev || ot_fwd_v4(skb, ip, dev, &in, &conf, &o))
 			return 0;

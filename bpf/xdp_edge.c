@@ -420,10 +420,10 @@ static __always_inline __u32 ot_fast_in(struct xdp_md *ctx, const struct ot_pkt 
 		return 0;
 	/* eth_type_trans: a frame not to the device's own MAC is not PACKET_HOST, and ip_forward drops it */
 	struct xdp_buff *xb = bpf_cast_to_kern_ctx(ctx);
-	struct net_device *dev = BPF_CORE_READ(xb, rxq, dev);
+	struct net_device *dev = xb->rxq->dev; /* plain loads, not BPF_CORE_READ (lib/fastpath.h, ot_v4_devconf) */
 	if (!dev)
 		return 0;
-	const unsigned char *dev_addr = BPF_CORE_READ(dev, dev_addr);
+	const unsigned char *dev_addr = dev->dev_addr; /* a byte pointer: the verifier lets only a helper read it */
 	__u8 mac[ETH_ALEN];
 	if (!dev_addr || bpf_probe_read_kernel(mac, ETH_ALEN, dev_addr))
 		return 0;
