@@ -2,7 +2,7 @@
 //
 //   ns "cl" va 10.250.1.0/31 ─── veth ─── vb 10.250.1.1/31 ns "fw" (table inet ot_fw: input policy drop)
 import assert from 'node:assert/strict';
-import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -234,4 +234,32 @@ test('nft refusals are KernelErrors with nft\'s own message; nothing of a refuse
   // A namespace that does not exist: the listing fails naming it (ENOENT) rather than reading ours.
   await assert.rejects(listNftTables(h.name('missing')), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && e.message.includes(h.name('missing')));
   assert.equal(readlinkSync('/proc/thread-self/ns/net'), own);
+});
+
+test('nft calls leave no socket behind (native/nft.cc closes its second reference to each context socket)', async () => {
+  // Every socket fd of this process (nft's live in the test namespaces, so /proc/net/netlink of ours would miss them).
+  const sockets = () => {
+    let n = 0;
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++;
+      } catch {
+        // closed while listing
+      }
+    }
+    return n;
+  };
+  const before = sockets();
+  for (let i = 0; i < 20; i++) {
+    await replaceNftTable(fw, firewall(`leak${i}`, ['198.51.100.7']));
+    await readNftTable(fw, 'inet', 'ot_fw');
+  }
+  // The last closes finish on nft.cc's threads after the results came back: wait for them (an RCU grace period each).
+  let after = sockets();
+  for (let i = 0; i < 100 && after > before; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    after = sockets();
+  }
+  assert.equal(after, before, 'as many sockets as before 40 nft calls');
+  await deleteNftTableIfPresent(fw, 'inet', 'ot_fw');
 });

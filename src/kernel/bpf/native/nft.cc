@@ -9,14 +9,25 @@
 // nftables netlink socket right after a commit waits for the commit's deferred release, an RCU grace period
 // (the kernel's nft_rcv_nl_event flushes the destroy work on NETLINK_URELEASE): measured 12–16 ms of a 16–20 ms call
 // on the loaded 2-core VM, where parse + commit took ~1–3 ms. The thread enters the netns, runs the document, hands
-// the result back, and only then frees the context, so the JS thread waits for the result but not for the close.
-// The `nft` tool pays the same wait when it exits. All libnftables use is serialised by one mutex (held from
-// nft_ctx_new to nft_ctx_free): libnftables keeps some global state (its interface cache), so two contexts must not
-// be used at once; a call made while the previous thread is still closing waits for it.
+// the result back, and only then closes the socket, so the JS thread waits for the result but not for the close.
+// The `nft` tool pays the same wait when it exits.
+//
+// All libnftables use is serialised by one mutex, held from nft_ctx_new to nft_ctx_free: libnftables keeps some
+// global state (its interface cache, which nft_ctx_free releases too), so two contexts must not be used at once. The
+// slow close is kept out of that lock, or the next call (in any netns) would wait for it: while the lock is held the
+// thread takes a second reference to the context's socket (a dup), so nft_ctx_free's own close is not the last one
+// and returns at once; the thread closes the dup — the socket's release, the RCU wait — after unlocking. libnftables
+// has no accessor for its socket, so the thread finds it by the kernel's lowest-free-fd rule: it notes the lowest
+// free fd just before nft_ctx_new and checks afterwards that this fd is a NETLINK_NETFILTER socket. Only this file
+// opens such sockets, under the lock, so such a socket there is the context's; when the check fails (another thread
+// took that fd meanwhile) the call simply pays the wait inside the lock, as before.
 #include <nftables/libnftables.h>
 
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
@@ -41,9 +52,25 @@ struct NftResult {
   int errnum = 0;
 };
 
+// Whether fd is an nftables netlink socket (AF_NETLINK, NETLINK_NETFILTER).
+bool IsNetfilterSocket(int fd) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) || v != AF_NETLINK) return false;
+  len = sizeof v;
+  return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 && v == NETLINK_NETFILTER;
+}
+
+// The lowest free fd right now (the one the next socket() will get unless another thread takes it first), or -1.
+int LowestFreeFd() {
+  int fd = eventfd(0, EFD_CLOEXEC);
+  if (fd >= 0) close(fd);
+  return fd;
+}
+
 // Runs on its own thread, which never returns to the JS thread's netns: it ends after the call.
 void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
-  std::lock_guard<std::mutex> lock(g_nft_lock);
+  std::unique_lock<std::mutex> lock(g_nft_lock);
   NftResult r;
   if (nsFd >= 0 && setns(nsFd, CLONE_NEWNET)) {
     r.what = "setns";
@@ -54,6 +81,7 @@ void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
     promise.set_value(std::move(r));
     return;
   }
+  int probe = LowestFreeFd();
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!ctx) {
     r.what = "nft_ctx_new";
@@ -61,6 +89,8 @@ void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
     promise.set_value(std::move(r));
     return;
   }
+  // The second reference to the context's socket (see the file comment); -1: none, nft_ctx_free pays the wait.
+  int sockRef = probe >= 0 && IsNetfilterSocket(probe) ? fcntl(probe, F_DUPFD_CLOEXEC, 0) : -1;
   // The output flag JSON is what makes libnftables 1.0.6 parse its input as JSON (and print listings as JSON), as
   // -j does for the tool.
   nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
@@ -75,7 +105,9 @@ void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
     r.err = e ? e : "";
   }
   promise.set_value(std::move(r));
-  nft_ctx_free(ctx);  // the slow part (see the file comment), after the JS thread has its result
+  nft_ctx_free(ctx);  // with sockRef held: frees memory only, the socket stays open
+  lock.unlock();
+  if (sockRef >= 0) close(sockRef);  // the slow part (see the file comment), holding nothing
 }
 
 // nftRun(netns, text) → {rc, stdout, stderr}. Twin: `nft -j -f FILE` (in NETNS) with FILE holding `text`. rc is
