@@ -7,8 +7,8 @@
  *                                                                                        203.0.113.100
  * What the fast path must prove, beside "it forwards": it changes nothing the host stack would have decided. An
  * observer nft table in H (prerouting, priority -300, named counters) shows which packets still cross the host
- * stack: SYNs and SYN-ACKs must (the host's `mss` chain clamps them, and both ends see the clamped MSS), nothing
- * else of an established TCP stream or a UDP flow may. TTLs are compared with the slow path (fast path switched
+ * stack: SYNs and SYN-ACKs must (the host's `mss` chain clamps them, and both ends see the clamped MSS), and so do
+ * inbound TCP segments (xdp_edge leaves TCP to the stack's GRO); nothing else of a TCP stream or a UDP flow may. TTLs are compared with the slow path (fast path switched
  * off in ot_config); a destination the customer table says is unreachable and a TTL that expires at the host get
  * the stack's ICMP errors. Everything lives in namespaces and bpffs directories of this run, removed at the end.
  */
@@ -311,7 +311,7 @@ test('UDP to Acme takes the fast path in XDP and out of the host (GRE): no pass 
   assert.deepEqual([d.in_udp, d.out_gre], [0, 0], `the host stack saw none of them: ${JSON.stringify(d)}`);
 });
 
-test('TCP: SYN and SYN-ACK cross the host stack and arrive clamped; the rest of the stream takes the fast path', async () => {
+test('TCP: inbound segments take the host stack (GRO there), SYN and SYN-ACK arrive clamped, the rest of the return path takes the fast path', async () => {
   const b = acmeCounters();
   const o = await observed();
   const synAtHost = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'tcp port 8080 and tcp[tcpflags] & tcp-syn != 0', fields: ['tcp.flags.ack', 'tcp.options.mss_val'] });
@@ -323,13 +323,15 @@ test('TCP: SYN and SYN-ACK cross the host stack and arrive clamped; the rest of 
   const a = acmeCounters();
   const d = delta(o, await observed());
   assert.ok(d.in_tcp_syn! >= 1 && d.out_tcp_syn! >= 1, `SYN and SYN-ACK took the host stack: ${JSON.stringify(d)}`);
-  assert.equal(d.in_tcp_other, 0, `no other inbound TCP segment did: ${JSON.stringify(d)}`);
+  // Inbound TCP is the host stack's (xdp_edge leaves it there: GRO on the uplink beats redirecting frame by frame).
+  assert.ok(d.in_tcp_other! > 10, `the inbound stream crossed the host stack: ${JSON.stringify(d)}`);
+  assert.equal(grew(b, a, 'FORWARD_XDP'), 0, `XDP redirected no TCP segment: ${JSON.stringify(a)}`);
   assert.equal(d.out_tcp_other, 0, `no other returning TCP segment did: ${JSON.stringify(d)}`);
   assert.ok(d.out_gre! <= d.in_tcp_syn!, `of the GRE out, at most the SYNs' crossed the stack: ${JSON.stringify(d)}`);
-  assert.ok(grew(b, a, 'FORWARD_XDP') > 10 && grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
+  assert.ok(grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
 });
 
-test('IPv6 (inside the IPv4 tunnel): UDP and TCP take the fast path; the SYN crosses the host stack, clamped', async () => {
+test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP on the way out; the SYN crosses the host stack, clamped', async () => {
   await sendUdp(ACME_HOST6, 9999, { count: 3 }); // the host resolves the customer veth's IPv6 neighbour
   const b = acmeCounters();
   const o = await observed();
@@ -343,10 +345,11 @@ test('IPv6 (inside the IPv4 tunnel): UDP and TCP take the fast path; the SYN cro
   assert.deepEqual((await syn.done)[0], ['1416'], 'the SYN arrives with the MSS the tunnel carries (1476 - 60)');
   const a = acmeCounters();
   const d = delta(o, await observed());
-  assert.ok(grew(b, a, 'FORWARD_XDP') >= 60 && grew(b, a, 'FORWARD_HOST') >= 60, JSON.stringify(a));
+  assert.equal(grew(b, a, 'FORWARD_XDP'), 50, `XDP redirected the datagrams, no TCP segment: ${JSON.stringify(a)}`);
+  assert.ok(grew(b, a, 'FORWARD_HOST') >= 60, JSON.stringify(a));
   assert.equal(d.in6_udp, 0, `no datagram crossed the host stack: ${JSON.stringify(d)}`);
-  assert.ok(d.in6_tcp_syn! >= 1, JSON.stringify(d));
-  assert.deepEqual([d.in6_tcp_other, d.out6_tcp_other], [0, 0], `no other TCP segment crossed the host stack: ${JSON.stringify(d)}`);
+  assert.ok(d.in6_tcp_syn! >= 1 && d.in6_tcp_other! > 10, `the inbound stream crossed the host stack: ${JSON.stringify(d)}`);
+  assert.equal(d.out6_tcp_other, 0, `no returning TCP segment but the SYN-ACK crossed the host stack: ${JSON.stringify(d)}`);
 });
 
 test('IPv6 too big for the customer\'s route (MTU 1476): the host stack answers Packet Too Big, the client learns it', async () => {
