@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { KernelError, KernelInputError, run } from './exec.js';
 import { netlinkRead, runIpOps, type IpOp } from './ip.js';
-import { attr, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
-import { genlRequest, NetlinkRequestError, rtnlDump, rtnlGet } from './netlink/socket.js';
+import { attr, attrList, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
+import { genlGet, genlRequest, NetlinkRequestError, rtnlDump, rtnlGet } from './netlink/socket.js';
 import { inNetns, type NetnsRef } from './netns.js';
 import { checkIfname, checkInt, checkMac, checkNetnsName, checkToken } from './validate.js';
 
@@ -320,12 +320,102 @@ export async function setLinkFeatures(ns: NetnsRef, dev: string, features: Parti
   }
 }
 
-/** Twin: `ip netns exec NS ethtool --json -k DEV`: the active state of the features we know. */
-export async function readLinkFeatures(ns: NetnsRef, dev: string): Promise<Record<LinkFeature, boolean>> {
+/**
+ * Which kernel features (netdev_features_strings) each of ours stands for, as ethtool(8) groups them (its
+ * off_flag_def patterns, one '*' at most): a legacy flag is on when ANY of its features is active.
+ */
+const FEATURE_PATTERNS: Record<LinkFeature, string> = {
+  gro: 'rx-gro',
+  gso: 'tx-generic-segmentation',
+  tso: 'tx-tcp*-segmentation',
+  rx: 'rx-checksum',
+  tx: 'tx-checksum-*',
+  'rx-gro-list': 'rx-gro-list',
+  'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
+};
+
+function featurePatternMatch(name: string, pattern: string): boolean {
+  const star = pattern.indexOf('*');
+  if (star < 0) return name === pattern;
+  const head = pattern.slice(0, star);
+  const tail = pattern.slice(star + 1);
+  return name.length >= head.length + tail.length && name.startsWith(head) && name.endsWith(tail);
+}
+
+const ETHTOOL_MSG_STRSET_GET = 1;
+const ETHTOOL_MSG_FEATURES_GET = 11;
+const ETH_SS_FEATURES = 4;
+const ETHTOOL_FLAG_COMPACT_BITSETS = 1;
+const STRSET = { HEADER: 1, STRINGSETS: 2, STRINGSETS_STRINGSET: 1, STRINGSET_ID: 1, STRINGSET_STRINGS: 3, STRINGS_STRING: 1, STRING_INDEX: 1, STRING_VALUE: 2 } as const;
+const FEATURES_ACTIVE = 4;
+const HEADER_FLAGS = 3;
+const BITSET = { SIZE: 2, VALUE: 4 } as const;
+
+/**
+ * The kernel's feature names by bit index (string set ETH_SS_FEATURES): the same for every device and namespace of
+ * this kernel, so read once per process.
+ */
+let featureNames: Promise<string[]> | undefined;
+
+function readFeatureNames(ns: NetnsRef): Promise<string[]> {
+  featureNames ??= (async () => {
+    // No device: the global set. The kernel refuses the request without a header, even an empty one.
+    const reply = await genlGet(ns, 'ethtool', ETHTOOL_MSG_STRSET_GET, 1, [
+      nested(STRSET.HEADER, [], true),
+      nested(STRSET.STRINGSETS, [nested(STRSET.STRINGSETS_STRINGSET, [attr(STRSET.STRINGSET_ID, u32(ETH_SS_FEATURES))], true)], true),
+    ]);
+    const names: string[] = [];
+    for (const set of attrList(parseAttrs(reply).get(STRSET.STRINGSETS) ?? Buffer.alloc(0))) {
+      const a = parseAttrs(set[1]);
+      if (getU32(a.get(STRSET.STRINGSET_ID)) !== ETH_SS_FEATURES) continue;
+      for (const [type, s] of attrList(a.get(STRSET.STRINGSET_STRINGS) ?? Buffer.alloc(0))) {
+        if (type !== STRSET.STRINGS_STRING) continue;
+        const sa = parseAttrs(s);
+        const index = getU32(sa.get(STRSET.STRING_INDEX));
+        if (index !== undefined) names[index] = getStr(sa.get(STRSET.STRING_VALUE)) ?? '';
+      }
+    }
+    if (!names.includes('rx-gro')) throw new NetlinkRequestError(61, 'ethtool string set "features" lacks rx-gro');
+    return names;
+  })();
+  featureNames.catch(() => (featureNames = undefined));
+  return featureNames;
+}
+
+/**
+ * The names of the features active on DEV (kernel names: rx-gro, tx-tcp-segmentation…), in-process: one ethtool
+ * netlink request (ETHTOOL_MSG_FEATURES_GET, compact bitsets) once the kernel's feature names are known (one
+ * string-set request per process). Twin: the lines `ip netns exec NS ethtool -k DEV` shows as "on".
+ */
+export async function readActiveFeatures(ns: NetnsRef, dev: string): Promise<Set<string>> {
   checkIfname('dev', dev);
-  const { stdout } = await run(inNetns(ns, ['ethtool', '--json', '-k', dev]));
-  const doc = (JSON.parse(stdout) as Record<string, { active?: boolean }>[])[0] ?? {};
+  try {
+    const names = await readFeatureNames(ns);
+    const reply = await genlGet(ns, 'ethtool', ETHTOOL_MSG_FEATURES_GET, 1, [
+      nested(ETHTOOL.FEATURES_HEADER, [attr(ETHTOOL.HEADER_DEV_NAME, str(dev)), attr(HEADER_FLAGS, u32(ETHTOOL_FLAG_COMPACT_BITSETS))], true),
+    ]);
+    const active = parseAttrs(parseAttrs(reply).get(FEATURES_ACTIVE) ?? Buffer.alloc(0));
+    const size = getU32(active.get(BITSET.SIZE));
+    const words = active.get(BITSET.VALUE);
+    if (size === undefined || !words) throw new NetlinkRequestError(61, `ethtool features of ${dev}: no active bitset in the reply`);
+    const out = new Set<string>();
+    for (let i = 0; i < size && i < words.length * 8; i++) {
+      if ((words.readUInt32LE((i >> 5) * 4) >>> (i & 31)) & 1 && names[i]) out.add(names[i]!);
+    }
+    return out;
+  } catch (e) {
+    if (!(e instanceof NetlinkRequestError)) throw e;
+    throw new KernelError({ argv: inNetns(ns, ['ethtool', '-k', dev]), exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
+  }
+}
+
+/**
+ * Twin: `ip netns exec NS ethtool --json -k DEV`: the active state of the features we know, in-process (one
+ * request, see readActiveFeatures). tso and tx are on when any of their kernel features is, as ethtool shows them.
+ */
+export async function readLinkFeatures(ns: NetnsRef, dev: string): Promise<Record<LinkFeature, boolean>> {
+  const active = [...(await readActiveFeatures(ns, dev))];
   const out = {} as Record<LinkFeature, boolean>;
-  for (const [short, long] of Object.entries(LINK_FEATURES) as [LinkFeature, string][]) out[short] = doc[long]?.active === true;
+  for (const [short, pattern] of Object.entries(FEATURE_PATTERNS) as [LinkFeature, string][]) out[short] = active.some((n) => featurePatternMatch(n, pattern));
   return out;
 }

@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
-import { customerNetns, NODE_DEFAULTS, type NodeConfig } from '../../src/agent/desired/node.js';
+import { CUSTOMER_VETH, customerNetns, NODE_DEFAULTS, type NodeConfig } from '../../src/agent/desired/node.js';
 import { formatPlan, planNode, type AgentCliOptions, type PlanResult } from '../../src/agent/main.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth } from '../../src/kernel/links.js';
-import { listNetns } from '../../src/kernel/netns.js';
+import { run } from '../../src/kernel/exec.js';
+import { ensureVeth, readLinkFeatures } from '../../src/kernel/links.js';
+import { inNetns, listNetns } from '../../src/kernel/netns.js';
 import { BPFFS, ifIndex, queryXdp, unpin } from '../../src/kernel/bpf/index.js';
 import { dataplaneExists, ipv4Be32, openDataplane } from '../../src/kernel/bpf/dataplane.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
@@ -146,7 +147,7 @@ test('on a fresh node the plan lists the BPF load, attachments, every map entry 
   assert.match(out, /^bgp:\n(?: {2}~ .*\n)*? {2}~ announce 203\.0\.113\.0\/24$/m);
 });
 
-test('after the agent converged the plan is empty and changes nothing; map entries deleted by hand and route drift show up', async () => {
+test('after the agent converged the plan is empty and changes nothing; map entries deleted by hand, GRO off on edge0 and route drift show up', async () => {
   const agent = new Agent({ node, store: api.store, dataDir, log: () => {}, bpf: { pinBase }, heartbeatMs: 150 });
   await agent.start();
   await agent.firstSync;
@@ -185,6 +186,14 @@ test('after the agent converged the plan is empty and changes nothing; map entri
   } finally {
     dp.close();
   }
+
+  // GRO turned off by hand on the customer end of the veth: the plan turns it on, and leaves it off.
+  const ns = customerNetns(node, accountId);
+  await run(inNetns(ns, ['ethtool', '-K', CUSTOMER_VETH, 'gro', 'off']));
+  const groDrift = await planNode(cli);
+  assert.deepEqual(scope(groDrift, 'account acme').changes, [`${ns}: set gro on ${CUSTOMER_VETH}`]);
+  assert.equal((await readLinkFeatures(ns, CUSTOMER_VETH)).gro, false, 'a plan changes nothing');
+  await run(inNetns(ns, ['ethtool', '-K', CUSTOMER_VETH, 'gro', 'on']));
 
   await runIpOps(customerNetns(node, accountId), [{ args: ['route', 'delete', ACME, 'metric', '100'] }]);
   const drift = await planNode(cli);

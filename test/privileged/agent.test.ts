@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
-import { customerNetns, hostVethName, tunnelMac, tunnelNumbers, NODE_DEFAULTS, type NodeConfig } from '../../src/agent/desired/node.js';
+import { CUSTOMER_VETH, customerNetns, hostVethName, tunnelMac, tunnelNumbers, NODE_DEFAULTS, type NodeConfig } from '../../src/agent/desired/node.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth, getLink } from '../../src/kernel/links.js';
+import { ensureVeth, getLink, readLinkFeatures } from '../../src/kernel/links.js';
 import { inNetns, netnsExists } from '../../src/kernel/netns.js';
 import { applyNftDocument, readNftTable, readRuleCounters } from '../../src/kernel/nft.js';
 import { listNeighbours } from '../../src/kernel/neighbours.js';
@@ -211,7 +211,7 @@ test('a firewall change, a new priority and a second tunnel (ECMP) are followed 
   await converged(await putConfig(acmeId, ACME));
 });
 
-test('drift: a route, the firewall table and the veth deleted by hand come back within a resync', async () => {
+test('drift: a route, the firewall table, GRO on edge0 and the veth changed by hand come back within a resync', async () => {
   const ns = customerNetns(node, acmeId);
   await runIpOps(ns, [{ args: ['route', 'delete', '203.0.113.0/24', 'metric', '100'] }]);
   await run(inNetns(ns, ['nft', 'delete', 'table', 'inet', 'opentransit']));
@@ -219,6 +219,11 @@ test('drift: a route, the firewall table and the veth deleted by hand come back 
     const r = (await listRoutes(ns, { table: 254 })).some((x) => x.dst === '203.0.113.0/24');
     return r && (await readNftTable(ns, 'inet', 'opentransit')) !== null;
   });
+  // GRO off on the customer end of the veth: XDP-redirected frames would vanish (DESIGN §2). The agent turns it on.
+  // (No read of the off state here: a resync may already have restored it; the log line below proves the repair.)
+  await run(inNetns(ns, ['ethtool', '-K', CUSTOMER_VETH, 'gro', 'off']));
+  await eventually('gro on edge0 restored', async () => (await readLinkFeatures(ns, CUSTOMER_VETH)).gro);
+  assert.ok(logs.some((l) => l.includes(`${ns}: set gro on ${CUSTOMER_VETH}`)), logs.slice(-5).join('\n'));
   await runIpOps(node.hostNetns, [{ args: ['link', 'delete', hostVethName(acmeId)] }]);
   await eventually('veth and host route restored', async () =>
     (await listRoutes(node.hostNetns, { table: NODE_DEFAULTS.table })).some((x) => x.dst === '203.0.113.0/24'),

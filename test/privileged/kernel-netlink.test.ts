@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { addressReplaceOp, listAddresses } from '../../src/kernel/addresses.js';
 import { runIpOps } from '../../src/kernel/ip.js';
-import { ensureVeth, getLink, linkSetOp, listLinks, macFromKey, ownerAlias, readLinkFeatures, setLinkFeatures } from '../../src/kernel/links.js';
+import { KernelError } from '../../src/kernel/exec.js';
+import { ensureVeth, getLink, linkSetOp, listLinks, macFromKey, ownerAlias, readActiveFeatures, readLinkFeatures, setLinkFeatures } from '../../src/kernel/links.js';
 import { openNetlinkSockets, releaseAllNetns, releaseNetns } from '../../src/kernel/netlink/socket.js';
 import { listNeighbours, neighbourReplaceOp } from '../../src/kernel/neighbours.js';
 import { deleteNetnsIfPresent } from '../../src/kernel/netns.js';
@@ -144,6 +145,45 @@ test('GRO set in-process (ethtool netlink) is what `ethtool -k` reports, off and
   const after = await readLinkFeatures(cust, 'c0');
   assert.equal(after.gro, true);
   assert.deepEqual({ ...after, gro: before.gro }, before);
+});
+
+/** ethtool's legacy names for flags that stand for one kernel feature (its off_flag_def). */
+const LEGACY_SINGLE: Record<string, string> = {
+  'rx-checksumming': 'rx-checksum',
+  'generic-segmentation-offload': 'tx-generic-segmentation',
+  'generic-receive-offload': 'rx-gro',
+  'large-receive-offload': 'rx-lro',
+  'rx-vlan-offload': 'rx-vlan-hw-parse',
+  'tx-vlan-offload': 'tx-vlan-hw-insert',
+  'ntuple-filters': 'rx-ntuple-filter',
+  'receive-hashing': 'rx-hashing',
+};
+
+test('features read in-process (ethtool netlink) are what `ethtool --json -k` reports, GRO set by ethtool off and on', async () => {
+  const longNames = { gro: 'generic-receive-offload', gso: 'generic-segmentation-offload', tso: 'tcp-segmentation-offload', rx: 'rx-checksumming', tx: 'tx-checksumming', 'rx-gro-list': 'rx-gro-list', 'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding' };
+  const ethtool = async () => {
+    const { stdout } = await exec('ip', ['netns', 'exec', cust, 'ethtool', '--json', '-k', 'c0']);
+    return (JSON.parse(stdout) as Record<string, { active?: boolean; fixed?: boolean | null }>[])[0]!;
+  };
+  try {
+    for (const gro of ['off', 'on', 'off', 'on']) {
+      await exec('ip', ['netns', 'exec', cust, 'ethtool', '-K', 'c0', 'gro', gro]);
+      const doc = await ethtool();
+      const mine = await readLinkFeatures(cust, 'c0');
+      assert.equal(mine.gro, gro === 'on');
+      assert.deepEqual(mine, Object.fromEntries(Object.entries(longNames).map(([k, long]) => [k, doc[long]?.active === true])));
+      // Every kernel feature agrees. ethtool prints a feature alone under its legacy name when it is that flag's only
+      // feature; a flag of several features is a group line without `fixed` (ethtool's, not a kernel feature).
+      const theirs = Object.entries(doc)
+        .filter(([, v]) => typeof v === 'object' && v !== null && typeof v.fixed === 'boolean' && v.active === true)
+        .map(([name]) => LEGACY_SINGLE[name] ?? name)
+        .sort();
+      assert.deepEqual([...(await readActiveFeatures(cust, 'c0'))].sort(), theirs);
+    }
+  } finally {
+    await exec('ip', ['netns', 'exec', cust, 'ethtool', '-K', 'c0', 'gro', 'on']);
+  }
+  await assert.rejects(readLinkFeatures(cust, 'nosuch0'), (e: KernelError) => e.code === 'ENOENT' && /No such device/.test(e.kernelMessage));
 });
 
 test('a socket is per namespace: a namespace re-created under the same name gets a new one; release closes it', async () => {

@@ -14,7 +14,7 @@ import { CUSTOMER_VETH, type NodeConfig } from '../desired/node.js';
 import { addressDeleteOp, addressReplaceOp, listAddresses, type Address, type AddressSpec } from '../../kernel/addresses.js';
 import { KernelError } from '../../kernel/exec.js';
 import { runIpOps, type IpOp } from '../../kernel/ip.js';
-import { ensureVeth, getLink, linkDeleteOp, linkSetOp, setLinkFeatures, type Link } from '../../kernel/links.js';
+import { ensureVeth, getLink, linkDeleteOp, linkSetOp, readLinkFeatures, setLinkFeatures, type Link } from '../../kernel/links.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
 import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
 import { createNftTable, readNftTable, replaceNftTable } from '../../kernel/nft.js';
@@ -268,6 +268,14 @@ export async function reconcileCustomer(
       // diffed). Anywhere else the repair may have kept objects: read them.
       state = created ? EMPTY_STATE : await readIpState(d.netns, { rules: false });
     }
+  } else if (exists && !created) {
+    // GRO on the peer is drift like any other: someone's `ethtool -K edge0 gro off` makes XDP-redirected frames
+    // vanish (DESIGN §2). One in-process ethtool request per pass; a veth made or repaired above got GRO there.
+    await step('gro', async () => {
+      if ((await readLinkFeatures(d.netns, CUSTOMER_VETH)).gro) return;
+      changes.push(`${d.netns}: set gro on ${CUSTOMER_VETH}`);
+      if (!dryRun) await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
+    });
   }
   const lo = state.links.find((l) => l.name === 'lo');
   if (!lo?.up) {

@@ -167,6 +167,22 @@ export function parseAttrs(buf: Buffer, offset = 0): Map<number, Buffer> {
   return out;
 }
 
+/**
+ * Every attribute of a body in order, repeats kept (a nest of list entries: ethtool's strings, bitset bits):
+ * [type without NLA_F_NESTED/BYTEORDER, payload].
+ */
+export function attrList(buf: Buffer, offset = 0): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  let o = offset;
+  while (o + 4 <= buf.length) {
+    const len = buf.readUInt16LE(o);
+    if (len < 4 || o + len > buf.length) break;
+    out.push([buf.readUInt16LE(o + 2) & 0x3fff, buf.subarray(o + 4, o + len)]);
+    o += align4(len);
+  }
+  return out;
+}
+
 export const getU8 = (b: Buffer | undefined): number | undefined => (b && b.length >= 1 ? b.readUInt8(0) : undefined);
 export const getU32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32LE(0) : undefined);
 export const getS32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readInt32LE(0) : undefined);

@@ -377,6 +377,25 @@ export async function genlRequest(ns: NetnsKey, family: string, cmd: number, ver
   });
 }
 
+/**
+ * One generic netlink GET (family by name, command, version, attributes) in `ns` that answers with one message:
+ * that message's attributes (after the 4-byte genl header). Rejects with NetlinkRequestError on the kernel's ERROR.
+ */
+export async function genlGet(ns: NetnsKey, family: string, cmd: number, version: number, attrs: readonly Buffer[]): Promise<Buffer> {
+  const id = await genlFamily(ns, family);
+  const e = socketFor(ns, NETLINK_GENERIC);
+  netlinkStats.requests++;
+  return enqueue(e, async () => {
+    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
+    for (const m of msgs) {
+      if (m.type !== NLMSG_ERROR) return m.data.subarray(4);
+      const errno = -m.data.readInt32LE(0);
+      if (errno !== 0) throw new NetlinkRequestError(errno, extackMessage(m) ?? errnoText(errno));
+    }
+    throw new NetlinkRequestError(61, `generic netlink ${family} command ${cmd}: no reply`);
+  });
+}
+
 /** A file descriptor of namespace `ns` (IFLA_NET_NS_FD: create a veth's peer directly in it); close it with closeNetnsFd. */
 export function openNetnsFd(ns: string): number {
   try {
