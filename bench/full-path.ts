@@ -292,6 +292,23 @@ async function taskCpuSeconds(pid: number): Promise<number> {
   return Number((await readFile(`/proc/${pid}/schedstat`, 'utf8')).split(' ')[0]) / 1e9;
 }
 
+/** The lab's one edge as its site router sees it, and the one customer: the names every path installer needs. */
+function pathHops(state: LabState) {
+  const edge = state.plan.edges[0]!;
+  const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
+  const cust = state.plan.customers[0]!;
+  return {
+    edge,
+    edgeAddr: edge.uplink.address.split('/')[0]!,
+    siteRouter,
+    siteUplink: siteRouter.interfaces.find((i) => i.name === 'uplink')!,
+    /** The site router's device towards the edge. */
+    edgeDev: siteRouter.interfaces.find((i) => i.peerHost === edge.name)!.name,
+    cust,
+    custUplink: state.plan.hosts.find((h) => h.name === cust.routerHost)!.interfaces.find((i) => i.name === 'uplink')!,
+  };
+}
+
 /**
  * NOGRE_ADDR, HOST_ADDR and the customer router's public address (the outer destination of the full path's GRE)
  * as static /32 routes on the site router, with the next hops BGP gave it (the edge; the core). Why: a flood fills
@@ -300,12 +317,7 @@ async function taskCpuSeconds(pid: number): Promise<number> {
  * while the baseline (static routes) went on. The path is the same; only the control plane's hiccup is taken out.
  */
 async function pinPathRoutes(state: LabState): Promise<void> {
-  const edge = state.plan.edges[0]!;
-  const edgeAddr = edge.uplink.address.split('/')[0]!;
-  const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
-  const siteUplink = siteRouter.interfaces.find((i) => i.name === 'uplink')!;
-  const edgeDev = siteRouter.interfaces.find((i) => i.peerHost === edge.name)!.name;
-  const cust = state.plan.customers[0]!;
+  const { edgeAddr, siteRouter, siteUplink, edgeDev, cust } = pathHops(state);
   for (const a of [HOST_ADDR, NOGRE_ADDR]) await must(siteRouter.name, ['ip', 'route', 'replace', `${a}/32`, 'via', edgeAddr, 'dev', edgeDev]);
   await must(siteRouter.name, ['ip', 'route', 'replace', `${cust.publicAddress}/32`, 'via', siteUplink.peerAddress, 'dev', 'uplink']);
 }
@@ -338,15 +350,10 @@ async function routeCustomerLan(state: LabState): Promise<string> {
 
 /** Static routes and two policy rules that carry BASELINE_ADDR over the same hops as the tunnel path, plainly. */
 async function installBaseline(state: LabState, lanDev: string): Promise<void> {
-  const edge = state.plan.edges[0]!;
-  const edgeAddr = edge.uplink.address.split('/')[0]!;
-  const siteRouter = edge.router.host;
-  const siteUplink = state.plan.hosts.find((h) => h.name === siteRouter)!.interfaces.find((i) => i.name === 'uplink')!;
-  const cust = state.plan.customers[0]!;
-  const custRouter = state.plan.hosts.find((h) => h.name === cust.routerHost)!;
-  const custUplink = custRouter.interfaces.find((i) => i.name === 'uplink')!;
+  const hops = pathHops(state);
+  const { edgeAddr, siteUplink, cust, custUplink, edgeDev } = hops;
+  const siteRouter = hops.siteRouter.name;
   const coreDev = custUplink.peerInterface;
-  const edgeDev = state.plan.hosts.find((h) => h.name === siteRouter)!.interfaces.find((i) => i.peerHost === edge.name)!.name;
   const b32 = `${BASELINE_ADDR}/32`;
   await must(cust.hosts[0]!.host, ['ip', 'addr', 'replace', b32, 'dev', 'lo']);
   await must(cust.routerHost, ['ip', 'route', 'replace', b32, 'via', HOST_ADDR, 'dev', lanDev]);
@@ -368,13 +375,7 @@ async function installBaseline(state: LabState, lanDev: string): Promise<void> {
  * full path's replies, they are not decapsulated by the edge's XDP: only the forward direction is the same).
  */
 async function installNoGre(state: LabState, accountId: string, lanDev: string): Promise<void> {
-  const edge = state.plan.edges[0]!;
-  const edgeAddr = edge.uplink.address.split('/')[0]!;
-  const siteRouter = state.plan.hosts.find((h) => h.name === edge.router.host)!;
-  const siteUplink = siteRouter.interfaces.find((i) => i.name === 'uplink')!;
-  const edgeDev = siteRouter.interfaces.find((i) => i.peerHost === edge.name)!.name;
-  const cust = state.plan.customers[0]!;
-  const custUplink = state.plan.hosts.find((h) => h.name === cust.routerHost)!.interfaces.find((i) => i.name === 'uplink')!;
+  const { edge, edgeAddr, siteRouter, siteUplink, edgeDev, cust, custUplink } = pathHops(state);
   const n32 = `${NOGRE_ADDR}/32`;
   const ns = customerNetns({ netnsPrefix: edgeNetnsPrefix(state, edge.name) }, accountId);
   await run('ip', ['-n', ns, 'route', 'replace', n32, 'via', HOST_LINK_ADDRESS, 'dev', CUSTOMER_VETH, 'onlink', 'proto', 'static']);

@@ -28,7 +28,8 @@ import { runIpOps } from '../../src/kernel/ip.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
-import { netnsHarness, sysctlIn, vethLinker } from '../support/netns.js';
+import { netnsHarness } from '../support/netns.js';
+import { buildEdgeTopology } from '../support/edge-topology.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
@@ -55,31 +56,11 @@ function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
 
-/** Veths between the test's namespaces, with addresses on both ends. */
-const link = vethLinker(0x0f);
-const sysctl = sysctlIn;
 
 before(async () => {
   api = await openApi();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-agentdp-test-'));
-  H = await harness.create('host');
-  R = await harness.create('router');
-  C = await harness.create('client');
-  CR = await harness.create('custrtr');
-  await link(H, 'up0', ['100.64.0.0/31'], R, 'rh', ['100.64.0.1/31']);
-  await link(R, 'rc', ['100.64.0.2/31'], C, 'eth0', ['100.64.0.3/31', `${CLIENT}/32`]);
-  await link(R, 'rcr', ['100.64.0.4/31'], CR, 'eth0', ['100.64.0.5/31', `${ROUTER}/32`]);
-  for (const ns of [H, R, C, CR]) await runIpOps(ns, [{ args: ['link', 'set', 'lo', 'up'] }]);
-  await runIpOps(H, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.1'] }]);
-  await runIpOps(C, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.2', 'src', CLIENT] }]);
-  await runIpOps(CR, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.4', 'src', ROUTER] }]);
-  await runIpOps(R, [
-    { args: ['route', 'replace', '203.0.113.0/24', 'via', '100.64.0.0'] },
-    { args: ['route', 'replace', `${ANYCAST}/32`, 'via', '100.64.0.0'] },
-    { args: ['route', 'replace', `${CLIENT}/32`, 'via', '100.64.0.3'] },
-    { args: ['route', 'replace', `${ROUTER}/32`, 'via', '100.64.0.5'] },
-  ]);
-  await sysctl(R, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
+  ({ H, R, C, CR } = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x0f }));
   // Complete checksums from the senders, so tshark can check the inner packets (DESIGN.md §2: offloads leave
   // them partial on veths).
   for (const ns of [C, CR]) await run(inNetns(ns, ['ethtool', '-K', 'eth0', 'tx', 'off']));

@@ -30,7 +30,8 @@ import { readLinkFeatures } from '../../src/kernel/links.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
-import { netnsHarness, sysctlIn, vethLinker } from '../support/netns.js';
+import { netnsHarness, sysctlIn } from '../support/netns.js';
+import { buildEdgeTopology } from '../support/edge-topology.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 
 const harness = netnsHarness();
@@ -62,8 +63,6 @@ function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
 
-/** Veths between the test's namespaces, with addresses on both ends. */
-const link = vethLinker(0x1f);
 const sysctl = sysctlIn;
 
 /** Named counters in H, before the host's own chains: which packets still cross the host stack. */
@@ -107,27 +106,13 @@ const delta = (a: Record<string, number>, b: Record<string, number>) => Object.f
 before(async () => {
   api = await openApi();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-fastpath-test-'));
-  H = await harness.create('host');
-  R = await harness.create('router');
-  C = await harness.create('client');
-  CR = await harness.create('custrtr');
+  let link: Awaited<ReturnType<typeof buildEdgeTopology>>['link'];
+  ({ H, R, C, CR, link } = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x1f }));
   CH = await harness.create('custhost');
-  await link(H, 'up0', ['100.64.0.0/31'], R, 'rh', ['100.64.0.1/31']);
-  await link(R, 'rc', ['100.64.0.2/31'], C, 'eth0', ['100.64.0.3/31', `${CLIENT}/32`]);
-  await link(R, 'rcr', ['100.64.0.4/31'], CR, 'eth0', ['100.64.0.5/31', `${ROUTER}/32`]);
   await link(CR, 'lan0', ['203.0.113.1/24'], CH, 'eth0', [`${ACME_HOST}/24`]);
-  for (const ns of [H, R, C, CR, CH]) await runIpOps(ns, [{ args: ['link', 'set', 'lo', 'up'] }]);
-  await runIpOps(H, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.1'] }]);
-  await runIpOps(C, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.2', 'src', CLIENT] }]);
-  await runIpOps(CR, [{ args: ['route', 'replace', 'default', 'via', '100.64.0.4', 'src', ROUTER] }]);
-  await runIpOps(CH, [{ args: ['route', 'replace', 'default', 'via', '203.0.113.1'] }]);
-  await runIpOps(R, [
-    { args: ['route', 'replace', '203.0.113.0/24', 'via', '100.64.0.0'] },
-    { args: ['route', 'replace', `${ANYCAST}/32`, 'via', '100.64.0.0'] },
-    { args: ['route', 'replace', `${CLIENT}/32`, 'via', '100.64.0.3'] },
-    { args: ['route', 'replace', `${ROUTER}/32`, 'via', '100.64.0.5'] },
-  ]);
-  for (const ns of [R, CR]) await sysctl(ns, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1');
+  await runIpOps(CH, [{ args: ['link', 'set', 'lo', 'up'] }, { args: ['route', 'replace', 'default', 'via', '203.0.113.1'] }]);
+  await sysctl(R, 'net.ipv6.conf.all.forwarding=1');
+  await sysctl(CR, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1');
   // IPv6 beside IPv4 on every link (documentation addresses, no DAD: routes must not wait for it).
   const addr6 = (ns: string, dev: string, cidr: string) => runIpOps(ns, [{ args: ['address', 'replace', cidr, 'dev', dev, 'nodad'] }]);
   await addr6(H, 'up0', '2001:db8:ff00::/127');

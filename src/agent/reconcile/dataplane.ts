@@ -434,7 +434,7 @@ export class DataplaneManager {
 
   /**
    * DESIGN.md §2: GRO on the XDP device (native XDP on a veth turns TSO off on its peer; GRO gets the throughput
-   * back). Checked once per run and after every new attachment (one ethtool spawn).
+   * back). Checked once per run and after every new attachment (one ethtool netlink request).
    */
   async ensureGro(changes: string[]): Promise<void> {
     if (this.groChecked || !this.plane) return;
