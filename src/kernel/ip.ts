@@ -117,13 +117,20 @@ async function runMixed(ns: NetnsRef, ops: readonly IpOp[]): Promise<IpOpOutcome
  * Runs an in-process read (a netlink dump), reporting a refusal as the KernelError its iproute2 twin `argsTwin`
  * would have raised — callers of the list functions handle one error type.
  */
-export async function netlinkRead<T>(ns: NetnsRef, argsTwin: readonly string[], read: () => Promise<T>): Promise<T> {
+export function netlinkRead<T>(ns: NetnsRef, argsTwin: readonly string[], read: () => Promise<T>): Promise<T> {
+  return asTwinError([...ipArgv(ns), ...argsTwin], read);
+}
+
+/**
+ * Runs an in-process kernel call, reporting a netlink refusal (NetlinkRequestError) as the KernelError its
+ * command-line twin `argv` would have raised; other errors pass unchanged.
+ */
+export async function asTwinError<T>(argv: readonly string[], call: () => Promise<T>): Promise<T> {
   try {
-    return await read();
+    return await call();
   } catch (e) {
-    if (e instanceof KernelError) throw e;
     if (!(e instanceof NetlinkRequestError)) throw e;
-    throw new KernelError({ argv: [...ipArgv(ns), ...argsTwin], exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
+    throw new KernelError({ argv: [...argv], exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
   }
 }
 

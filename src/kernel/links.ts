@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KernelError, KernelInputError, run } from './exec.js';
-import { netlinkRead, runIpOps, type IpOp } from './ip.js';
+import { asTwinError, netlinkRead, runIpOps, type IpOp } from './ip.js';
 import { attr, attrList, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
 import { genlGet, genlRequest, NetlinkRequestError, rtnlDump, rtnlGet } from './netlink/socket.js';
 import { inNetns, type NetnsRef } from './netns.js';
@@ -261,29 +261,25 @@ async function checkVethPair(spec: VethSpec): Promise<void> {
 
 // --- offload features (ethtool) ----------------------------------------------------------------------------------
 
-/** Feature short names accepted by `ethtool -K` and the long names `ethtool -k` reports. */
+/**
+ * Our feature names (the short names `ethtool -K` accepts) → the kernel features (netdev_features_strings) each
+ * stands for, as ethtool(8) groups them (its off_flag_def patterns, one '*' at most): a flag is on when ANY of its
+ * features is active. A name without '*' is ONE bit: set in-process through the ethtool netlink family; `tso` and
+ * `tx` stand for several bits and are set by spawning ethtool.
+ */
 export const LINK_FEATURES = {
-  gro: 'generic-receive-offload',
-  gso: 'generic-segmentation-offload',
-  tso: 'tcp-segmentation-offload',
-  rx: 'rx-checksumming',
-  tx: 'tx-checksumming',
+  gro: 'rx-gro',
+  gso: 'tx-generic-segmentation',
+  tso: 'tx-tcp*-segmentation',
+  rx: 'rx-checksum',
+  tx: 'tx-checksum-*',
   'rx-gro-list': 'rx-gro-list',
   'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
 } as const;
 export type LinkFeature = keyof typeof LINK_FEATURES;
 
-/**
- * The kernel's own name (netdev_features_strings) of features that are ONE bit — those are set in-process through
- * the ethtool netlink family. `tso` and `tx` stand for several bits in ethtool(8): they go through ethtool.
- */
-const SINGLE_BIT_FEATURES: Partial<Record<LinkFeature, string>> = {
-  gro: 'rx-gro',
-  gso: 'tx-generic-segmentation',
-  rx: 'rx-checksum',
-  'rx-gro-list': 'rx-gro-list',
-  'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
-};
+/** The kernel's name of a feature that is one bit, undefined for tso/tx (several bits). */
+const singleBit = (f: LinkFeature): string | undefined => (LINK_FEATURES[f].includes('*') ? undefined : LINK_FEATURES[f]);
 const ETHTOOL_MSG_FEATURES_SET = 12;
 const ETHTOOL = { FEATURES_HEADER: 1, FEATURES_WANTED: 3, HEADER_DEV_NAME: 2, BITSET_BITS: 3, BITS_BIT: 1, BIT_NAME: 2, BIT_VALUE: 3 } as const;
 
@@ -302,37 +298,20 @@ export async function setLinkFeatures(ns: NetnsRef, dev: string, features: Parti
   }
   if (args.length === 0) return;
   const entries = Object.entries(features) as [LinkFeature, boolean][];
-  if (!entries.every(([k]) => SINGLE_BIT_FEATURES[k])) {
+  if (!entries.every(([k]) => singleBit(k))) {
     await run(inNetns(ns, ['ethtool', '-K', dev, ...args]));
     return;
   }
   const bits = entries.map(([k, on]) =>
-    nested(ETHTOOL.BITS_BIT, [attr(ETHTOOL.BIT_NAME, str(SINGLE_BIT_FEATURES[k]!)), ...(on ? [attr(ETHTOOL.BIT_VALUE, Buffer.alloc(0))] : [])], true),
+    nested(ETHTOOL.BITS_BIT, [attr(ETHTOOL.BIT_NAME, str(singleBit(k)!)), ...(on ? [attr(ETHTOOL.BIT_VALUE, Buffer.alloc(0))] : [])], true),
   );
-  try {
-    await genlRequest(ns, 'ethtool', ETHTOOL_MSG_FEATURES_SET, 1, [
+  await asTwinError(inNetns(ns, ['ethtool', '-K', dev, ...args]), () =>
+    genlRequest(ns, 'ethtool', ETHTOOL_MSG_FEATURES_SET, 1, [
       nested(ETHTOOL.FEATURES_HEADER, [attr(ETHTOOL.HEADER_DEV_NAME, str(dev))], true),
       nested(ETHTOOL.FEATURES_WANTED, [nested(ETHTOOL.BITSET_BITS, bits, true)], true),
-    ]);
-  } catch (e) {
-    if (!(e instanceof NetlinkRequestError)) throw e;
-    throw new KernelError({ argv: inNetns(ns, ['ethtool', '-K', dev, ...args]), exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
-  }
+    ]),
+  );
 }
-
-/**
- * Which kernel features (netdev_features_strings) each of ours stands for, as ethtool(8) groups them (its
- * off_flag_def patterns, one '*' at most): a legacy flag is on when ANY of its features is active.
- */
-const FEATURE_PATTERNS: Record<LinkFeature, string> = {
-  gro: 'rx-gro',
-  gso: 'tx-generic-segmentation',
-  tso: 'tx-tcp*-segmentation',
-  rx: 'rx-checksum',
-  tx: 'tx-checksum-*',
-  'rx-gro-list': 'rx-gro-list',
-  'rx-udp-gro-forwarding': 'rx-udp-gro-forwarding',
-};
 
 function featurePatternMatch(name: string, pattern: string): boolean {
   const star = pattern.indexOf('*');
@@ -389,7 +368,7 @@ function readFeatureNames(ns: NetnsRef): Promise<string[]> {
  */
 export async function readActiveFeatures(ns: NetnsRef, dev: string): Promise<Set<string>> {
   checkIfname('dev', dev);
-  try {
+  return asTwinError(inNetns(ns, ['ethtool', '-k', dev]), async () => {
     const names = await readFeatureNames(ns);
     const reply = await genlGet(ns, 'ethtool', ETHTOOL_MSG_FEATURES_GET, 1, [
       nested(ETHTOOL.FEATURES_HEADER, [attr(ETHTOOL.HEADER_DEV_NAME, str(dev)), attr(HEADER_FLAGS, u32(ETHTOOL_FLAG_COMPACT_BITSETS))], true),
@@ -403,10 +382,7 @@ export async function readActiveFeatures(ns: NetnsRef, dev: string): Promise<Set
       if ((words.readUInt32LE((i >> 5) * 4) >>> (i & 31)) & 1 && names[i]) out.add(names[i]!);
     }
     return out;
-  } catch (e) {
-    if (!(e instanceof NetlinkRequestError)) throw e;
-    throw new KernelError({ argv: inNetns(ns, ['ethtool', '-k', dev]), exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
-  }
+  });
 }
 
 /**
@@ -416,6 +392,6 @@ export async function readActiveFeatures(ns: NetnsRef, dev: string): Promise<Set
 export async function readLinkFeatures(ns: NetnsRef, dev: string): Promise<Record<LinkFeature, boolean>> {
   const active = [...(await readActiveFeatures(ns, dev))];
   const out = {} as Record<LinkFeature, boolean>;
-  for (const [short, pattern] of Object.entries(FEATURE_PATTERNS) as [LinkFeature, string][]) out[short] = active.some((n) => featurePatternMatch(n, pattern));
+  for (const [short, pattern] of Object.entries(LINK_FEATURES) as [LinkFeature, string][]) out[short] = active.some((n) => featurePatternMatch(n, pattern));
   return out;
 }

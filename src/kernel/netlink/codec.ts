@@ -153,17 +153,21 @@ export const headerTable = (table: number): number => (table < 256 ? table : 0);
 
 // --- decoding --------------------------------------------------------------------------------------------------
 
-/** Attributes of a message body from `offset` on: type (without NLA_F_NESTED/BYTEORDER bits) → payload; last wins. */
-export function parseAttrs(buf: Buffer, offset = 0): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
+/** Calls `fn(type, payload)` for every attribute of a body from `offset` on, in order (type without NLA_F_NESTED/BYTEORDER). */
+function eachAttr(buf: Buffer, offset: number, fn: (type: number, payload: Buffer) => void): void {
   let o = offset;
   while (o + 4 <= buf.length) {
     const len = buf.readUInt16LE(o);
-    const type = buf.readUInt16LE(o + 2) & 0x3fff;
     if (len < 4 || o + len > buf.length) break;
-    out.set(type, buf.subarray(o + 4, o + len));
+    fn(buf.readUInt16LE(o + 2) & 0x3fff, buf.subarray(o + 4, o + len));
     o += align4(len);
   }
+}
+
+/** Attributes of a message body from `offset` on: type (without NLA_F_NESTED/BYTEORDER bits) → payload; last wins. */
+export function parseAttrs(buf: Buffer, offset = 0): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  eachAttr(buf, offset, (type, payload) => out.set(type, payload));
   return out;
 }
 
@@ -173,13 +177,7 @@ export function parseAttrs(buf: Buffer, offset = 0): Map<number, Buffer> {
  */
 export function attrList(buf: Buffer, offset = 0): [number, Buffer][] {
   const out: [number, Buffer][] = [];
-  let o = offset;
-  while (o + 4 <= buf.length) {
-    const len = buf.readUInt16LE(o);
-    if (len < 4 || o + len > buf.length) break;
-    out.push([buf.readUInt16LE(o + 2) & 0x3fff, buf.subarray(o + 4, o + len)]);
-    o += align4(len);
-  }
+  eachAttr(buf, offset, (type, payload) => out.push([type, payload]));
   return out;
 }
 

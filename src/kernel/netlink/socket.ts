@@ -19,7 +19,7 @@ import type { NetlinkMessage, NetlinkSocket } from 'netlink';
 import { withNetns } from '../bpf/index.js';
 import { KernelError, type KernelErrorCode } from '../exec.js';
 import { checkNetnsName } from '../validate.js';
-import { NLM_F } from './codec.js';
+import { attr, NLM_F, parseAttrs, str } from './codec.js';
 
 const { createNetlink } = netlinkPkg;
 
@@ -333,48 +333,44 @@ function genlBody(cmd: number, version: number, attrs: readonly Buffer[]): Buffe
   return Buffer.concat([h, ...attrs]);
 }
 
+/**
+ * One generic netlink request in `ns` to family id `id`: the attributes of the kernel's reply message (after the
+ * 4-byte genl header), undefined when it only acknowledged. Rejects with NetlinkRequestError on the kernel's ERROR.
+ */
+function genlExchange(ns: NetnsKey, id: number, cmd: number, version: number, attrs: readonly Buffer[]): Promise<Buffer | undefined> {
+  const e = socketFor(ns, NETLINK_GENERIC);
+  return enqueue(e, async () => {
+    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
+    const err = msgs.find((m) => m.type === NLMSG_ERROR && m.data.readInt32LE(0) !== 0);
+    if (err) {
+      const errno = -err.data.readInt32LE(0);
+      throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
+    }
+    return msgs.find((m) => m.type !== NLMSG_ERROR)?.data.subarray(4);
+  });
+}
+
 async function genlFamily(ns: NetnsKey, name: string): Promise<number> {
   const known = familyIds.get(name);
   if (known !== undefined) return known;
-  const e = socketFor(ns, NETLINK_GENERIC);
-  const nameAttr = Buffer.from(`${name}\0`);
-  const a = Buffer.alloc((4 + nameAttr.length + 3) & ~3);
-  a.writeUInt16LE(4 + nameAttr.length, 0);
-  a.writeUInt16LE(CTRL_ATTR_FAMILY_NAME, 2);
-  nameAttr.copy(a, 4);
-  const reply = await enqueue(e, () => raw(e, GENL_ID_CTRL, 0, genlBody(CTRL_CMD_GETFAMILY, 1, [a])));
-  for (const m of reply) {
-    if (m.type === NLMSG_ERROR) {
-      const errno = -m.data.readInt32LE(0);
-      if (errno !== 0) throw new NetlinkRequestError(errno, `generic netlink family ${name}: ${errnoText(errno)}`);
-      continue;
-    }
-    for (let o = 4; o + 4 <= m.data.length; ) {
-      const len = m.data.readUInt16LE(o);
-      if (len < 4) break;
-      if (m.data.readUInt16LE(o + 2) === CTRL_ATTR_FAMILY_ID) {
-        const id = m.data.readUInt16LE(o + 4);
-        familyIds.set(name, id);
-        return id;
-      }
-      o += (len + 3) & ~3;
-    }
+  let reply: Buffer | undefined;
+  try {
+    reply = await genlExchange(ns, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, [attr(CTRL_ATTR_FAMILY_NAME, str(name))]);
+  } catch (err) {
+    if (!(err instanceof NetlinkRequestError)) throw err;
+    throw new NetlinkRequestError(err.errno, `generic netlink family ${name}: ${errnoText(err.errno)}`);
   }
-  throw new NetlinkRequestError(2, `generic netlink family ${name} not found`);
+  const id = reply && parseAttrs(reply).get(CTRL_ATTR_FAMILY_ID);
+  if (!id || id.length < 2) throw new NetlinkRequestError(2, `generic netlink family ${name} not found`);
+  familyIds.set(name, id.readUInt16LE(0));
+  return id.readUInt16LE(0);
 }
 
 /** One generic netlink request (family by name, command, version, attributes) in `ns`; resolves on the ACK. */
 export async function genlRequest(ns: NetnsKey, family: string, cmd: number, version: number, attrs: readonly Buffer[]): Promise<void> {
   const id = await genlFamily(ns, family);
-  const e = socketFor(ns, NETLINK_GENERIC);
   netlinkStats.requests++;
-  return enqueue(e, async () => {
-    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
-    const err = msgs.find((m) => m.type === NLMSG_ERROR);
-    if (!err) return;
-    const errno = -err.data.readInt32LE(0);
-    if (errno !== 0) throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
-  });
+  await genlExchange(ns, id, cmd, version, attrs);
 }
 
 /**
@@ -383,17 +379,10 @@ export async function genlRequest(ns: NetnsKey, family: string, cmd: number, ver
  */
 export async function genlGet(ns: NetnsKey, family: string, cmd: number, version: number, attrs: readonly Buffer[]): Promise<Buffer> {
   const id = await genlFamily(ns, family);
-  const e = socketFor(ns, NETLINK_GENERIC);
   netlinkStats.requests++;
-  return enqueue(e, async () => {
-    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
-    for (const m of msgs) {
-      if (m.type !== NLMSG_ERROR) return m.data.subarray(4);
-      const errno = -m.data.readInt32LE(0);
-      if (errno !== 0) throw new NetlinkRequestError(errno, extackMessage(m) ?? errnoText(errno));
-    }
-    throw new NetlinkRequestError(61, `generic netlink ${family} command ${cmd}: no reply`);
-  });
+  const reply = await genlExchange(ns, id, cmd, version, attrs);
+  if (!reply) throw new NetlinkRequestError(61, `generic netlink ${family} command ${cmd}: no reply`);
+  return reply;
 }
 
 /** A file descriptor of namespace `ns` (IFLA_NET_NS_FD: create a veth's peer directly in it); close it with closeNetnsFd. */
