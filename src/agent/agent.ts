@@ -21,15 +21,14 @@
 import { decodeAccountDocument } from '../model/account.js';
 import type { NodeCounters } from '../model/counters.js';
 import { accountIdOfKey, keys } from '../model/keys.js';
-import { decodeMitigation, type Mitigation } from '../model/mitigation.js';
 import { decodeSettings } from '../model/settings.js';
 import type { AccountDocument } from '../model/schemas.js';
 import type { NodeStatus } from '../model/node-status.js';
-import { numPossibleCpus, type XdpMode } from '../kernel/bpf/index.js';
+import type { XdpMode } from '../kernel/bpf/index.js';
 import { Replica, followIntoReplica, type Following } from '../store/replica.js';
 import type { Store, WatchEvent } from '../store/store.js';
 import { customerDesired } from './desired/customer.js';
-import { activeMitigations, dataplanePlan, type DataplanePlan } from './desired/dataplane.js';
+import { activeMitigations, decodeMitigations, type DataplanePlan } from './desired/dataplane.js';
 import { hostDesired } from './desired/host.js';
 import { accountShortId, customerNetns, hostVethName, type NodeConfig } from './desired/node.js';
 import { reconcileCustomer, removeCustomer } from './reconcile/customer.js';
@@ -400,32 +399,18 @@ export class Agent {
   private dataplanePlan(dp: DataplaneManager): DataplanePlan & { mitigationProblems: string[] } {
     const view = this.accounts();
     const accounts = [...view.docs.values()].filter((d) => !view.clashes.has(d.doc.id)).map((d) => d.doc);
-    const mitigations: Mitigation[] = [];
-    const mitigationProblems: string[] = [];
-    for (const kv of this.replica.snapshot()) {
-      if (!kv.key.startsWith(keys.mitigationsPrefix)) continue;
-      try {
-        mitigations.push(decodeMitigation(kv.value));
-      } catch (err) {
-        mitigationProblems.push(`${kv.key.slice(keys.mitigationsPrefix.length)}: ${errorText(err)}`);
-      }
-    }
+    const { mitigations, problems: mitigationProblems } = decodeMitigations(this.replica.snapshot());
     const nowMs = Date.now();
     const active = activeMitigations(mitigations, nowMs).map((m) => m.id);
     const cacheKey = () => `${this.replicaVersion}|${dp.numbers.version}|${active.join(',')}`;
     if (this.planCache?.key === cacheKey()) return { ...this.planCache.plan, mitigationProblems };
-    const numbers = dp.accountNumbers(accounts);
-    const slots = dp.ruleSlots(active);
-    const plan = dataplanePlan({
+    const plan = dp.desiredPlan({
       node: this.opts.node,
       accounts,
-      numbers,
       settings: decodeSettings(this.replica.get(keys.settings)?.value),
       mitigations,
-      slots,
+      activeRuleIds: active,
       nowMs,
-      monotonicOffsetNs: dp.monotonicOffsetNs,
-      cpus: numPossibleCpus(),
       sampleEvery: this.opts.sampleEvery ?? 0,
     });
     this.planCache = { key: cacheKey(), plan };

@@ -15,11 +15,9 @@ import { reconcileCustomer } from './reconcile/customer.js';
 import { reconcileHost } from './reconcile/host.js';
 import { DataplaneManager } from './reconcile/dataplane.js';
 import { errorText } from './reconcile/engine.js';
-import { activeMitigations, dataplanePlan, type DataplanePlan } from './desired/dataplane.js';
+import { activeMitigations, decodeMitigations, type DataplanePlan } from './desired/dataplane.js';
 import { customerNetns, hostVethName } from './desired/node.js';
 import { planBgp, type BgpPlan } from './bgp/plan-node.js';
-import { numPossibleCpus } from '../kernel/bpf/index.js';
-import { decodeMitigation, type Mitigation } from '../model/mitigation.js';
 import { decodeSettings } from '../model/settings.js';
 import { decodeNodeConfig } from '../model/node-config.js';
 
@@ -132,19 +130,13 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
   try {
     const { items, revision } = await store.list(keys.desiredPrefix);
     const docs = new Map<string, { doc: AccountDocument; revision: number }>();
-    const mitigations: Mitigation[] = [];
     const result: PlanResult = { node_id: node.nodeId, revision, changes: [] };
-    const warnings: string[] = [];
     for (const kv of items) {
-      if (accountIdOfKey(kv.key)) docs.set(accountIdOfKey(kv.key)!, { doc: decodeAccountDocument(kv.value), revision: kv.modRevision });
-      else if (kv.key.startsWith(keys.mitigationsPrefix)) {
-        try {
-          mitigations.push(decodeMitigation(kv.value));
-        } catch (err) {
-          warnings.push(`mitigation ${kv.key.slice(keys.mitigationsPrefix.length)}: ${errorText(err)}`);
-        }
-      }
+      const id = accountIdOfKey(kv.key);
+      if (id) docs.set(id, { doc: decodeAccountDocument(kv.value), revision: kv.modRevision });
     }
+    // A rule that does not decode is left out, as the agent leaves it out (its pass logs it as a warning).
+    const { mitigations } = decodeMitigations(items);
     const value = (key: string) => items.find((kv) => kv.key === key)?.value;
     const settings = decodeSettings(value(keys.settings));
     const accounts = [...docs.values()].map((d) => d.doc);
@@ -159,14 +151,8 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
     try {
       dp.open(dpScope.changes);
       const nowMs = Date.now();
-      const numbers = dp.accountNumbers(accounts, dpScope.changes);
-      const slots = dp.ruleSlots(activeMitigations(mitigations, nowMs).map((m) => m.id), dpScope.changes);
-      dpPlan = dataplanePlan({
-        node, accounts, numbers, settings, mitigations, slots, nowMs,
-        monotonicOffsetNs: dp.monotonicOffsetNs,
-        cpus: numPossibleCpus(),
-        sampleEvery: 0,
-      });
+      const activeRuleIds = activeMitigations(mitigations, nowMs).map((m) => m.id);
+      dpPlan = dp.desiredPlan({ node, accounts, settings, mitigations, activeRuleIds, nowMs, sampleEvery: 0 }, dpScope.changes);
       dp.syncGlobal(dpPlan.global, { force: true, prune: true }, dpScope.changes);
       await dp.ensureGro(dpScope.changes);
     } catch (err) {

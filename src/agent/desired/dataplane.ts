@@ -25,7 +25,9 @@
  */
 import type { AccountDocument, Settings } from '../../model/schemas.js';
 import { tunnelAddresses } from '../../model/gre-tunnel.js';
+import { keys } from '../../model/keys.js';
 import {
+  decodeMitigation,
   effectiveRuleSets,
   isExpired,
   MITIGATION_MAX_PREFIXES,
@@ -210,6 +212,24 @@ export function ruleValue(m: Mitigation, slot: number, o: { monotonicOffsetNs: b
     ttl_max: m.ttl?.max ?? 255,
     action: m.action === 'drop' ? Action.DROP : Action.RATELIMIT,
   };
+}
+
+/**
+ * The mitigation rules among a store listing's key-values (other keys are skipped). A document that does not
+ * decode is left out and reported as "<rule id>: <why>" — the others still apply.
+ */
+export function decodeMitigations(kvs: Iterable<{ key: string; value: string }>): { mitigations: Mitigation[]; problems: string[] } {
+  const mitigations: Mitigation[] = [];
+  const problems: string[] = [];
+  for (const kv of kvs) {
+    if (!kv.key.startsWith(keys.mitigationsPrefix)) continue;
+    try {
+      mitigations.push(decodeMitigation(kv.value));
+    } catch (err) {
+      problems.push(`${kv.key.slice(keys.mitigationsPrefix.length)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return { mitigations, problems };
 }
 
 /** Mitigation rules in force at `nowMs`, oldest first. */

@@ -26,7 +26,7 @@ import {
   type UpdateFlag,
   type XdpMode,
 } from '../../kernel/bpf/index.js';
-import { loadDataplane, type Dataplane, type DataplaneMaps } from '../../kernel/bpf/dataplane.js';
+import { loadDataplane, type Dataplane, type DataplaneMaps, type DataplaneObjects } from '../../kernel/bpf/dataplane.js';
 import { setLinkFeatures } from '../../kernel/links.js';
 import type { DataplaneNumbers } from './dataplane-numbers.js';
 
@@ -125,7 +125,7 @@ export interface ProgRef {
 export interface LoadRequest {
   node: string;
   base?: string;
-  objects: { xdpEdge: string; tcGre: string };
+  objects: Required<DataplaneObjects>;
 }
 
 export interface DataplaneEffects {

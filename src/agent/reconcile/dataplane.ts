@@ -41,7 +41,7 @@ import {
   type Rule,
   type RuleSet,
 } from '../../kernel/bpf/abi.generated.js';
-import { BpfProgram, queryXdp, type TcDirection, type XdpMode } from '../../kernel/bpf/index.js';
+import { BpfProgram, numPossibleCpus, queryXdp, type TcDirection, type XdpMode } from '../../kernel/bpf/index.js';
 import {
   cidrOfLpmKey,
   dataplaneExists,
@@ -57,7 +57,7 @@ import { syncBlocklistV4Index } from '../../kernel/bpf/blocklist4.js';
 import { bpfObjectPath } from '../../kernel/bpf/paths.js';
 import { formatIp } from '../../model/ip.js';
 import { readLinkFeatures } from '../../kernel/links.js';
-import type { AccountDataplane, DataplanePlan, GlobalDataplane } from '../desired/dataplane.js';
+import { dataplanePlan, type AccountDataplane, type DataplanePlan, type DataplanePlanInput, type GlobalDataplane } from '../desired/dataplane.js';
 import { CUSTOMER_VETH, customerNetns, type NodeConfig } from '../desired/node.js';
 import { DataplaneNumbers } from './dataplane-numbers.js';
 import { kernelEffects, planEffects, type DataplaneEffects, type MapAccess, type PlaneMaps, type ProgRef } from './dataplane-effects.js';
@@ -220,26 +220,21 @@ export class DataplaneManager {
       } catch {
         record = undefined;
       }
-      let dp: Dataplane | undefined;
-      if (record && record.xdp_edge?.sha256 === hashes.xdp && record.tc_gre?.sha256 === hashes.tc && record.tc_host_fwd?.sha256 === hashes.fwd && dataplaneExists(where)) {
-        try {
-          dp = openDataplane(where);
-          if (dp.xdpEdge.id !== record.xdp_edge.prog_id || dp.tcGre.id !== record.tc_gre.prog_id || dp.tcHostFwd.id !== record.tc_host_fwd?.prog_id) {
-            dp.close();
-            dp = undefined;
-          }
-        } catch {
-          dp = undefined;
-        }
+      const sameObjects = record?.xdp_edge?.sha256 === hashes.xdp && record.tc_gre?.sha256 === hashes.tc && record.tc_host_fwd?.sha256 === hashes.fwd;
+      let dp = sameObjects && dataplaneExists(where) ? tryOpen(where) : undefined;
+      if (dp && (dp.xdpEdge.id !== record!.xdp_edge.prog_id || dp.tcGre.id !== record!.tc_gre.prog_id || dp.tcHostFwd.id !== record!.tc_host_fwd?.prog_id)) {
+        dp.close();
+        dp = undefined;
       }
+      const planeOf = (d: Dataplane): Plane => ({ maps: this.fx.maps(d), xdpEdge: progRef(d.xdpEdge), tcGre: progRef(d.tcGre), tcHostFwd: progRef(d.tcHostFwd), root: d.layout.root });
       let plane: Plane;
       if (dp) {
-        plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
+        plane = planeOf(dp);
       } else {
         const loaded = this.fx.load({ ...where, objects: paths });
         if (loaded) {
           dp = loaded;
-          plane = { maps: this.fx.maps(dp), xdpEdge: progRef(dp.xdpEdge), tcGre: progRef(dp.tcGre), tcHostFwd: progRef(dp.tcHostFwd), root: dp.layout.root };
+          plane = planeOf(dp);
         } else {
           // Dry run: nothing loaded. A load would reuse the pinned maps (an upgrade keeps them): diff against those.
           dp = dataplaneExists(where) ? tryOpen(where) : undefined;
@@ -301,6 +296,21 @@ export class DataplaneManager {
       }
     }
     return new Map(ruleIds.map((id) => [id, this.numbers.slots.get(id)!]));
+  }
+
+  /**
+   * The desired data plane (desired/dataplane.ts) for these inputs, with this node's account numbers and rule slots
+   * (new ones assigned and saved — in a dry run only described in `changes`). `activeRuleIds`: the ids of
+   * activeMitigations(mitigations, nowMs), which the caller has computed already.
+   */
+  desiredPlan(
+    i: Omit<DataplanePlanInput, 'numbers' | 'slots' | 'monotonicOffsetNs' | 'cpus'> & { activeRuleIds: readonly string[] },
+    changes: string[] = [],
+  ): DataplanePlan {
+    const { activeRuleIds, ...input } = i;
+    const numbers = this.accountNumbers(input.accounts, changes);
+    const slots = this.ruleSlots(activeRuleIds, changes);
+    return dataplanePlan({ ...input, numbers, slots, monotonicOffsetNs: this.monotonicOffsetNs, cpus: numPossibleCpus() });
   }
 
   /**
