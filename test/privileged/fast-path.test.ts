@@ -214,6 +214,17 @@ async function sendUdp(dst: string, dport: number, o: { count?: number; ttl?: nu
   await run(inNetns(C, ['/usr/bin/python3', '-c', py]), { timeoutMs: 30_000 });
 }
 
+/**
+ * The first datagrams of a path resolve its neighbours through the stack (the fast path needs them resolved). They
+ * wait in neighbour queues (C's, R's, H's) after the sender has exited, so the counters a test snapshots next must
+ * not see them late: wait until all of them reached the customer's host.
+ */
+async function warmUp(dst: string): Promise<void> {
+  const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: `udp and dst port 9999`, fields: ['udp.dstport'], count: 3, timeoutS: 20 });
+  await sendUdp(dst, 9999, { count: 3 });
+  assert.equal((await cap.done).length, 3, `the warm-up datagrams to ${dst} arrived`);
+}
+
 /** A TCP transfer from C to CH: the server counts the bytes and answers with the count. Returns its answer. */
 async function tcpTransfer(port: number, bytes: number, host = ACME_HOST): Promise<string> {
   const server = [
@@ -277,7 +288,7 @@ test('the agent attaches the fast path: tc ingress on the host-side veth, the fw
   assert.equal((await readLinkFeatures(customerNetns(node, acmeId), CUSTOMER_VETH)).gro, true);
   await run(inNetns(H, ['nft', '-f', '-']), { stdin: OBSERVER });
   // Neighbours: the first packets of a path resolve them through the stack (the fast path needs them resolved).
-  await sendUdp(ACME_HOST, 9999, { count: 3 });
+  await warmUp(ACME_HOST);
 });
 
 test('UDP to Acme takes the fast path in XDP and out of the host (GRE): no pass through the host stack', async () => {
@@ -317,7 +328,7 @@ test('TCP: inbound segments take the host stack (GRO there), SYN and SYN-ACK arr
 });
 
 test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP on the way out; the SYN crosses the host stack, clamped', async () => {
-  await sendUdp(ACME_HOST6, 9999, { count: 3 }); // the host resolves the customer veth's IPv6 neighbour
+  await warmUp(ACME_HOST6); // the host resolves the customer veth's IPv6 neighbour
   const b = acmeCounters();
   const o = await observed();
   const cap = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'ip6 and udp and dst port 9000', fields: ['ipv6.src', 'ipv6.hlim'], count: 50, timeoutS: 20 });
