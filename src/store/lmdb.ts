@@ -112,7 +112,16 @@ export async function openLmdbStore(dir: string, opts: LmdbStoreOptions = {}): P
   let env: RootDatabase;
   try {
     fs.mkdirSync(abs, { recursive: true });
-    env = open({ path: abs, maxDbs: 5 });
+    // overlappingSync off (lmdb-js turns it on by default on Linux): with it, every commit's flush and close()
+    // run lmdb-js's mdb_env_sync, which loops until the lock file's last txnid equals the newest meta page's.
+    // A process SIGKILLed between writing a meta page and updating that txnid (it holds the write lock then; the
+    // next writer's robust-mutex recovery repairs it, but mdb_env_sync never takes the write lock) leaves them
+    // unequal, and a process that only syncs or closes then spins at 100% CPU forever: seen in the agent-crash
+    // test (api.close() after SIGKILLing agents sharing this environment), 14 of 40 kill-then-close rounds here.
+    // Plain LMDB commits (fdatasync inside the write lock) have no such loop; same commit latency uncontended
+    // (both flush before the commit returns), longer write-lock holds under cross-process write contention.
+    // The flag is per process: every process that opens the environment needs it off.
+    env = open({ path: abs, maxDbs: 5, overlappingSync: false });
   } catch (err) {
     throw new StoreUnavailableError(`cannot open the LMDB store in ${abs}: ${(err as Error).message}`);
   }
