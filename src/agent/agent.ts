@@ -99,6 +99,9 @@ export class Agent {
   private dataplane: DataplaneManager | undefined;
   private dataplaneInitError: string | undefined;
   private planCache: { key: string; plan: DataplanePlan } | undefined;
+  private mitigationsCache: ({ version: number } & ReturnType<typeof decodeMitigations>) | undefined;
+  /** status.applied_revision may be behind the accounts' states (stamp, refreshApplied). */
+  private appliedStale = false;
   /** The global plan an account pass last found in place, and when (see applyAccountDataplane). */
   private globalChecked: { global: DataplanePlan['global']; at: number } | undefined;
   /** Set by the periodic resync: the next data-plane pass diffs the global maps even if nothing changed. */
@@ -152,6 +155,7 @@ export class Agent {
       dataDir: opts.dataDir,
       heartbeatMs: this.status.heartbeat_ms,
       status: this.status,
+      refresh: () => this.refreshApplied(),
       log: this.log,
     });
   }
@@ -221,6 +225,7 @@ export class Agent {
   }
 
   snapshotStatus(): NodeStatus {
+    this.refreshApplied();
     return structuredClone(this.status);
   }
 
@@ -399,7 +404,10 @@ export class Agent {
   private dataplanePlan(dp: DataplaneManager): DataplanePlan & { mitigationProblems: string[] } {
     const view = this.accounts();
     const accounts = [...view.docs.values()].filter((d) => !view.clashes.has(d.doc.id)).map((d) => d.doc);
-    const { mitigations, problems: mitigationProblems } = decodeMitigations(this.replica.snapshot());
+    // Decoded once per replica version: every account pass asks for the plan, and a decode walks the whole replica.
+    if (this.mitigationsCache?.version !== this.replicaVersion)
+      this.mitigationsCache = { version: this.replicaVersion, ...decodeMitigations(this.replica.snapshot()) };
+    const { mitigations, problems: mitigationProblems } = this.mitigationsCache;
     const nowMs = Date.now();
     const active = activeMitigations(mitigations, nowMs).map((m) => m.id);
     const cacheKey = () => `${this.replicaVersion}|${dp.numbers.version}|${active.join(',')}`;
@@ -523,6 +531,15 @@ export class Agent {
 
   private stamp(): void {
     this.status.last_reconcile_at = new Date().toISOString();
+    // The applied revision is derived when the status is read (refreshApplied): checking every account at each of
+    // 1000 customers' passes made a cold start O(customers²).
+    this.appliedStale = true;
+  }
+
+  /** Brings status.applied_revision up to date (before the status is published or snapshotted). */
+  private refreshApplied(): void {
+    if (!this.appliedStale) return;
+    this.appliedStale = false;
     // Applied means every account in the replica reconciled at its CURRENT revision and every deleted one removed:
     // an ok from an earlier pass must not vouch for a change whose pass is still queued or in flight.
     const { docs } = this.accounts();

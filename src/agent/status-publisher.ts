@@ -25,6 +25,8 @@ export interface StatusPublisherOptions {
   heartbeatMs: number;
   /** The agent's live status document (its `store` field is this publisher's). */
   status: NodeStatus;
+  /** Brings the status's derived fields up to date; called before each write of it. */
+  refresh?: () => void;
   log: (msg: string) => void;
 }
 
@@ -158,6 +160,7 @@ export class StatusPublisher {
       try {
         const lease = await this.liveLease();
         // What is published can only be read when the store answers: it says reachable, from when it did.
+        this.o.refresh?.();
         const s = this.o.status.store;
         const at = new Date();
         const published: NodeStatus = { ...this.o.status, store: s.reachable ? s : { kind: s.kind, reachable: true, since: at.toISOString() } };
@@ -210,6 +213,7 @@ export class StatusPublisher {
     const tmp = `${this.localFile}.${process.pid}.tmp`;
     try {
       fs.mkdirSync(this.o.dataDir, { recursive: true });
+      this.o.refresh?.();
       fs.writeFileSync(tmp, `${JSON.stringify(this.o.status, null, 2)}\n`);
       // rename() is atomic: a reader sees the old document or the new one, never a partial write.
       fs.renameSync(tmp, this.localFile);

@@ -193,6 +193,40 @@ test('sysctls are per namespace both ways: ours read by `ip netns exec sysctl`, 
   assert.equal(ownNetns(), own);
 });
 
+test("per-device IPv4 settings go through rtnetlink (devconf.ts) and agree with /proc/sys both ways", async () => {
+  const a = await sysctlTarget('devconf');
+  await run(['ip', '-n', a, 'link', 'add', 'dc0', 'type', 'veth', 'peer', 'name', 'dc1']);
+  const keys = ['send_redirects', 'rp_filter', 'accept_local'];
+  const cli = async (dev: string) => (await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', ...keys.map((k) => `net.ipv4.conf.${dev}.${k}`)])).stdout.trim().split('\n');
+  const ours = async (dev: string) => Object.values(await readSysctls(a, keys.map((k) => `net.ipv4.conf.${dev}.${k}`)));
+  // Values the tool set are what we read (each differs from its neighbours, so a wrong array index cannot pass).
+  await run(['ip', 'netns', 'exec', a, 'sysctl', '-q', '-w', 'net.ipv4.conf.dc0.send_redirects=0', 'net.ipv4.conf.dc0.rp_filter=2', 'net.ipv4.conf.dc0.accept_local=1']);
+  assert.deepEqual(await ours('dc0'), ['0', '2', '1']);
+  assert.deepEqual(await cli('dc0'), ['0', '2', '1']);
+  // Values we set are what the tool reads; dc1 and lo keep theirs.
+  const before = { dc1: await cli('dc1'), lo: await cli('lo') };
+  resetSpawnStats();
+  await setSysctls(a, { 'net.ipv4.conf.dc0.send_redirects': 1, 'net.ipv4.conf.dc0.rp_filter': 1, 'net.ipv4.conf.dc0.accept_local': 0 });
+  await setSysctls(a, { 'net.ipv4.conf.dc1.rp_filter': 0, 'net.ipv4.conf.dc1.accept_local': 1, 'net.ipv4.conf.all.rp_filter': 0 });
+  assert.equal(spawnStats().spawns, 0);
+  assert.deepEqual(await cli('dc0'), ['1', '1', '0']);
+  assert.deepEqual(await cli('dc1'), [before.dc1[0], '0', '1']);
+  assert.deepEqual(await cli('lo'), before.lo);
+  assert.deepEqual(await ours('dc1'), await cli('dc1'));
+  // A device set by us is not overwritten by a later `default` write (the setting is marked as set, as /proc does).
+  await setSysctls(a, { 'net.ipv4.conf.default.rp_filter': 2 });
+  assert.equal((await cli('dc0'))[1], '1');
+  // A missing device fails its key alone, as its /proc/sys file would (ENOENT, named), and the others are written.
+  await assert.rejects(setSysctls(a, { 'net.ipv4.conf.nodev0.rp_filter': 0, 'net.ipv4.conf.dc0.rp_filter': 0 }), (e: unknown) => {
+    assert.ok(e instanceof KernelError);
+    assert.deepEqual(e.failures.map((f) => [f.command[0], f.code]), [['net.ipv4.conf.nodev0.rp_filter', 'ENOENT']]);
+    assert.match(e.message, /nodev0/);
+    return true;
+  });
+  assert.equal((await cli('dc0'))[1], '0');
+  await assert.rejects(readSysctls(a, ['net.ipv4.conf.nodev0.send_redirects']), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && /nodev0/.test(e.message));
+});
+
 test('a missing namespace is a KernelError (ENOENT) naming it, and the thread stays where it was', async () => {
   const own = ownNetns();
   const missing = h.name('missing');

@@ -250,8 +250,9 @@ export async function reconcileCustomer(
     exists = created = !dryRun;
   }
 
-  // 2. The veth pair (host side in the host netns, peer in the customer netns).
-  let state = exists ? await readIpState(d.netns, { rules: false }) : EMPTY_STATE;
+  // 2. The veth pair (host side in the host netns, peer in the customer netns). A namespace made by this pass holds
+  // nothing but lo (down), as EMPTY_STATE says by lacking it.
+  let state = exists && !created ? await readIpState(d.netns, { rules: false }) : EMPTY_STATE;
   const hostLink = await getLink(node.hostNetns, d.veth.name);
   const peer = state.links.find((l) => l.name === CUSTOMER_VETH);
   if (!vethIsRight(d, hostLink, peer)) {

@@ -1,0 +1,118 @@
+/**
+ * A few per-device IPv4 sysctls (`net.ipv4.conf.<dev>.<name>`) through rtnetlink instead of /proc/sys.
+ *
+ * Why: opening a /proc/sys/net/ipv4 file walks one dcache hash chain that holds an `ipv4` entry for every network
+ * namespace that ever looked there (proc_sys_compare turns down the other namespaces' entries one by one), so each
+ * open costs O(namespaces) — at 1000 customer namespaces that made the sysctls a tenth of a cold start. A link's
+ * IFLA_AF_SPEC carries every IPv4 devconf value of the device (one RTM_GETLINK reads them all, on the namespace's
+ * netlink socket the agent already holds) and RTM_SETLINK sets them.
+ *
+ * Only settings whose /proc write does nothing beyond storing the value (and marking it set, which the netlink
+ * write does too) go this way: send_redirects, rp_filter (its /proc write also sends an RTM_NEWNETCONF
+ * notification, which nothing of ours listens to), and accept_local when turned on (turning it off flushes the
+ * route cache: that write stays on /proc/sys). `all` and `default` are not devices: /proc/sys as before.
+ */
+import { checkIfname } from './validate.js';
+import { AF_INET, attr, ifinfomsg, nested, parseAttrs, payload, RTM, str, u32 } from './netlink/codec.js';
+import { rtnlBatch, type NetnsKey, NetlinkRequestError } from './netlink/socket.js';
+
+/** uapi linux/ip.h IPV4_DEVCONF_* (1-based; IFLA_INET_CONF's array holds value N at index N - 1). */
+const IPV4_DEVCONF = { send_redirects: 6, rp_filter: 8, accept_local: 23 } as const;
+type DevconfName = keyof typeof IPV4_DEVCONF;
+
+const IFLA_IFNAME = 3;
+const IFLA_EXT_MASK = 29;
+const IFLA_AF_SPEC = 26;
+const IFLA_INET_CONF = 1;
+const RTEXT_FILTER_SKIP_STATS = 8;
+
+/** A sysctl key that rtnetlink can take: its device and setting. */
+export interface DevconfKey {
+  key: string;
+  dev: string;
+  name: DevconfName;
+}
+
+const KEY_RE = /^net\.ipv4\.conf\.([^.]+)\.([a-z_]+)$/;
+
+/**
+ * `net.ipv4.conf.<dev>.<name>` as a DevconfKey when rtnetlink reads (value undefined) or writes it exactly as
+ * /proc/sys would; undefined for every other key (they stay on /proc/sys).
+ */
+export function devconfKey(key: string, value?: string): DevconfKey | undefined {
+  const m = KEY_RE.exec(key);
+  if (!m) return undefined;
+  const [, dev, name] = m as unknown as [string, string, string];
+  if (dev === 'all' || dev === 'default' || !(name in IPV4_DEVCONF)) return undefined;
+  if (value !== undefined && !/^(0|[1-9][0-9]{0,8})$/.test(value)) return undefined;
+  if (name === 'accept_local' && value === '0') return undefined;
+  try {
+    checkIfname('dev', dev);
+  } catch {
+    return undefined; // not a device name: /proc/sys answers it (a missing file)
+  }
+  return { key, dev, name: name as DevconfName };
+}
+
+const linkBody = (dev: string, extra: Buffer[]) => payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), ...extra]);
+
+/** The failure of one key, as a /proc/sys open of it would fail (a missing device: ENOENT). */
+export interface DevconfFailure {
+  key: string;
+  error: NetlinkRequestError;
+}
+
+function byDev(keys: readonly DevconfKey[]): Map<string, DevconfKey[]> {
+  const out = new Map<string, DevconfKey[]>();
+  for (const k of keys) out.set(k.dev, [...(out.get(k.dev) ?? []), k]);
+  return out;
+}
+
+/** The IPv4 devconf array of one RTM_NEWLINK body, undefined when the device has no IPv4 part. */
+function inetConf(body: Buffer): Buffer | undefined {
+  const spec = parseAttrs(body, 16).get(IFLA_AF_SPEC);
+  const inet = spec ? parseAttrs(spec).get(AF_INET) : undefined;
+  return inet ? parseAttrs(inet).get(IFLA_INET_CONF) : undefined;
+}
+
+/** Reads the keys (one RTM_GETLINK per device, pipelined). Values as /proc/sys prints them. */
+export async function readDevconf(ns: NetnsKey, keys: readonly DevconfKey[]): Promise<{ values: Record<string, string>; failures: DevconfFailure[] }> {
+  const groups = [...byDev(keys)];
+  const answers = await rtnlBatch(
+    ns,
+    groups.map(([dev]) => ({ type: RTM.GETLINK, flags: 0, body: linkBody(dev, [attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]) })),
+  );
+  const values: Record<string, string> = {};
+  const failures: DevconfFailure[] = [];
+  groups.forEach(([, ks], i) => {
+    const a = answers[i];
+    const conf = a instanceof Buffer ? inetConf(a) : undefined;
+    for (const k of ks) {
+      const at = (IPV4_DEVCONF[k.name] - 1) * 4;
+      if (conf && conf.length >= at + 4) values[k.key] = String(conf.readInt32LE(at));
+      else failures.push({ key: k.key, error: a instanceof NetlinkRequestError ? a : new NetlinkRequestError(2, `${k.dev} has no IPv4 settings`) });
+    }
+  });
+  return { values, failures };
+}
+
+/** Writes the keys (one RTM_SETLINK per device, pipelined). */
+export async function writeDevconf(ns: NetnsKey, entries: readonly (readonly [DevconfKey, string])[]): Promise<DevconfFailure[]> {
+  const groups = new Map<string, (readonly [DevconfKey, string])[]>();
+  for (const e of entries) groups.set(e[0].dev, [...(groups.get(e[0].dev) ?? []), e]);
+  const list = [...groups];
+  const answers = await rtnlBatch(
+    ns,
+    list.map(([dev, es]) => ({
+      type: RTM.SETLINK,
+      flags: 0,
+      body: linkBody(dev, [
+        nested(IFLA_AF_SPEC, [nested(AF_INET, [nested(IFLA_INET_CONF, es.map(([k, v]) => attr(IPV4_DEVCONF[k.name], u32(Number(v)))))])]),
+      ]),
+    })),
+  );
+  return list.flatMap(([, es], i) => {
+    const a = answers[i];
+    return a instanceof NetlinkRequestError ? es.map(([k]) => ({ key: k.key, error: a })) : [];
+  });
+}
