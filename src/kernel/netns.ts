@@ -58,8 +58,7 @@ export function netnsDeleteOp(name: string): IpOp {
  */
 export async function createNetns(name: string): Promise<void> {
   checkNetnsName('netns', name);
-  await yieldToEventLoop();
-  nativeKernelCall(['ip', 'netns', 'add', name], () => addNamedNetns(NETNS_RUN_DIR, name));
+  await nativeKernelCallAsync(['ip', 'netns', 'add', name], () => addNamedNetns(NETNS_RUN_DIR, name));
 }
 
 /**
@@ -266,6 +265,15 @@ export function asKernelError(e: unknown, argv: readonly string[]): unknown {
 export function nativeKernelCall<T>(argv: readonly string[], fn: () => T): T {
   try {
     return fn();
+  } catch (e) {
+    throw asKernelError(e, argv);
+  }
+}
+
+/** Awaits an asynchronous addon call; its errno errors become KernelErrors (asKernelError). */
+export async function nativeKernelCallAsync<T>(argv: readonly string[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
   } catch (e) {
     throw asKernelError(e, argv);
   }

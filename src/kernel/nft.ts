@@ -18,7 +18,7 @@
  */
 import { nftRun } from './bpf/index.js';
 import { KernelError, KernelInputError } from './exec.js';
-import { nativeKernelCall, yieldToEventLoop, type NetnsRef } from './netns.js';
+import { nativeKernelCallAsync, type NetnsRef } from './netns.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 const FAMILIES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev'];
@@ -214,10 +214,9 @@ const nftArgv = (ns: NetnsRef, args: readonly string[]) => (ns === null ? ['nft'
  * KernelError carrying nft's own messages, named by `argv` (the CLI twin).
  */
 async function runNft(ns: NetnsRef, argv: readonly string[], doc: unknown): Promise<string> {
-  await yieldToEventLoop();
   const text = JSON.stringify(doc);
   // A missing namespace or a failed context is a KernelError too (e.g. ENOENT: "open netns …: No such file…").
-  const r = nativeKernelCall(argv, () => nftRun(ns ?? undefined, text));
+  const r = await nativeKernelCallAsync(argv, () => nftRun(ns ?? undefined, text));
   if (r.rc !== 0) {
     // nft prefixes each message with its input location ("internal:0:0-0: Error: …"); keep the reason.
     const msg = r.stderr.split('\n').map((l) => l.replace(/^internal:\S*\s*/, '').trim()).filter(Boolean).join('; ');

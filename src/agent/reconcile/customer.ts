@@ -287,7 +287,8 @@ export async function reconcileCustomer(
   // 3. Sysctls on both sides.
   // A new namespace has the defaults: every key is written without reading them first.
   await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists: exists && !created, tolerateReadErrors: true }));
-  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: true, tolerateReadErrors: true }));
+  // The host-side keys are the veth's own: a veth this pass made has the host's defaults, nothing to read.
+  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: hostLink !== undefined, tolerateReadErrors: true }));
 
   // 3b. The data plane: the encapsulation program and the tunnels' entries are in place before the first route
   // sends a packet towards a tunnel MAC (a frame that found no tunnel would be dropped, failing closed).

@@ -402,9 +402,10 @@ export function withNetns<T>(netns: string | undefined, fn: () => T): T {
 
 /**
  * Named network namespaces without spawning `ip netns` (native/nsfs.cc does what iproute2 does). `name` must be
- * checked by the caller (src/kernel/netns.ts). Returns true when it created the namespace, false when one existed.
+ * checked by the caller (src/kernel/netns.ts). Resolves true when it created the namespace, false when one existed;
+ * the work runs on libuv's thread pool, so the JS thread goes on meanwhile.
  */
-export function addNamedNetns(dir: string, name: string): boolean {
+export function addNamedNetns(dir: string, name: string): Promise<boolean> {
   return native().netnsAdd(dir, name);
 }
 
@@ -423,11 +424,12 @@ export interface NftRunResult {
 }
 
 /**
- * Runs an nft JSON document through libnftables inside `netns` (twin: `nft -j -f FILE`). Blocks until the document
- * has run; the work happens on a thread of native/nft.cc's own (this thread never changes netns), which closes the
- * nft socket afterwards. src/kernel/nft.ts builds the documents and turns failures into KernelErrors.
+ * Runs an nft JSON document through libnftables inside `netns` (twin: `nft -j -f FILE`). Resolves once the document
+ * has run; the work happens on a thread of native/nft.cc's own (the JS thread never changes netns and goes on
+ * meanwhile), which closes the nft socket afterwards. src/kernel/nft.ts builds the documents and turns failures
+ * into KernelErrors.
  */
-export function nftRun(netns: string | undefined, text: string): NftRunResult {
+export function nftRun(netns: string | undefined, text: string): Promise<NftRunResult> {
   return native().nftRun(netnsPath(netns), text);
 }
 

@@ -89,12 +89,12 @@ export interface NativeBpf {
   tcQuery(netns: string | null, ifindex: number, point: number, handle: number, priority: number): number;
   tcHookDestroy(netns: string | null, ifindex: number): boolean;
 
-  /** `ip netns add` in-process (native/nsfs.cc): true when created, false when a live namespace of that name exists. */
-  netnsAdd(dir: string, name: string): boolean;
+  /** `ip netns add` in-process (native/nsfs.cc, off the JS thread): true when created, false when a live namespace of that name exists. */
+  netnsAdd(dir: string, name: string): Promise<boolean>;
   /** `ip netns del` in-process: whether the name existed. */
   netnsDelete(dir: string, name: string): boolean;
-  /** `nft -j -f` in-process (native/nft.cc, libnftables) inside netns: rc 0 = committed. */
-  nftRun(netns: string | null, text: string): { rc: number; stdout: string; stderr: string };
+  /** `nft -j -f` in-process (native/nft.cc, libnftables, off the JS thread) inside netns: rc 0 = committed. */
+  nftRun(netns: string | null, text: string): Promise<{ rc: number; stdout: string; stderr: string }>;
 
   RingBuffer: new (mapFd: number, onRecords: (records: Buffer[]) => void) => NativeRingBuffer;
 }

@@ -52,9 +52,9 @@ std::string TakeLog() {
 }
 void InstallLogCapture() { libbpf_set_print(CaptureLog); }
 
-void ThrowErrno(Napi::Env env, const std::string& what, int err) {
+namespace {
+Napi::Error MakeErrnoError(Napi::Env env, const std::string& what, int err, const std::string& log) {
   if (err < 0) err = -err;
-  std::string log = TakeLog();
   std::string msg = what + ": " + strerror(err);
   if (!log.empty()) msg += "\n" + Tail(log, 20);
   Napi::Error e = Napi::Error::New(env, msg);
@@ -62,8 +62,13 @@ void ThrowErrno(Napi::Env env, const std::string& what, int err) {
   e.Set("code", Napi::String::New(env, name ? name : "EUNKNOWN"));
   e.Set("errno", Napi::Number::New(env, err));
   if (!log.empty()) e.Set("log", Napi::String::New(env, log));
-  throw e;
+  return e;
 }
+}  // namespace
+
+void ThrowErrno(Napi::Env env, const std::string& what, int err) { throw MakeErrnoError(env, what, err, TakeLog()); }
+
+Napi::Error ErrnoError(Napi::Env env, const std::string& what, int err) { return MakeErrnoError(env, what, err, ""); }
 
 int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");

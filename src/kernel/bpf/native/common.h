@@ -24,6 +24,8 @@ void InstallLogCapture();
 
 // Throws a JS Error "<what>: <strerror>" with .code (errno name), .errno and, when libbpf said something, .log.
 [[noreturn]] void ThrowErrno(Napi::Env env, const std::string& what, int err);
+// The same Error without libbpf's log, to reject a promise with (async calls: the log is the JS thread's).
+Napi::Error ErrnoError(Napi::Env env, const std::string& what, int err);
 
 // Argument readers that throw a TypeError naming the argument.
 int ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name);

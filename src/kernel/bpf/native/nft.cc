@@ -9,7 +9,7 @@
 // nftables netlink socket right after a commit waits for the commit's deferred release, an RCU grace period
 // (the kernel's nft_rcv_nl_event flushes the destroy work on NETLINK_URELEASE): measured 12–16 ms of a 16–20 ms call
 // on the loaded 2-core VM, where parse + commit took ~1–3 ms. The thread enters the netns, runs the document, hands
-// the result back, and only then closes the socket, so the JS thread waits for the result but not for the close.
+// the result back, and only then closes the socket, so the caller waits for the result but not for the close.
 // The `nft` tool pays the same wait when it exits.
 //
 // All libnftables use is serialised by one mutex, held from nft_ctx_new to nft_ctx_free: libnftables keeps some
@@ -110,9 +110,52 @@ void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
   if (sockRef >= 0) close(sockRef);  // the slow part (see the file comment), holding nothing
 }
 
-// nftRun(netns, text) → {rc, stdout, stderr}. Twin: `nft -j -f FILE` (in NETNS) with FILE holding `text`. rc is
-// libnftables' status (0 = the whole document was committed; otherwise nothing was), stderr its error messages as
-// the tool prints them. Blocks the JS thread until the document has run (not until the context is closed).
+// Waits for RunInThread's result on one of libuv's pool threads, so the JS thread goes on meanwhile (parse and
+// commit are ~1 ms of a customer's cold start; on a 2-CPU server the other CPU can do them).
+class NftRunWorker : public Napi::AsyncWorker {
+ public:
+  NftRunWorker(Napi::Env env, std::string ns, int nsFd, std::string text)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), ns_(std::move(ns)), nsFd_(nsFd), text_(std::move(text)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::promise<NftResult> promise;
+    std::future<NftResult> future = promise.get_future();
+    try {
+      std::thread(RunInThread, nsFd_, std::move(text_), std::move(promise)).detach();
+    } catch (const std::system_error& e) {
+      if (nsFd_ >= 0) close(nsFd_);
+      r_.what = "start nft thread";
+      r_.errnum = e.code().value();
+      return;
+    }
+    r_ = future.get();
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (r_.errnum) {
+      deferred_.Reject(ErrnoError(env, r_.what + (ns_.empty() ? "" : " " + ns_), r_.errnum).Value());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rc", r_.rc);
+    o.Set("stdout", r_.out);
+    o.Set("stderr", r_.err);
+    deferred_.Resolve(o);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string ns_;
+  int nsFd_;
+  std::string text_;
+  NftResult r_;
+};
+
+// nftRun(netns, text) → Promise<{rc, stdout, stderr}>. Twin: `nft -j -f FILE` (in NETNS) with FILE holding `text`.
+// rc is libnftables' status (0 = the whole document was committed; otherwise nothing was), stderr its error
+// messages as the tool prints them. Resolves once the document has run (not once the context is closed).
 Napi::Value NftRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string ns = NetnsArg(info, 0);
@@ -122,21 +165,10 @@ Napi::Value NftRun(const Napi::CallbackInfo& info) {
     nsFd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
     if (nsFd < 0) ThrowErrno(env, "open netns " + ns, errno);
   }
-  std::promise<NftResult> promise;
-  std::future<NftResult> future = promise.get_future();
-  try {
-    std::thread(RunInThread, nsFd, std::move(text), std::move(promise)).detach();
-  } catch (const std::system_error& e) {
-    if (nsFd >= 0) close(nsFd);
-    ThrowErrno(env, "start nft thread", e.code().value());
-  }
-  NftResult r = future.get();
-  if (r.errnum) ThrowErrno(env, r.what + (ns.empty() ? "" : " " + ns), r.errnum);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("rc", r.rc);
-  o.Set("stdout", r.out);
-  o.Set("stderr", r.err);
-  return o;
+  auto* w = new NftRunWorker(env, ns, nsFd, std::move(text));
+  Napi::Promise p = w->Promise();
+  w->Queue();  // the worker deletes itself once it has completed
+  return p;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <string>
 #include <thread>
@@ -49,7 +50,8 @@ bool IsNsfs(const std::string& path) {
 // made or removed here propagates to every mount namespace (e.g. those `ip netns exec` creates) and a deleted
 // namespace is freed everywhere. Under flock(DIR) like iproute2, so concurrent `ip netns add`s never stack bind
 // mounts of DIR. Done once per process: the state it produces lasts as long as the mount.
-bool g_dir_ready = false;
+// Atomic: namespaces are created on libuv's pool threads, several at once.
+std::atomic<bool> g_dir_ready{false};
 
 bool PrepareRunDir(const std::string& dir, Failure* f) {
   if (g_dir_ready) return true;
@@ -117,32 +119,66 @@ bool RemoveNetnsFile(const std::string& path, Failure* f) {
   return false;
 }
 
-// netnsAdd(dir, name) → true when it created the namespace, false when a live one of that name existed.
 // Twin: `ip netns add NAME` (which fails on an existing name; this is idempotent). A plain file of that name (left
 // when a creator died between creating the file and mounting on it) gets a new namespace mounted on it, rather
-// than staying a name that every `ip -n` refuses.
+// than staying a name that every `ip -n` refuses. Sets *created when it made the namespace (false: a live one of
+// that name existed).
+bool AddNetns(const std::string& dir, const std::string& name, Failure* f, bool* created) {
+  *created = false;
+  std::string path = dir + "/" + name;
+  if (!PrepareRunDir(dir, f)) return false;
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd >= 0) {
+    close(fd);
+  } else if (errno != EEXIST) {
+    *f = {"create " + path, errno};
+    return false;
+  } else if (IsNsfs(path)) {
+    return true;
+  }
+  if (!MountNewNetns(path, f)) {
+    Failure ignored;
+    RemoveNetnsFile(path, &ignored);  // as iproute2 does: no half-made name stays behind
+    return false;
+  }
+  *created = true;
+  return true;
+}
+
+// Runs AddNetns off the JS thread (libuv's pool), which goes on with other work meanwhile: creating a namespace is
+// the kernel's longest single step of a customer's cold start (~1 ms: unshare sets up every per-namespace part of
+// the network stack), and on a 2-CPU server the other CPU can do it.
+class NetnsAddWorker : public Napi::AsyncWorker {
+ public:
+  NetnsAddWorker(Napi::Env env, std::string dir, std::string name)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), dir_(std::move(dir)), name_(std::move(name)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { ok_ = AddNetns(dir_, name_, &f_, &created_); }
+  void OnOK() override {
+    if (ok_) deferred_.Resolve(Napi::Boolean::New(Env(), created_));
+    else deferred_.Reject(ErrnoError(Env(), f_.what, f_.err).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string dir_, name_;
+  Failure f_;
+  bool ok_ = false, created_ = false;
+};
+
+// netnsAdd(dir, name) → Promise<boolean>: true when it created the namespace, false when a live one of that name
+// existed (AddNetns).
 Napi::Value NetnsAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string dir = ArgString(info, 0, "dir");
   std::string name = ArgString(info, 1, "name");
   if (!ValidName(name)) throw Napi::TypeError::New(env, "name: not a file name: " + name);
-  std::string path = dir + "/" + name;
-  Failure f;
-  if (!PrepareRunDir(dir, &f)) ThrowErrno(env, f.what, f.err);
-  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (fd >= 0) {
-    close(fd);
-  } else if (errno != EEXIST) {
-    ThrowErrno(env, "create " + path, errno);
-  } else if (IsNsfs(path)) {
-    return Napi::Boolean::New(env, false);
-  }
-  if (!MountNewNetns(path, &f)) {
-    Failure ignored;
-    RemoveNetnsFile(path, &ignored);  // as iproute2 does: no half-made name stays behind
-    ThrowErrno(env, f.what, f.err);
-  }
-  return Napi::Boolean::New(env, true);
+  auto* w = new NetnsAddWorker(env, dir, name);
+  Napi::Promise p = w->Promise();
+  w->Queue();  // the worker deletes itself once it has completed
+  return p;
 }
 
 // netnsDelete(dir, name) → whether it existed. Twin: `ip netns del NAME`, which succeeds here when it is missing.
