@@ -2,7 +2,8 @@
  * IPv6 inside IPv4 GRE, end to end in the lab: a client with an IPv6 address reaches a customer host's IPv6 address
  * by BGP anycast (IPv6 sessions beside the IPv4 ones), through an edge's customer namespace (IPv6 route via the
  * tunnel's link-local next hop → tc GRE encap) to the customer router, which decapsulates it; the replies go back
- * inside the same IPv4 tunnel and an edge decapsulates them. tshark at the customer router decodes GRE carrying
+ * inside IPv4 GRE (either of Acme's tunnels, one per IPv6 flow label; a retransmission may change the label and
+ * so the tunnel) and an edge decapsulates them. tshark at the customer router decodes GRE carrying
  * IPv6 (0x86dd) both ways with checksums validated. Also: IPv4 to the same host beside it; direct return (DSR) of
  * IPv6 by a second customer; the customer firewall on IPv6; the client learning the tunnel's path MTU (ICMPv6 Packet
  * Too Big from the edge); IPv6 route priorities choosing between two tunnels and equal ones sharing flows (ECMP),
@@ -77,6 +78,37 @@ async function applyRoutes6(routes6: Route6[]): Promise<void> {
   const put = await api('PUT', `/v1/accounts/${acmeId}/config`, config(routes6));
   assert.equal(put.status, 200, JSON.stringify(put.json));
   await waitAppliedOnEveryEdge(api, acmeId, put.json.revision as number, Object.keys(status.edges).length);
+}
+
+/** The TCP segments a lab host's kernel has retransmitted so far (RetransSegs: SYN, SYN-ACK and data, IPv4 and IPv6). */
+async function retransSegs(host: string): Promise<number> {
+  const r = await labExec(name, host, ['cat', '/proc/net/snmp']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  const [head, values] = r.stdout.split('\n').filter((l) => l.startsWith('Tcp:')).map((l) => l.trim().split(/\s+/));
+  const i = head?.indexOf('RetransSegs') ?? -1;
+  assert.ok(i > 0 && values?.[i] !== undefined, `no Tcp RetransSegs in ${host}'s /proc/net/snmp: ${r.stdout}`);
+  return Number(values![i]);
+}
+
+/**
+ * Which return tunnel a connection rides: the customer router's multipath hash covers the IPv6 flow label, which is
+ * the host's to choose. Linux keeps a connection's label until a retransmission (a SYN-ACK or RTO retransmit, or a
+ * duplicate received: sk_rethink_txhash), then picks a new one, so under load one connection can move to the other
+ * tunnel. Guaranteed, and checked here on the host's packets as captured (`[outer dst, flow label]` per packet): one
+ * tunnel per flow label (a per-flow hash, never per packet), and a new label only if the client or the host
+ * retransmitted (`retransmitted`: their RetransSegs growth). Returns the tunnel of each label seen.
+ */
+function returnTunnelsByLabel(packets: [string, string][], retransmitted: number): Map<string, string> {
+  const tunnelsOf = new Map<string, Set<string>>();
+  for (const [dst, label] of packets) tunnelsOf.set(label, (tunnelsOf.get(label) ?? new Set()).add(dst));
+  const seen = JSON.stringify(packets);
+  for (const [label, tunnels] of tunnelsOf) {
+    assert.equal(tunnels.size, 1, `flow label ${label} rode one return tunnel, not ${[...tunnels].join(' and ')}: ${seen}`);
+  }
+  if (tunnelsOf.size > 1) {
+    assert.ok(retransmitted > 0, `the host's flow label changed with no TCP retransmission at the client or the host: ${seen}`);
+  }
+  return new Map([...tunnelsOf].map(([label, tunnels]) => [label, [...tunnels][0]!]));
 }
 
 /** `flows` short IPv6 TCP connections from the client; per outer source address, how many GRE packets the router got. */
@@ -158,7 +190,7 @@ after(async () => {
   assert.deepEqual(await listNetns(`otl-${name}-`), []);
 });
 
-test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, checksums good, replies decapsulated by an edge', async () => {
+test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, checksums good, replies decapsulated by an edge', async (t) => {
   const router = state.plan.customers[0]!;
   // The core's link to the customer router segments and checksums in software, as a real NIC would: GSO packets
   // (the edge's uplink GRO merges the client's segments; tc_gre encapsulates them whole, TCPv6 in GRE) are cut into
@@ -166,30 +198,32 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
   // 1380-byte segments where the client sent 1404 — tc_gre's adjust_room took the GRE's 24 bytes off gso_size.)
   const off = await labExec(name, 'internet', ['ethtool', '-K', 'acme', 'tso', 'off', 'gso', 'off', 'tx', 'off']);
   assert.equal(off.exitCode, 0, off.stderr);
-  const fields = ['ip.src', 'ip.dst', 'ip.checksum.status', 'gre.proto', 'ipv6.src', 'ipv6.dst', 'tcp.checksum.status', 'tcp.len', 'tcp.options.mss_val'];
+  const fields = ['ip.src', 'ip.dst', 'ip.checksum.status', 'gre.proto', 'ipv6.src', 'ipv6.dst', 'tcp.checksum.status', 'tcp.len', 'tcp.options.mss_val', 'ipv6.flow'];
   // Towards the customer (from the anycast endpoint) and back (from the customer router), captured apart.
   const inbound = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip proto 47 and dst host ${ROUTER}`, count: 6, timeoutS: 20, fields });
   const outbound = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip proto 47 and src host ${ROUTER}`, count: 6, timeoutS: 20, fields });
   const decapBefore = edgeCount(Reason.REDIRECT_GRE);
+  const retransBefore = (await retransSegs('client')) + (await retransSegs('acme-ftp'));
   // 6000 bytes each way: several full-size segments (MSS clamped to fit the tunnel) in both directions.
   const r = await labExec(name, 'client', ['python3', '-c', clientTcp6(6000)], { timeoutMs: 30_000 });
   assert.equal(r.exitCode, 0, r.stderr);
   assert.deepEqual(r.stdout.trim().split('\n'), ['acme-ftp 21', 'echo ok', CLIENT6], 'the banner and the echo came back to the client IPv6 address');
 
   const [inRows, outRows] = [await inbound.done, await outbound.done];
+  const retransmitted = (await retransSegs('client')) + (await retransSegs('acme-ftp')) - retransBefore;
   // The client's SYN, as it leaves the edge: its MSS clamped (host netns nft) to what the tunnel carries for IPv6.
   assert.equal(inRows[0]![8], String(1476 - 60), `IPv6 MSS clamped to the tunnel: ${inRows[0]!.join('|')}`);
-  assert.ok(['192.0.2.10', '192.0.2.11'].includes(outRows[0]![1]!), `replies go to an anycast endpoint: ${outRows[0]!.join('|')}`);
-  for (const [rows, outerSrc, outerDst, innerSrc, innerDst] of [
-    [inRows, '192.0.2.10', ROUTER, CLIENT6, HOST6],
-    // Back through either tunnel: the customer router shares its return routes over both (one flow, one tunnel).
-    [outRows, ROUTER, outRows[0]![1]!, HOST6, CLIENT6],
+  for (const [rows, outerSrc, outerDsts, innerSrc, innerDst] of [
+    // In: the edges' IPv6 route to Acme prefers tunnel a (priority 100), so always from its anycast endpoint.
+    [inRows, '192.0.2.10', [ROUTER], CLIENT6, HOST6],
+    // Back through either tunnel: the customer router shares its return routes over both (per flow label: below).
+    [outRows, ROUTER, ['192.0.2.10', '192.0.2.11'], HOST6, CLIENT6],
   ] as const) {
     assert.ok(rows.some((r) => Number(r[7]) > 0), 'data packets, not only handshakes');
     for (const [ipSrc, ipDst, ipCsum, greProto, v6Src, v6Dst, tcpCsum, tcpLen] of rows) {
       const row = rows.map((x) => x.join('|')).join('\n');
       assert.equal(ipSrc, outerSrc, row);
-      assert.equal(ipDst, outerDst, row);
+      assert.ok((outerDsts as readonly string[]).includes(ipDst!), `outer destination one of ${outerDsts.join(', ')}: ${row}`);
       assert.equal(ipCsum, '1', `outer IPv4 header checksum good (tshark status 1): ${row}`);
       assert.equal(greProto, '0x86dd', `GRE carries IPv6: ${row}`);
       assert.equal(v6Src, innerSrc, row);
@@ -198,7 +232,44 @@ test('an IPv6 TCP connection rides IPv4 GRE both ways: GRE 0x86dd on the wire, c
       assert.ok(Number(tcpLen) <= 1476 - 60, `segments fit the tunnel: ${row}`);
     }
   }
+  const byLabel = returnTunnelsByLabel(outRows.map((r) => [r[1]!, r[9]!]), retransmitted);
+  t.diagnostic(`return tunnel per flow label: ${JSON.stringify([...byLabel])}; TCP retransmissions: ${retransmitted}`);
   assert.ok(edgeCount(Reason.REDIRECT_GRE) - decapBefore >= 6, 'the replies were decapsulated by the edges');
+});
+
+test('a retransmitted SYN-ACK may move a connection to the other return tunnel: one tunnel per flow label, and the connection completes', async (t) => {
+  const router = state.plan.customers[0]!;
+  // The client drops the first SYN-ACK it receives — after the customer router's uplink, so tshark sees it — and the
+  // host retransmits it with a new flow label (what load did to the test above now and then).
+  const drop = [
+    'table ip6 ot_e2e_drop {',
+    '  chain in {',
+    '    type filter hook input priority 0;',
+    // numgen counts this rule's matches from 0: only the first SYN-ACK is 0 (mod a million).
+    `    ip6 saddr ${HOST6} tcp sport 21 tcp flags & (syn | ack) == syn | ack numgen inc mod 1000000 == 0 counter drop`,
+    '  }',
+    '}',
+  ].join('\n');
+  const added = await labExec(name, 'client', ['nft', '-f', '-'], { stdin: drop });
+  assert.equal(added.exitCode, 0, added.stderr);
+  try {
+    const outbound = await tsharkCapture({ netns: router.routerNetns, dev: 'uplink', filter: `ip proto 47 and src host ${ROUTER}`, count: 6, timeoutS: 30, fields: ['ip.dst', 'ipv6.flow', 'tcp.flags'] });
+    const retransBefore = (await retransSegs('client')) + (await retransSegs('acme-ftp'));
+    const r = await labExec(name, 'client', ['python3', '-c', clientTcp6(3000)], { timeoutMs: 30_000 });
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['acme-ftp 21', 'echo ok', CLIENT6]);
+    const rows = await outbound.done;
+    const retransmitted = (await retransSegs('client')) + (await retransSegs('acme-ftp')) - retransBefore;
+    assert.ok(retransmitted > 0, 'the dropped SYN-ACK was retransmitted');
+    const synAcks = rows.filter((x) => (Number(x[2]) & 0x12) === 0x12);
+    assert.ok(synAcks.length >= 2, `the SYN-ACK and its retransmission on the wire: ${JSON.stringify(rows)}`);
+    for (const [dst] of rows) assert.ok(['192.0.2.10', '192.0.2.11'].includes(dst!), `to an anycast endpoint of ours: ${JSON.stringify(rows)}`);
+    const byLabel = returnTunnelsByLabel(rows.map((x) => [x[0]!, x[1]!]), retransmitted);
+    t.diagnostic(`return tunnel per flow label: ${JSON.stringify([...byLabel])}; TCP retransmissions: ${retransmitted}`);
+  } finally {
+    const del = await labExec(name, 'client', ['nft', 'delete', 'table', 'ip6', 'ot_e2e_drop']);
+    assert.equal(del.exitCode, 0, del.stderr);
+  }
 });
 
 test('IPv4 beside IPv6: the same host answers over IPv4 through the same tunnel (dual-stack echo server)', async () => {
