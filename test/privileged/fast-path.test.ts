@@ -327,6 +327,34 @@ test('TCP: inbound segments take the host stack (GRO there), SYN and SYN-ACK arr
   assert.ok(grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
 });
 
+test('TCP super-packets keep their segment size through the encap: on the wire, full 1436-byte-MSS segments in 1500-byte GRE packets, checksums good', async () => {
+  // R segments (and checksums) the tunnel's GSO packets in software towards CR, so the capture there is the wire.
+  await run(inNetns(R, ['ethtool', '-K', 'rcr', 'tx', 'off']));
+  try {
+    const cap = await tsharkCapture({
+      netns: CR, dev: 'eth0', filter: `ip proto 47 and ip dst ${ROUTER}`, count: 400, timeoutS: 20,
+      fields: ['frame.len', 'ip.len', 'ip.checksum.status', 'tcp.len', 'tcp.checksum.status', 'tcp.options.timestamp.tsval'],
+    });
+    const bytes = 2_000_000;
+    assert.equal(await tcpTransfer(8083, bytes), String(bytes), 'the whole stream arrived');
+    const rows = (await cap.done).filter((r) => r[3] !== '' && r[3] !== '0');
+    assert.ok(rows.length > 100, `data segments captured: ${rows.length}`);
+    for (const [frameLen, ipLen, ipCsum, , tcpCsum] of rows) {
+      assert.ok(Number(frameLen) <= 1514 && Number(ipLen!.split(',')[0]) <= 1500, `a GRE packet within 1500 bytes: ${frameLen} ${ipLen}`);
+      assert.equal(ipCsum, '1,1', 'outer and inner IPv4 checksums good');
+      assert.equal(tcpCsum, '1', 'inner TCP checksum good');
+    }
+    // The clamped MSS is 1436; with timestamps (12 bytes of options) a full segment carries 1424. Shrinking gso_size
+    // by the 24 bytes of GRE (bpf_skb_adjust_room without FIXED_GSO) would cap them at 1400.
+    const ts = rows[0]![5] !== '';
+    const full = Math.max(...rows.map((r) => Number(r[3])));
+    assert.equal(full, ts ? 1424 : 1436, 'the largest segment is a full MSS');
+    assert.equal(Math.max(...rows.map((r) => Number(r[0]))), 1514, 'so the largest GRE packet is exactly 1500 bytes');
+  } finally {
+    await run(inNetns(R, ['ethtool', '-K', 'rcr', 'tx', 'on']));
+  }
+});
+
 test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP on the way out; the SYN crosses the host stack, clamped', async () => {
   await warmUp(ACME_HOST6); // the host resolves the customer veth's IPv6 neighbour
   const b = acmeCounters();
