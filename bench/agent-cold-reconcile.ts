@@ -1,6 +1,7 @@
 /**
  * agent-cold-reconcile: N customers in the store, an agent started in-process on an empty host netns; how long
- * until every account is ok, what it spawned, what it and the kernel hold afterwards, and a warm restart.
+ * until every account is ok, what it spawned, what it and the kernel hold afterwards, a warm restart, and what the
+ * converged agent costs in steady state (process CPU with the default 5 s resync: every account re-checked).
  *
  * Baseline (same run, a small sample): the same kernel objects — derived from the same desired state — made the
  * plainest way, one `ip`/`sysctl`/`ethtool`/`nft` process per object, as a shell script would.
@@ -26,6 +27,9 @@ import { sleep } from './lib/stats.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+
+/** The agent's default resync period (agent.ts): the steady-state figure is measured with it. */
+const STEADY_RESYNC_MS = 5000;
 
 /** One process per command, in creation order: what a shell script does. */
 async function shellStyleCustomer(node: NodeConfig, d: CustomerDesired): Promise<void> {
@@ -97,6 +101,7 @@ registerBenchmark({
     const concurrency = numberParam(ctx, 'concurrency', 4, 4);
     // The whole bench must fit in ~10 minutes: a cold start slower than this is reported as not converged.
     const budgetS = numberParam(ctx, 'budget_s', 300, 90);
+    const steadyS = numberParam(ctx, 'steady_s', 15, 6);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
     // The data plane's pins live under a bpffs directory of this run only (removed at the end).
@@ -151,6 +156,27 @@ registerBenchmark({
         }
       }
 
+      // --- steady state: the same kernel, an agent with the default resync period (every account re-read and
+      // compared every 5 s: drift repair), its process CPU over a few periods ---
+      let steadyShare = Number.NaN;
+      let steadyUsPerCustomer = Number.NaN;
+      if (conv.converged) {
+        await agent.stop();
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: STEADY_RESYNC_MS, concurrency, log: () => {}, bpf: { pinBase } });
+        await agent.start();
+        await agent.firstSync;
+        await agent.idle();
+        const c0 = process.cpuUsage();
+        const s0 = performance.now();
+        await sleep(steadyS * 1000);
+        const cpu = process.cpuUsage(c0);
+        const wallMs = performance.now() - s0;
+        const cpuMs = (cpu.user + cpu.system) / 1000;
+        steadyShare = cpuMs / wallMs;
+        steadyUsPerCustomer = (cpuMs * 1000) / (wallMs / STEADY_RESYNC_MS) / n;
+        ctx.log(`steady state: ${(steadyShare * 100).toFixed(0)} % of one CPU (resync every ${STEADY_RESYNC_MS / 1000} s)`);
+      }
+
       // Not converged: the figure is the budget over the customers that made it (a lower bound of the cost).
       const perCustomer = conv.converged ? conv.ms / n : conv.ms / Math.max(1, conv.ok);
       const kernMeminfo = (kernAfter.meminfoBytes - kernBefore.meminfoBytes) / n;
@@ -166,6 +192,8 @@ registerBenchmark({
         metric({ name: 'spawn_ms_per_customer', value: spawns.totalMs / n, unit: 'ms', better: 'lower', note: 'sum of spawn wall times (concurrent spawns overlap)' }),
         metric({ name: 'warm_restart_ms_per_customer', value: warmMs / n, unit: 'ms', better: 'lower', note: 'new agent over a converged kernel: read, compare, write nothing' }),
         metric({ name: 'warm_restart_spawns_per_customer', value: warmSpawns / n, unit: 'spawns', better: 'lower' }),
+        metric({ name: 'steady_cpu_share', value: steadyShare * 100, unit: '% of a CPU', better: 'lower', note: `the bench process with every account converged and the default resync (every ${STEADY_RESYNC_MS / 1000} s), over ${steadyS} s` }),
+        metric({ name: 'resync_cpu_per_customer', value: steadyUsPerCustomer / 1000, unit: 'ms', better: 'lower', note: 'process CPU per resync period / N: one drift check of one account' }),
         metric({ name: 'process_rss', value: procAfter.rssBytes / MiB, unit: 'MiB', better: 'lower', note: 'the bench process (API + store + agent) after convergence' }),
         metric({ name: 'rss_per_customer', value: (procAfter.rssBytes - procBefore.rssBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'RSS growth from agent start to convergence / N' }),
         metric({ name: 'heap_per_customer', value: (procAfter.heapUsedBytes - procBefore.heapUsedBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'V8 heap growth (after full GC) / N' }),
@@ -176,7 +204,7 @@ registerBenchmark({
       return {
         // A figure that could not be measured (no warm restart after a cold start that did not converge) is left out.
         metrics: metrics.filter((m) => Number.isFinite(m.value)),
-        params: { customers: n, baseline_sample: sample, concurrency, budget_s: budgetS, converged: conv.converged },
+        params: { customers: n, baseline_sample: sample, concurrency, budget_s: budgetS, steady_s: steadyS, converged: conv.converged },
         notes: [
           'Each customer: netns, veth pair, addresses, a tunnel neighbour, a route, sysctls, GRO, host route, nft table (1 allow rule + default block).',
           'Baseline: the same objects from the same desired state, one ip/sysctl/ethtool/nft process per object, customers one after another.',

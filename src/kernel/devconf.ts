@@ -10,10 +10,12 @@
  * Only settings whose /proc write does nothing beyond storing the value (and marking it set, which the netlink
  * write does too) go this way: send_redirects, rp_filter (its /proc write also sends an RTM_NEWNETCONF
  * notification, which nothing of ours listens to), and accept_local when turned on (turning it off flushes the
- * route cache: that write stays on /proc/sys). `all` and `default` are not devices: /proc/sys as before.
+ * route cache: that write stays on /proc/sys). `all` and `default` are not devices: writes go to /proc/sys, but
+ * their forwarding and rp_filter are READ from RTM_GETNETCONF (netconfKey; the kernel answers it from the same
+ * values the /proc handlers print), which an agent does for every customer each resync period.
  */
 import { checkIfname } from './validate.js';
-import { AF_INET, attr, ifinfomsg, nested, parseAttrs, payload, RTM, str, u32 } from './netlink/codec.js';
+import { AF_INET, AF_INET6, attr, ifinfomsg, nested, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
 import { rtnlBatch, type NetnsKey, NetlinkRequestError } from './netlink/socket.js';
 
 /** uapi linux/ip.h IPV4_DEVCONF_* (1-based; IFLA_INET_CONF's array holds value N at index N - 1). */
@@ -115,4 +117,59 @@ export async function writeDevconf(ns: NetnsKey, entries: readonly (readonly [De
     const a = answers[i];
     return a instanceof NetlinkRequestError ? es.map(([k]) => ({ key: k.key, error: a })) : [];
   });
+}
+
+// --- all / default: forwarding and rp_filter through RTM_GETNETCONF (reads only) ----------------------------------
+
+const RTM_GETNETCONF = 82;
+const NETCONFA_IFINDEX = 1;
+const NETCONFA = { forwarding: 2, rp_filter: 3 } as const;
+const NETCONFA_IFINDEX_ALL = -1;
+const NETCONFA_IFINDEX_DEFAULT = -2;
+
+/** A sysctl key that RTM_GETNETCONF answers: family, `all` or `default`, and the attribute. */
+export interface NetconfKey {
+  key: string;
+  family: 4 | 6;
+  which: 'all' | 'default';
+  attr: number;
+}
+
+/**
+ * `net.ipv4.ip_forward` (the same value as conf.all.forwarding), `net.ipv{4,6}.conf.{all,default}.forwarding` and
+ * `net.ipv4.conf.{all,default}.rp_filter` as NetconfKeys; undefined for every other key.
+ */
+export function netconfKey(key: string): NetconfKey | undefined {
+  if (key === 'net.ipv4.ip_forward') return { key, family: 4, which: 'all', attr: NETCONFA.forwarding };
+  const m = /^net\.ipv([46])\.conf\.(all|default)\.(forwarding|rp_filter)$/.exec(key);
+  if (!m || (m[1] === '6' && m[3] === 'rp_filter')) return undefined;
+  return { key, family: m[1] === '4' ? 4 : 6, which: m[2] as 'all' | 'default', attr: NETCONFA[m[3] as keyof typeof NETCONFA] };
+}
+
+/** Reads the keys (one RTM_GETNETCONF per family and all/default, pipelined). Values as /proc/sys prints them. */
+export async function readNetconf(ns: NetnsKey, keys: readonly NetconfKey[]): Promise<{ values: Record<string, string>; failures: DevconfFailure[] }> {
+  const groups = new Map<string, NetconfKey[]>();
+  for (const k of keys) groups.set(`${k.family}|${k.which}`, [...(groups.get(`${k.family}|${k.which}`) ?? []), k]);
+  const list = [...groups.values()];
+  const answers = await rtnlBatch(
+    ns,
+    list.map(([k]) => {
+      // struct netconfmsg is one byte (the family), padded to 4 before the attributes.
+      const head = Buffer.alloc(4);
+      head.writeUInt8(k!.family === 4 ? AF_INET : AF_INET6, 0);
+      return { type: RTM_GETNETCONF, flags: 0, body: payload(head, [attr(NETCONFA_IFINDEX, s32(k!.which === 'all' ? NETCONFA_IFINDEX_ALL : NETCONFA_IFINDEX_DEFAULT))]) };
+    }),
+  );
+  const values: Record<string, string> = {};
+  const failures: DevconfFailure[] = [];
+  list.forEach((ks, i) => {
+    const a = answers[i];
+    const got = a instanceof Buffer ? parseAttrs(a, 4) : undefined;
+    for (const k of ks) {
+      const v = got?.get(k.attr);
+      if (v && v.length >= 4) values[k.key] = String(v.readInt32LE(0));
+      else failures.push({ key: k.key, error: a instanceof NetlinkRequestError ? a : new NetlinkRequestError(2, `no ${k.key} in the kernel's netconf answer`) });
+    }
+  });
+  return { values, failures };
 }

@@ -19,7 +19,7 @@ import { KernelError, KernelInputError, type BatchFailure, type KernelErrorCode 
 import type { IpOp, NetnsRef } from './ip.js';
 import { checkNetnsName } from './validate.js';
 import { releaseNetns } from './netlink/socket.js';
-import { devconfKey, readDevconf, writeDevconf, type DevconfFailure } from './devconf.js';
+import { devconfKey, netconfKey, readDevconf, readNetconf, writeDevconf, type DevconfFailure } from './devconf.js';
 
 export type { NetnsRef } from './ip.js';
 
@@ -58,6 +58,8 @@ export function netnsDeleteOp(name: string): IpOp {
  */
 export async function createNetns(name: string): Promise<void> {
   checkNetnsName('netns', name);
+  // Sockets we still hold under this name belong to a namespace deleted behind our back: they would keep it alive.
+  releaseNetns(name);
   await nativeKernelCallAsync(['ip', 'netns', 'add', name], () => addNamedNetns(NETNS_RUN_DIR, name));
 }
 
@@ -178,7 +180,8 @@ export async function setSysctls(ns: NetnsRef, values: Readonly<Record<string, s
 }
 
 /**
- * Twin: `ip netns exec NS sysctl -n k1 k2 …`, in-process like setSysctls. Values as the kernel prints them
+ * Twin: `ip netns exec NS sysctl -n k1 k2 …`, in-process like setSysctls; `all`/`default` forwarding and rp_filter
+ * come from RTM_GETNETCONF (devconf.ts: netconfKey). Values as the kernel prints them
  * (multi-value sysctls keep their tabs). Any failing key fails the read (KernelError.failures names each).
  */
 export async function readSysctls(ns: NetnsRef, keys: readonly string[]): Promise<Record<string, string>> {
@@ -188,10 +191,11 @@ export async function readSysctls(ns: NetnsRef, keys: readonly string[]): Promis
   const argv = sysctlArgv(ns, ['-n', ...keys]);
   const position = new Map(keys.map((k, i) => [k, i]));
   const viaNetlink = keys.flatMap((k) => devconfKey(k) ?? []);
-  const fromNetlink = await readDevconf(ns, viaNetlink);
-  Object.assign(out, fromNetlink.values);
-  const failures = fromNetlink.failures.map((f) => devconfFailure(position.get(f.key)!, f));
-  const onNetlink = new Set(viaNetlink.map((d) => d.key));
+  const viaNetconf = keys.flatMap((k) => netconfKey(k) ?? []);
+  const [fromNetlink, fromNetconf] = [await readDevconf(ns, viaNetlink), await readNetconf(ns, viaNetconf)];
+  Object.assign(out, fromNetlink.values, fromNetconf.values);
+  const failures = [...fromNetlink.failures, ...fromNetconf.failures].map((f) => devconfFailure(position.get(f.key)!, f));
+  const onNetlink = new Set([...viaNetlink, ...viaNetconf].map((d) => d.key));
   const rest = keys.filter((k) => !onNetlink.has(k));
   if (rest.length > 0) {
     await yieldToEventLoop();

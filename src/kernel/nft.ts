@@ -19,6 +19,7 @@
 import { nftRun } from './bpf/index.js';
 import { KernelError, KernelInputError } from './exec.js';
 import { nativeKernelCallAsync, type NetnsRef } from './netns.js';
+import { netnsIdentity, nftGeneration } from './netlink/socket.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
 const FAMILIES: readonly NftFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev'];
@@ -321,6 +322,28 @@ export async function readNftTable(ns: NetnsRef, family: NftFamily, name: string
     throw e;
   }
   return parseNftTable(doc);
+}
+
+/** Per namespace and table: the namespace's identity and nftables generation at the last full read, and its answer. */
+const versionsSeen = new Map<string, { identity: string; gen: number; version: Pick<NftTableState, 'version'> | null }>();
+
+/**
+ * readNftTable's answer for the version alone (null: no such table), from the last full read while the namespace's
+ * nftables generation has not moved since (nothing in its ruleset was committed: nftGeneration). An agent re-checks
+ * every customer's table each resync period: one small request instead of a libnftables listing (~0.8 ms each).
+ * The generation is read before the listing, so a change racing with the read moves it and forces the next read.
+ */
+export async function readNftTableVersion(ns: string, family: NftFamily, name: string): Promise<Pick<NftTableState, 'version'> | null> {
+  const key = `${ns}|${family}|${name}`;
+  const identity = netnsIdentity(ns);
+  const gen = identity === undefined ? undefined : await nftGeneration(ns).catch(() => undefined);
+  const seen = versionsSeen.get(key);
+  if (gen !== undefined && seen && seen.identity === identity && seen.gen === gen) return seen.version;
+  const table = await readNftTable(ns, family, name);
+  const version = table && (table.version === undefined ? {} : { version: table.version });
+  if (gen !== undefined && identity !== undefined) versionsSeen.set(key, { identity, gen, version });
+  else versionsSeen.delete(key);
+  return version;
 }
 
 export function parseNftTable(doc: ListDoc): NftTableState | null {

@@ -227,6 +227,20 @@ test("per-device IPv4 settings go through rtnetlink (devconf.ts) and agree with 
   await assert.rejects(readSysctls(a, ['net.ipv4.conf.nodev0.send_redirects']), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT' && /nodev0/.test(e.message));
 });
 
+test('all/default forwarding and rp_filter are read through RTM_GETNETCONF and agree with sysctl(8)', async () => {
+  const a = await sysctlTarget('netconf');
+  const keys = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.forwarding', 'net.ipv4.conf.default.forwarding', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv6.conf.all.forwarding', 'net.ipv6.conf.default.forwarding'];
+  const cli = async () => (await run(['ip', 'netns', 'exec', a, 'sysctl', '-n', ...keys])).stdout.trim().split('\n');
+  // Two settings of every key, each time with neighbours that differ, so a swapped attribute cannot pass.
+  for (const [fwd4, fwdDefault4, rpAll, rpDefault, fwd6, fwdDefault6] of [[1, 0, 2, 1, 0, 1], [0, 1, 1, 2, 1, 0]]) {
+    await run(['ip', 'netns', 'exec', a, 'sysctl', '-q', '-w', `net.ipv4.conf.all.forwarding=${fwd4}`, `net.ipv4.conf.default.forwarding=${fwdDefault4}`,
+      `net.ipv4.conf.all.rp_filter=${rpAll}`, `net.ipv4.conf.default.rp_filter=${rpDefault}`, `net.ipv6.conf.all.forwarding=${fwd6}`, `net.ipv6.conf.default.forwarding=${fwdDefault6}`]);
+    const want = await cli();
+    assert.deepEqual(want, [fwd4, fwd4, fwdDefault4, rpAll, rpDefault, fwd6, fwdDefault6].map(String));
+    assert.deepEqual(Object.values(await readSysctls(a, keys)), want);
+  }
+});
+
 test('a missing namespace is a KernelError (ENOENT) naming it, and the thread stays where it was', async () => {
   const own = ownNetns();
   const missing = h.name('missing');

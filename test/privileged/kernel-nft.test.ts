@@ -11,9 +11,10 @@ import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from 
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
 import {
-  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readRuleCounters, replaceNftTable,
+  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readNftTableVersion, readRuleCounters, replaceNftTable,
   type NftTableSpec,
 } from '../../src/kernel/nft.js';
+import { nftGeneration } from '../../src/kernel/netlink/socket.js';
 import { icmpEcho, netnsHarness } from '../support/netns.js';
 
 const h = netnsHarness();
@@ -135,6 +136,29 @@ test('create makes a missing table whole; on an existing table it fails EEXIST a
   assert.ok(!nftReplaceTableDocument(v1, { create: true }).nftables.some((c) => 'delete' in c));
   await assert.rejects(createNftTable(fw, { ...firewall('c2', [CLIENT]), name: t }), (e: unknown) => e instanceof KernelError && e.code === 'EEXIST');
   assert.deepEqual(await readNftTable(fw, 'inet', t), made, 'a refused create leaves the table exactly as it was');
+  await deleteNftTableIfPresent(fw, 'inet', t);
+});
+
+test('readNftTableVersion answers from the nftables generation while nothing changed, and sees every change', async () => {
+  const t = 'ot_fw_gen';
+  await deleteNftTableIfPresent(fw, 'inet', t);
+  assert.equal(await readNftTableVersion(fw, 'inet', t), null);
+  await createNftTable(fw, { ...firewall('g1', [CLIENT]), name: t });
+  assert.deepEqual(await readNftTableVersion(fw, 'inet', t), { version: 'g1' }, 'our own commit moved the generation');
+  const gen = await nftGeneration(fw);
+  assert.deepEqual(await readNftTableVersion(fw, 'inet', t), { version: 'g1' });
+  assert.equal(await nftGeneration(fw), gen, 'reads commit nothing');
+  // Changes by the tool move the generation: a replace with another version, then a delete.
+  await replaceNftTable(fw, { ...firewall('g2', [CLIENT]), name: t });
+  assert.ok((await nftGeneration(fw)) > gen);
+  assert.deepEqual(await readNftTableVersion(fw, 'inet', t), { version: 'g2' });
+  await run(['ip', 'netns', 'exec', fw, 'nft', 'delete', 'table', 'inet', t]);
+  assert.equal(await readNftTableVersion(fw, 'inet', t), null);
+  // The version chain edited by hand (a table whose version cannot be trusted any more) is seen too.
+  await createNftTable(fw, { ...firewall('g3', [CLIENT]), name: t });
+  assert.deepEqual(await readNftTableVersion(fw, 'inet', t), { version: 'g3' });
+  await run(['ip', 'netns', 'exec', fw, 'nft', 'flush', 'chain', 'inet', t, 'ot_version']);
+  assert.deepEqual(await readNftTableVersion(fw, 'inet', t), {});
   await deleteNftTableIfPresent(fw, 'inet', t);
 });
 

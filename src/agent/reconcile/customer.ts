@@ -17,7 +17,7 @@ import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { ensureVeth, getLink, linkDeleteOp, linkSetOp, readLinkFeatures, setLinkFeatures, type Link } from '../../kernel/links.js';
 import { neighbourDeleteOp, neighbourReplaceOp, type Neighbour, type NeighbourSpec } from '../../kernel/neighbours.js';
 import { createNetns, deleteNetnsIfPresent, netnsExists } from '../../kernel/netns.js';
-import { createNftTable, readNftTable, replaceNftTable } from '../../kernel/nft.js';
+import { createNftTable, readNftTableVersion, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
   listRoutes,
@@ -329,7 +329,7 @@ export async function reconcileCustomer(
 
   // 6. The firewall, atomically; kept as it is when a rule could not be compiled (never deploy a partial one).
   const firewallBroken = d.problems.some((p) => p.startsWith('firewall'));
-  const current = exists && !created ? await readNftTable(d.netns, d.firewall.family, d.firewall.name).catch(() => null) : null;
+  const current = exists && !created ? await readNftTableVersion(d.netns, d.firewall.family, d.firewall.name).catch(() => null) : null;
   if (current?.version !== d.firewall.version && !firewallBroken) {
     changes.push(`${d.netns}: ${current ? 'replace' : 'create'} nft table ${d.firewall.family} ${d.firewall.name}`);
     // A missing table is created rather than replaced: a replace deletes, and a delete costs every nft call after

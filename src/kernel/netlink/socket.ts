@@ -28,10 +28,18 @@ export type NetnsKey = string | null;
 
 const NETLINK_ROUTE = 0;
 const NLMSG_ERROR = 2;
-/** How many namespaces keep an open socket (each is one fd and keeps its namespace referenced). */
+/**
+ * How many sockets stay open (each is one fd and keeps its namespace referenced). Bounded well below 1024 on
+ * purpose: libnftables waits for its answers with select(), and glibc aborts the process ("bit out of range 0 -
+ * FD_SETSIZE on fd_set") when the nft socket's fd is 1024 or more — which a cache of thousands did at once.
+ */
 const MAX_SOCKETS = 256;
-/** An unused socket is closed after this long, so a namespace deleted behind our back is not kept alive for long. */
-const IDLE_CLOSE_MS = 2_000;
+/**
+ * An unused socket is closed after this long: longer than the agent's default resync period (5 s), so the periodic
+ * checks reuse sockets, and short enough that a namespace deleted behind our back is not kept alive for long (and
+ * any use of its name with a new namespace behind it closes every socket in the old one at once: socketFor).
+ */
+const IDLE_CLOSE_MS = 12_000;
 /** A request the kernel never answers (should not happen) fails instead of hanging a reconcile. */
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A dump that raced with a change (NLM_F_DUMP_INTR) is retried this many times before failing with EINTR. */
@@ -53,7 +61,13 @@ interface Entry {
 
 const sockets = new Map<string, Entry>();
 const NETLINK_GENERIC = 16;
+const NETLINK_NETFILTER = 12;
 const keyOf = (ns: NetnsKey, protocol = NETLINK_ROUTE) => `${protocol}|${ns === null ? '' : ns}`;
+
+/** What a namespace name points at now (dev:ino of /run/netns/NAME; undefined: no such name). */
+export function netnsIdentity(ns: string): string | undefined {
+  return identityOf(ns);
+}
 
 function identityOf(ns: string): string | undefined {
   try {
@@ -88,8 +102,9 @@ function socketFor(ns: NetnsKey, protocol = NETLINK_ROUTE): Entry {
     throw new KernelError({ argv: ['rtnetlink', ns], exitCode: null, stderr: '', code: 'ENOENT', kernelMessage: `Cannot open network namespace "${ns}": No such file or directory` });
   }
   if (e && e.identity !== identity) {
-    // The name now points at another namespace (deleted and re-created): the old socket would talk to the old one.
-    closeEntry(e);
+    // The name now points at another namespace (deleted and re-created): the old sockets would talk to the old one,
+    // and would keep it (and its end of a veth pair) alive.
+    releaseNetns(ns);
     e = undefined;
   }
   if (!e) {
@@ -115,7 +130,7 @@ function armIdle(e: Entry): void {
 
 /** Closes our socket in `ns` (call before deleting a namespace, so the socket does not keep it alive). */
 export function releaseNetns(ns: NetnsKey): void {
-  for (const protocol of [NETLINK_ROUTE, NETLINK_GENERIC]) {
+  for (const protocol of [NETLINK_ROUTE, NETLINK_GENERIC, NETLINK_NETFILTER]) {
     const e = sockets.get(keyOf(ns, protocol));
     if (e) closeEntry(e);
   }
@@ -383,6 +398,36 @@ export async function genlGet(ns: NetnsKey, family: string, cmd: number, version
   const reply = await genlExchange(ns, id, cmd, version, attrs);
   if (!reply) throw new NetlinkRequestError(61, `generic netlink ${family} command ${cmd}: no reply`);
   return reply;
+}
+
+// --- nfnetlink (nftables) ----------------------------------------------------------------------------------------
+
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFT_MSG_GETGEN = 16;
+const NFTA_GEN_ID = 1;
+
+/**
+ * The namespace's nftables generation (NFT_MSG_GETGEN): a counter every committed nftables change in that namespace
+ * moves, so an unchanged value means an unchanged ruleset. One small request on a cached socket, against a full
+ * listing through libnftables.
+ */
+export function nftGeneration(ns: NetnsKey): Promise<number> {
+  const e = socketFor(ns, NETLINK_NETFILTER);
+  netlinkStats.requests++;
+  return enqueue(e, async () => {
+    // nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0.
+    const msgs = await raw(e, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, 0, Buffer.alloc(4));
+    const err = msgs.find((m) => m.type === NLMSG_ERROR && m.data.readInt32LE(0) !== 0);
+    if (err) {
+      const errno = -err.data.readInt32LE(0);
+      throw new NetlinkRequestError(errno, errnoText(errno));
+    }
+    const reply = msgs.find((m) => m.type !== NLMSG_ERROR);
+    const id = reply && parseAttrs(reply.data, 4).get(NFTA_GEN_ID);
+    // nftables attributes are big-endian.
+    if (!id || id.length < 4) throw new NetlinkRequestError(61, 'nftables generation: no NFTA_GEN_ID in the answer');
+    return id.readUInt32BE(0);
+  });
 }
 
 /** A file descriptor of namespace `ns` (IFLA_NET_NS_FD: create a veth's peer directly in it); close it with closeNetnsFd. */
