@@ -27,7 +27,7 @@ import type { NodeStatus } from '../model/node-status.js';
 import type { XdpMode } from '../kernel/bpf/index.js';
 import { Replica, followIntoReplica, type Following } from '../store/replica.js';
 import type { Store, WatchEvent } from '../store/store.js';
-import { customerDesired } from './desired/customer.js';
+import { customerDesired, type CustomerDesired } from './desired/customer.js';
 import { activeMitigations, decodeMitigations, type DataplanePlan } from './desired/dataplane.js';
 import { hostDesired } from './desired/host.js';
 import { accountShortId, customerNetns, hostVethName, type NodeConfig } from './desired/node.js';
@@ -99,6 +99,7 @@ export class Agent {
   private dataplane: DataplaneManager | undefined;
   private dataplaneInitError: string | undefined;
   private planCache: { key: string; plan: DataplanePlan } | undefined;
+  private readonly desiredCache = new Map<string, { revision: number; desired: CustomerDesired }>();
   private mitigationsCache: ({ version: number } & ReturnType<typeof decodeMitigations>) | undefined;
   /** status.applied_revision may be behind the accounts' states (stamp, refreshApplied). */
   private appliedStale = false;
@@ -373,6 +374,7 @@ export class Agent {
       changes.push(...(await removeCustomer(node, customerNetns(node, key), hostVethName(key))));
       for (const c of changes) this.log(`${key}: ${c}`);
       delete this.status.accounts[key];
+      this.desiredCache.delete(key);
       this.scheduler.forget(key);
       this.stamp();
       return;
@@ -384,7 +386,7 @@ export class Agent {
     }
     // A pass that throws (e.g. its namespace cannot be entered) is an error of this account like any other: its
     // status must say so, or BGP would keep announcing an account this node cannot serve.
-    const result = await reconcileCustomer(node, customerDesired(node, entry.doc), {
+    const result = await reconcileCustomer(node, this.desiredOf(key, entry), {
       dataplane: (d, changes) => this.applyAccountDataplane(d.accountId, d.netns, d.veth.name, changes),
     }).catch((err: unknown) => ({ changes: [] as string[], errors: [errorText(err)] }));
     for (const c of result.changes) this.log(`${entry.doc.name}: ${c}`);
@@ -395,6 +397,15 @@ export class Agent {
       : { name: entry.doc.name, state: 'ok', applied_revision: entry.revision, reconciled_at: now };
     this.stamp();
     if (result.errors.length) throw new Error(result.errors.join('; '));
+  }
+
+  /** An account's desired kernel objects (pure), computed once per revision: every resync asks for all of them. */
+  private desiredOf(id: string, entry: { doc: AccountDocument; revision: number }): CustomerDesired {
+    const cached = this.desiredCache.get(id);
+    if (cached?.revision === entry.revision) return cached.desired;
+    const desired = customerDesired(this.opts.node, entry.doc);
+    this.desiredCache.set(id, { revision: entry.revision, desired });
+    return desired;
   }
 
   /**
