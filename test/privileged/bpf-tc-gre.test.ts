@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BPFFS, ensureBpffs, netnsCookie, unpin } from '../../src/kernel/bpf/index.js';
-import { ipv4Be32, loadDataplane, macBytes, readCounters, removeDataplane, tunnelMac, type Dataplane } from '../../src/kernel/bpf/dataplane.js';
-import { OT_REASON_SLOTS, OT_TUNNEL_F_DF, REASON_NAMES, Reason } from '../../src/kernel/bpf/abi.generated.js';
+import { ipv4Be32, loadDataplane, macBytes, removeDataplane, tunnelMac, type Dataplane } from '../../src/kernel/bpf/dataplane.js';
+import { OT_TUNNEL_F_DF } from '../../src/kernel/bpf/abi.generated.js';
 import { ETH_P_ARP, TCP, ethernet, gre, internetChecksum, ipv4, ipv6, tcp, udp } from '../support/packets.js';
+import { reasonCountersDelta } from '../support/bpf-counters.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -40,17 +41,7 @@ after(() => {
   assert.equal(existsSync(base), false, 'no pins left');
 });
 
-function countersDelta(run: () => void): string[] {
-  const sum = () => new Map(readCounters(dp.maps.counters).map((c) => [c.account * OT_REASON_SLOTS + c.reason, c.packets]));
-  const before = sum();
-  run();
-  const out: string[] = [];
-  for (const [slot, p] of sum()) {
-    const d = p - (before.get(slot) ?? 0n);
-    if (d) out.push(`account ${Math.floor(slot / OT_REASON_SLOTS)} ${REASON_NAMES[(slot % OT_REASON_SLOTS) as Reason]} +${d}`);
-  }
-  return out;
-}
+const countersDelta = (run: () => void): string[] => reasonCountersDelta(dp.maps.counters, run);
 
 const innerV4 = ipv4({ src: '198.51.100.200', dst: '203.0.113.5' }, tcp({ sport: 443, dport: 40000, flags: TCP.ACK }, Buffer.from('response')));
 const innerV6 = ipv6({ src: '2001:db8:ffff::1', dst: '2001:db8:100::5' }, udp({ sport: 53, dport: 5353 }, Buffer.from('answer')));

@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { BPFFS, ensureBpffs, netnsCookie, unpin } from '../../src/kernel/bpf/index.js';
-import { ipv4Be32, macBytes, readCounters } from '../../src/kernel/bpf/dataplane.js';
+import { ipv4Be32, macBytes } from '../../src/kernel/bpf/dataplane.js';
 import { loadCpeDataplane, openCpeDataplane, removeCpeDataplane, type CpeDataplane } from '../../src/kernel/bpf/cpe.js';
-import { OT_REASON_SLOTS, OT_TUNNEL_F_DF, REASON_NAMES, Reason } from '../../src/kernel/bpf/abi.generated.js';
+import { OT_TUNNEL_F_DF } from '../../src/kernel/bpf/abi.generated.js';
 import { ETH_P_ARP, TCP, ethernet, gre, internetChecksum, ipv4, ipv6, tcp, udp } from '../support/packets.js';
+import { reasonCountersDelta } from '../support/bpf-counters.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -46,17 +47,7 @@ after(() => {
   assert.equal(existsSync(base), false, 'no pins left');
 });
 
-function countersDelta(run: () => void): string[] {
-  const sum = () => new Map(readCounters(dp.maps.counters).map((c) => [c.account * OT_REASON_SLOTS + c.reason, c.packets]));
-  const before = sum();
-  run();
-  const out: string[] = [];
-  for (const [slot, p] of sum()) {
-    const d = p - (before.get(slot) ?? 0n);
-    if (d) out.push(`account ${Math.floor(slot / OT_REASON_SLOTS)} ${REASON_NAMES[(slot % OT_REASON_SLOTS) as Reason]} +${d}`);
-  }
-  return out;
-}
+const countersDelta = (run: () => void): string[] => reasonCountersDelta(dp.maps.counters, run);
 
 type Run = ReturnType<CpeDataplane['decap']['testRun']>;
 function runDecap(frame: Buffer): { r: Run; counted: string[] } {
