@@ -64,6 +64,13 @@ export interface AgentOptions {
   dataDir: string;
   /** Full resync period (drift repair); default 5000 ms. */
   resyncMs?: number;
+  /**
+   * How often an account's sysctls and GRO setting, in namespaces that already existed, are re-read (default six
+   * resync periods, 30 s). They are the dearest reads of a resync pass (/proc/sys opens cost O(namespaces), a
+   * generic netlink socket per namespace) and the least likely to drift; routes, rules, addresses, neighbours, the
+   * veth, the namespace, the firewall table and the data plane are checked every resync period.
+   */
+  slowCheckMs?: number;
   /** How many accounts reconcile at once (kernel work spawns processes); default 4. */
   concurrency?: number;
   log?: (msg: string) => void;
@@ -100,6 +107,8 @@ export class Agent {
   private dataplaneInitError: string | undefined;
   private planCache: { key: string; plan: DataplanePlan } | undefined;
   private readonly desiredCache = new Map<string, { revision: number; desired: CustomerDesired }>();
+  /** When each account's slow-tier objects (sysctls, GRO) were last checked (AgentOptions.slowCheckMs). */
+  private readonly slowChecked = new Map<string, number>();
   private mitigationsCache: ({ version: number } & ReturnType<typeof decodeMitigations>) | undefined;
   /** status.applied_revision may be behind the accounts' states (stamp, refreshApplied). */
   private appliedStale = false;
@@ -375,6 +384,7 @@ export class Agent {
       for (const c of changes) this.log(`${key}: ${c}`);
       delete this.status.accounts[key];
       this.desiredCache.delete(key);
+      this.slowChecked.delete(key);
       this.scheduler.forget(key);
       this.stamp();
       return;
@@ -386,7 +396,11 @@ export class Agent {
     }
     // A pass that throws (e.g. its namespace cannot be entered) is an error of this account like any other: its
     // status must say so, or BGP would keep announcing an account this node cannot serve.
+    const lastSlow = this.slowChecked.get(key);
+    const checkSlow = lastSlow === undefined || performance.now() - lastSlow >= (this.opts.slowCheckMs ?? 6 * (this.opts.resyncMs ?? 5000));
+    const started = performance.now();
     const result = await reconcileCustomer(node, this.desiredOf(key, entry), {
+      checkSlow,
       dataplane: (d, changes) => this.applyAccountDataplane(d.accountId, d.netns, d.veth.name, changes),
     }).catch((err: unknown) => ({ changes: [] as string[], errors: [errorText(err)] }));
     for (const c of result.changes) this.log(`${entry.doc.name}: ${c}`);
@@ -395,6 +409,9 @@ export class Agent {
     this.status.accounts[key] = result.errors.length
       ? { name: entry.doc.name, state: 'error', error: result.errors.join('; '), reconciled_at: now, ...(previous?.applied_revision !== undefined ? { applied_revision: previous.applied_revision } : {}) }
       : { name: entry.doc.name, state: 'ok', applied_revision: entry.revision, reconciled_at: now };
+    // A pass that failed checks everything again next time.
+    if (result.errors.length) this.slowChecked.delete(key);
+    else if (checkSlow) this.slowChecked.set(key, started);
     this.stamp();
     if (result.errors.length) throw new Error(result.errors.join('; '));
   }

@@ -230,6 +230,23 @@ test('drift: a route, the firewall table, GRO on edge0 and the veth changed by h
   );
 });
 
+test('drift in the slow tier: sysctls changed by hand in the customer netns and on the host veth come back within slowCheckMs', async () => {
+  const ns = customerNetns(node, acmeId);
+  const veth = hostVethName(acmeId);
+  // This agent: resync every 400 ms, sysctls and GRO every 2.4 s (six periods, the default ratio).
+  await run(inNetns(ns, ['sysctl', '-q', '-w', 'net.ipv4.conf.all.send_redirects=1', 'net.ipv4.fib_multipath_hash_policy=0', `net.ipv4.conf.${CUSTOMER_VETH}.rp_filter=1`]));
+  await run(inNetns(node.hostNetns, ['sysctl', '-q', '-w', `net.ipv4.conf.${veth}.accept_local=0`]));
+  const read = async (where: string, keys: string[]) => (await run(inNetns(where, ['sysctl', '-n', ...keys]))).stdout.trim().split('\n');
+  await eventually(
+    'sysctls restored',
+    async () =>
+      (await read(ns, ['net.ipv4.conf.all.send_redirects', 'net.ipv4.fib_multipath_hash_policy', `net.ipv4.conf.${CUSTOMER_VETH}.rp_filter`])).join() === '0,1,0' &&
+      (await read(node.hostNetns, [`net.ipv4.conf.${veth}.accept_local`])).join() === '1',
+    10_000,
+  );
+  assert.ok(logs.some((l) => l.includes(`${ns}: sysctl`) && l.includes('send_redirects=0')), logs.slice(-5).join('\n'));
+});
+
 test('a restarted agent rewrites nothing that is already right', async () => {
   await agent.stop();
   logs.length = 0;

@@ -38,6 +38,11 @@ export interface CustomerReconcileOptions {
   /** Compute the changes without making them (`opentransit plan`). */
   dryRun?: boolean;
   /**
+   * Read the sysctls and the peer's GRO setting of objects that already existed (default true). False: they are
+   * left unread this pass (AgentOptions.slowCheckMs says why); objects this pass creates are set up in full anyway.
+   */
+  checkSlow?: boolean;
+  /**
    * The account's part of the eBPF data plane (tc on edge0, its map entries): run once the namespace and the veth
    * exist, before routes point traffic at tunnel MACs. Returns problems (the account's errors); throws on failure.
    */
@@ -227,6 +232,7 @@ export async function reconcileCustomer(
   options: CustomerReconcileOptions = {},
 ): Promise<CustomerReconcileResult> {
   const dryRun = options.dryRun ?? false;
+  const checkSlow = options.checkSlow ?? true;
   const changes: string[] = [];
   const errors: string[] = [...d.problems];
   const step = async (what: string, fn: () => Promise<void>): Promise<boolean> => {
@@ -255,7 +261,9 @@ export async function reconcileCustomer(
   let state = exists && !created ? await readIpState(d.netns, { rules: false }) : EMPTY_STATE;
   const hostLink = await getLink(node.hostNetns, d.veth.name);
   const peer = state.links.find((l) => l.name === CUSTOMER_VETH);
-  if (!vethIsRight(d, hostLink, peer)) {
+  // A veth made or repaired here gets its sysctls checked whatever the tier.
+  const vethTouched = !vethIsRight(d, hostLink, peer);
+  if (vethTouched) {
     changes.push(`${hostLink || peer ? 'repair' : 'create'} veth ${d.veth.name} <-> ${d.netns}/${CUSTOMER_VETH}`);
     if (!dryRun) {
       const ok = await step('veth', async () => {
@@ -269,7 +277,7 @@ export async function reconcileCustomer(
       // diffed). Anywhere else the repair may have kept objects: read them.
       state = created ? EMPTY_STATE : await readIpState(d.netns, { rules: false });
     }
-  } else if (exists && !created) {
+  } else if (exists && !created && checkSlow) {
     // GRO on the peer is drift like any other: someone's `ethtool -K edge0 gro off` makes XDP-redirected frames
     // vanish (DESIGN §2). One in-process ethtool request per pass; a veth made or repaired above got GRO there.
     await step('gro', async () => {
@@ -286,9 +294,11 @@ export async function reconcileCustomer(
 
   // 3. Sysctls on both sides.
   // A new namespace has the defaults: every key is written without reading them first.
-  await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists: exists && !created, tolerateReadErrors: true }));
+  if (checkSlow || !exists || created || vethTouched)
+    await step('sysctls', () => reconcileSysctls(d.netns, d.sysctls, changes, d.netns, { dryRun, exists: exists && !created, tolerateReadErrors: true }));
   // The host-side keys are the veth's own: a veth this pass made has the host's defaults, nothing to read.
-  await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: hostLink !== undefined, tolerateReadErrors: true }));
+  if (checkSlow || vethTouched)
+    await step('host sysctls', () => reconcileSysctls(node.hostNetns, d.hostSysctls, changes, node.hostNetns, { dryRun, exists: hostLink !== undefined, tolerateReadErrors: true }));
 
   // 3b. The data plane: the encapsulation program and the tunnels' entries are in place before the first route
   // sends a packet towards a tunnel MAC (a frame that found no tunnel would be dropped, failing closed).
