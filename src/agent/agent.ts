@@ -57,6 +57,11 @@ interface AccountsView {
   clashes: Map<string, string>;
 }
 
+/** The drift-repair resync period when AgentOptions.resyncMs is not given. */
+export const DEFAULT_RESYNC_MS = 5000;
+/** The slow tier (sysctls, GRO) is re-read every this many resync periods unless slowCheckMs says otherwise. */
+export const SLOW_CHECK_PERIODS = 6;
+
 export interface AgentOptions {
   node: NodeConfig;
   store: Store;
@@ -188,7 +193,7 @@ export class Agent {
         this.log(`${context}: ${errorText(err)}`);
       },
     });
-    const resyncMs = this.opts.resyncMs ?? 5000;
+    const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => {
       this.forceDataplane = true;
       this.scheduleAll();
@@ -397,7 +402,7 @@ export class Agent {
     // A pass that throws (e.g. its namespace cannot be entered) is an error of this account like any other: its
     // status must say so, or BGP would keep announcing an account this node cannot serve.
     const lastSlow = this.slowChecked.get(key);
-    const checkSlow = lastSlow === undefined || performance.now() - lastSlow >= (this.opts.slowCheckMs ?? 6 * (this.opts.resyncMs ?? 5000));
+    const checkSlow = lastSlow === undefined || performance.now() - lastSlow >= (this.opts.slowCheckMs ?? SLOW_CHECK_PERIODS * (this.opts.resyncMs ?? DEFAULT_RESYNC_MS));
     const started = performance.now();
     const result = await reconcileCustomer(node, this.desiredOf(key, entry), {
       checkSlow,

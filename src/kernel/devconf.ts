@@ -15,18 +15,15 @@
  * values the /proc handlers print), which an agent does for every customer each resync period.
  */
 import { checkIfname } from './validate.js';
-import { AF_INET, AF_INET6, attr, ifinfomsg, nested, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
+import { AF_INET, AF_INET6, attr, IFLA_IFNAME, ifinfomsg, linkByNameBody, nested, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
 import { rtnlBatch, type NetnsKey, NetlinkRequestError } from './netlink/socket.js';
 
 /** uapi linux/ip.h IPV4_DEVCONF_* (1-based; IFLA_INET_CONF's array holds value N at index N - 1). */
 const IPV4_DEVCONF = { send_redirects: 6, rp_filter: 8, accept_local: 23 } as const;
 type DevconfName = keyof typeof IPV4_DEVCONF;
 
-const IFLA_IFNAME = 3;
-const IFLA_EXT_MASK = 29;
 const IFLA_AF_SPEC = 26;
 const IFLA_INET_CONF = 1;
-const RTEXT_FILTER_SKIP_STATS = 8;
 
 /** A sysctl key that rtnetlink can take: its device and setting. */
 export interface DevconfKey {
@@ -56,18 +53,22 @@ export function devconfKey(key: string, value?: string): DevconfKey | undefined 
   return { key, dev, name: name as DevconfName };
 }
 
-const linkBody = (dev: string, extra: Buffer[]) => payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), ...extra]);
-
 /** The failure of one key, as a /proc/sys open of it would fail (a missing device: ENOENT). */
 export interface DevconfFailure {
   key: string;
   error: NetlinkRequestError;
 }
 
-function byDev(keys: readonly DevconfKey[]): Map<string, DevconfKey[]> {
-  const out = new Map<string, DevconfKey[]>();
-  for (const k of keys) out.set(k.dev, [...(out.get(k.dev) ?? []), k]);
-  return out;
+/** Items grouped by key, in first-seen order: one request per device (or per family and all/default). */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = keyOf(item);
+    const group = out.get(k);
+    if (group) group.push(item);
+    else out.set(k, [item]);
+  }
+  return [...out.values()];
 }
 
 /** The IPv4 devconf array of one RTM_NEWLINK body, undefined when the device has no IPv4 part. */
@@ -79,14 +80,14 @@ function inetConf(body: Buffer): Buffer | undefined {
 
 /** Reads the keys (one RTM_GETLINK per device, pipelined). Values as /proc/sys prints them. */
 export async function readDevconf(ns: NetnsKey, keys: readonly DevconfKey[]): Promise<{ values: Record<string, string>; failures: DevconfFailure[] }> {
-  const groups = [...byDev(keys)];
+  const groups = groupBy(keys, (k) => k.dev);
   const answers = await rtnlBatch(
     ns,
-    groups.map(([dev]) => ({ type: RTM.GETLINK, flags: 0, body: linkBody(dev, [attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]) })),
+    groups.map(([k]) => ({ type: RTM.GETLINK, flags: 0, body: linkByNameBody(k!.dev) })),
   );
   const values: Record<string, string> = {};
   const failures: DevconfFailure[] = [];
-  groups.forEach(([, ks], i) => {
+  groups.forEach((ks, i) => {
     const a = answers[i];
     const conf = a instanceof Buffer ? inetConf(a) : undefined;
     for (const k of ks) {
@@ -100,20 +101,19 @@ export async function readDevconf(ns: NetnsKey, keys: readonly DevconfKey[]): Pr
 
 /** Writes the keys (one RTM_SETLINK per device, pipelined). */
 export async function writeDevconf(ns: NetnsKey, entries: readonly (readonly [DevconfKey, string])[]): Promise<DevconfFailure[]> {
-  const groups = new Map<string, (readonly [DevconfKey, string])[]>();
-  for (const e of entries) groups.set(e[0].dev, [...(groups.get(e[0].dev) ?? []), e]);
-  const list = [...groups];
+  const groups = groupBy(entries, ([k]) => k.dev);
   const answers = await rtnlBatch(
     ns,
-    list.map(([dev, es]) => ({
+    groups.map((es) => ({
       type: RTM.SETLINK,
       flags: 0,
-      body: linkBody(dev, [
+      body: payload(ifinfomsg(), [
+        attr(IFLA_IFNAME, str(es[0]![0].dev)),
         nested(IFLA_AF_SPEC, [nested(AF_INET, [nested(IFLA_INET_CONF, es.map(([k, v]) => attr(IPV4_DEVCONF[k.name], u32(Number(v)))))])]),
       ]),
     })),
   );
-  return list.flatMap(([, es], i) => {
+  return groups.flatMap((es, i) => {
     const a = answers[i];
     return a instanceof NetlinkRequestError ? es.map(([k]) => ({ key: k.key, error: a })) : [];
   });
@@ -121,7 +121,6 @@ export async function writeDevconf(ns: NetnsKey, entries: readonly (readonly [De
 
 // --- all / default: forwarding and rp_filter through RTM_GETNETCONF (reads only) ----------------------------------
 
-const RTM_GETNETCONF = 82;
 const NETCONFA_IFINDEX = 1;
 const NETCONFA = { forwarding: 2, rp_filter: 3 } as const;
 const NETCONFA_IFINDEX_ALL = -1;
@@ -148,21 +147,19 @@ export function netconfKey(key: string): NetconfKey | undefined {
 
 /** Reads the keys (one RTM_GETNETCONF per family and all/default, pipelined). Values as /proc/sys prints them. */
 export async function readNetconf(ns: NetnsKey, keys: readonly NetconfKey[]): Promise<{ values: Record<string, string>; failures: DevconfFailure[] }> {
-  const groups = new Map<string, NetconfKey[]>();
-  for (const k of keys) groups.set(`${k.family}|${k.which}`, [...(groups.get(`${k.family}|${k.which}`) ?? []), k]);
-  const list = [...groups.values()];
+  const groups = groupBy(keys, (k) => `${k.family}|${k.which}`);
   const answers = await rtnlBatch(
     ns,
-    list.map(([k]) => {
+    groups.map(([k]) => {
       // struct netconfmsg is one byte (the family), padded to 4 before the attributes.
       const head = Buffer.alloc(4);
       head.writeUInt8(k!.family === 4 ? AF_INET : AF_INET6, 0);
-      return { type: RTM_GETNETCONF, flags: 0, body: payload(head, [attr(NETCONFA_IFINDEX, s32(k!.which === 'all' ? NETCONFA_IFINDEX_ALL : NETCONFA_IFINDEX_DEFAULT))]) };
+      return { type: RTM.GETNETCONF, flags: 0, body: payload(head, [attr(NETCONFA_IFINDEX, s32(k!.which === 'all' ? NETCONFA_IFINDEX_ALL : NETCONFA_IFINDEX_DEFAULT))]) };
     }),
   );
   const values: Record<string, string> = {};
   const failures: DevconfFailure[] = [];
-  list.forEach((ks, i) => {
+  groups.forEach((ks, i) => {
     const a = answers[i];
     const got = a instanceof Buffer ? parseAttrs(a, 4) : undefined;
     for (const k of ks) {

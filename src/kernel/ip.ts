@@ -11,7 +11,7 @@
  * add-if-missing). That is what makes the batch fallback below safe.
  */
 import { classifyKernelMessage, KernelError, KernelInputError, run, type BatchFailure, type KernelErrorCode } from './exec.js';
-import { attr, ifinfomsg, payload, RTM, str, u32 } from './netlink/codec.js';
+import { linkByNameBody, RTM } from './netlink/codec.js';
 import { closeNetnsFd, NetlinkRequestError, openNetnsFd, rtnlBatch, rtnlGet } from './netlink/socket.js';
 import { checkNetnsName } from './validate.js';
 
@@ -132,14 +132,6 @@ export async function asTwinError<T>(argv: readonly string[], call: () => Promis
     if (!(e instanceof NetlinkRequestError)) throw e;
     throw new KernelError({ argv: [...argv], exitCode: 1, stderr: '', kernelMessage: e.kernelMessage, code: e.code });
   }
-}
-
-/** RTM_GETLINK of one link by name, without statistics. */
-function linkByNameBody(dev: string): Buffer {
-  const RTEXT_FILTER_SKIP_STATS = 8;
-  const IFLA_IFNAME = 3;
-  const IFLA_EXT_MASK = 29;
-  return payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]);
 }
 
 /** The ifindex of `dev` in `ns` (RTM_GETLINK by name), undefined when there is no such link. */

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { KernelError, KernelInputError, run } from './exec.js';
 import { asTwinError, netlinkRead, runIpOps, type IpOp } from './ip.js';
-import { attr, attrList, getS32, getStr, getU32, getU8, ifinfomsg, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
+import { attr, attrList, getS32, getStr, getU32, getU8, ifinfomsg, linkByNameBody, macBytes, macText, nested, NLM_F, parseAttrs, payload, RTM, s32, str, u32 } from './netlink/codec.js';
 import { genlGet, genlRequest, NetlinkRequestError, rtnlDump, rtnlGet } from './netlink/socket.js';
 import { inNetns, type NetnsRef } from './netns.js';
 import { checkIfname, checkInt, checkMac, checkNetnsName, checkToken } from './validate.js';
@@ -119,7 +119,7 @@ export async function getLink(ns: NetnsRef, name: string): Promise<Link | undefi
   checkIfname('name', name);
   try {
     const body = await netlinkRead(ns, ['link', 'show', 'dev', name], () =>
-      rtnlGet(ns, RTM.GETLINK, payload(ifinfomsg(), [attr(IFLA.IFNAME, str(name)), attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))])),
+      rtnlGet(ns, RTM.GETLINK, linkByNameBody(name)),
     );
     return body ? decodeLink(body) : undefined;
   } catch (e) {

@@ -18,6 +18,7 @@ export const RTM = {
   NEWROUTE: 24, DELROUTE: 25, GETROUTE: 26,
   NEWNEIGH: 28, DELNEIGH: 29, GETNEIGH: 30,
   NEWRULE: 32, DELRULE: 33, GETRULE: 34,
+  GETNETCONF: 82,
 } as const;
 
 /** nlmsghdr flags (linux/netlink.h). */
@@ -99,6 +100,16 @@ export function macBytes(mac: string): Buffer {
 /** A request payload: the fixed header struct followed by attributes. */
 export function payload(header: Buffer, attrs: readonly Buffer[]): Buffer {
   return Buffer.concat([header, ...attrs]);
+}
+
+/** IFLA_IFNAME: a link named in a request (RTM_GETLINK/SETLINK by name, ifindex 0). */
+export const IFLA_IFNAME = 3;
+const IFLA_EXT_MASK = 29;
+const RTEXT_FILTER_SKIP_STATS = 8;
+
+/** RTM_GETLINK of one link by name, without statistics (they are most of the answer and never read). */
+export function linkByNameBody(dev: string): Buffer {
+  return payload(ifinfomsg(), [attr(IFLA_IFNAME, str(dev)), attr(IFLA_EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS))]);
 }
 
 /** struct ifinfomsg (16 bytes). */

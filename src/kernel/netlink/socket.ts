@@ -66,10 +66,6 @@ const keyOf = (ns: NetnsKey, protocol = NETLINK_ROUTE) => `${protocol}|${ns === 
 
 /** What a namespace name points at now (dev:ino of /run/netns/NAME; undefined: no such name). */
 export function netnsIdentity(ns: string): string | undefined {
-  return identityOf(ns);
-}
-
-function identityOf(ns: string): string | undefined {
   try {
     const st = statSync(`/run/netns/${ns}`);
     return `${st.dev}:${st.ino}`;
@@ -96,7 +92,7 @@ export const netlinkStats = { socketsOpened: 0, requests: 0, dumps: 0 };
 function socketFor(ns: NetnsKey, protocol = NETLINK_ROUTE): Entry {
   const key = keyOf(ns, protocol);
   let e = sockets.get(key);
-  const identity = ns === null ? undefined : identityOf(ns);
+  const identity = ns === null ? undefined : netnsIdentity(ns);
   if (ns !== null && identity === undefined) {
     if (e) closeEntry(e);
     throw new KernelError({ argv: ['rtnetlink', ns], exitCode: null, stderr: '', code: 'ENOENT', kernelMessage: `Cannot open network namespace "${ns}": No such file or directory` });
@@ -353,15 +349,22 @@ function genlBody(cmd: number, version: number, attrs: readonly Buffer[]): Buffe
  * 4-byte genl header), undefined when it only acknowledged. Rejects with NetlinkRequestError on the kernel's ERROR.
  */
 function genlExchange(ns: NetnsKey, id: number, cmd: number, version: number, attrs: readonly Buffer[]): Promise<Buffer | undefined> {
-  const e = socketFor(ns, NETLINK_GENERIC);
+  return exchangeOne(socketFor(ns, NETLINK_GENERIC), id, genlBody(cmd, version, attrs)).then((reply) => reply?.subarray(4));
+}
+
+/**
+ * One request on a socket of a protocol other than rtnetlink (generic netlink, nfnetlink): the payload of the
+ * kernel's reply message, undefined when it only acknowledged. Rejects with NetlinkRequestError on its ERROR.
+ */
+function exchangeOne(e: Entry, type: number, body: Buffer): Promise<Buffer | undefined> {
   return enqueue(e, async () => {
-    const msgs = await raw(e, id, 0, genlBody(cmd, version, attrs));
+    const msgs = await raw(e, type, 0, body);
     const err = msgs.find((m) => m.type === NLMSG_ERROR && m.data.readInt32LE(0) !== 0);
     if (err) {
       const errno = -err.data.readInt32LE(0);
       throw new NetlinkRequestError(errno, extackMessage(err) ?? errnoText(errno));
     }
-    return msgs.find((m) => m.type !== NLMSG_ERROR)?.data.subarray(4);
+    return msgs.find((m) => m.type !== NLMSG_ERROR)?.data;
   });
 }
 
@@ -411,23 +414,14 @@ const NFTA_GEN_ID = 1;
  * moves, so an unchanged value means an unchanged ruleset. One small request on a cached socket, against a full
  * listing through libnftables.
  */
-export function nftGeneration(ns: NetnsKey): Promise<number> {
-  const e = socketFor(ns, NETLINK_NETFILTER);
+export async function nftGeneration(ns: NetnsKey): Promise<number> {
   netlinkStats.requests++;
-  return enqueue(e, async () => {
-    // nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0.
-    const msgs = await raw(e, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, 0, Buffer.alloc(4));
-    const err = msgs.find((m) => m.type === NLMSG_ERROR && m.data.readInt32LE(0) !== 0);
-    if (err) {
-      const errno = -err.data.readInt32LE(0);
-      throw new NetlinkRequestError(errno, errnoText(errno));
-    }
-    const reply = msgs.find((m) => m.type !== NLMSG_ERROR);
-    const id = reply && parseAttrs(reply.data, 4).get(NFTA_GEN_ID);
-    // nftables attributes are big-endian.
-    if (!id || id.length < 4) throw new NetlinkRequestError(61, 'nftables generation: no NFTA_GEN_ID in the answer');
-    return id.readUInt32BE(0);
-  });
+  // nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0.
+  const reply = await exchangeOne(socketFor(ns, NETLINK_NETFILTER), (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, Buffer.alloc(4));
+  const id = reply && parseAttrs(reply, 4).get(NFTA_GEN_ID);
+  // nftables attributes are big-endian.
+  if (!id || id.length < 4) throw new NetlinkRequestError(61, 'nftables generation: no NFTA_GEN_ID in the answer');
+  return id.readUInt32BE(0);
 }
 
 /** A file descriptor of namespace `ns` (IFLA_NET_NS_FD: create a veth's peer directly in it); close it with closeNetnsFd. */

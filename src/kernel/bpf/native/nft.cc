@@ -18,9 +18,11 @@
 // thread takes a second reference to the context's socket (a dup), so nft_ctx_free's own close is not the last one
 // and returns at once; the thread closes the dup — the socket's release, the RCU wait — after unlocking. libnftables
 // has no accessor for its socket, so the thread finds it by the kernel's lowest-free-fd rule: it notes the lowest
-// free fd just before nft_ctx_new and checks afterwards that this fd is a NETLINK_NETFILTER socket. Only this file
-// opens such sockets, under the lock, so such a socket there is the context's; when the check fails (another thread
-// took that fd meanwhile) the call simply pays the wait inside the lock, as before.
+// free fd just before nft_ctx_new and checks afterwards that this fd is a NETLINK_NETFILTER socket. When the check
+// fails (another thread took that fd meanwhile) the call simply pays the wait inside the lock, as before. The JS
+// thread opens NETLINK_NETFILTER sockets too (nftables generation reads, src/kernel/netlink/socket.ts), at the same
+// time: should one of them take that fd, the dup is of the JS socket — harmless (closing a dup leaves the JS fd
+// open) — and this call again pays the wait inside the lock.
 #include <nftables/libnftables.h>
 
 #include <fcntl.h>
