@@ -11,7 +11,8 @@
         "src/kernel/bpf/native/netns.cc",
         "src/kernel/bpf/native/ringbuf.cc",
         "src/kernel/bpf/native/nsfs.cc",
-        "src/kernel/bpf/native/nft.cc"
+        "src/kernel/bpf/native/nft.cc",
+        "src/kernel/bpf/native/nlwatch.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=gnu++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"],

@@ -52,7 +52,9 @@ function registerDaemonCommands(program: Command): void {
       .option('--fast-path <on|off>', 'route customer traffic in eBPF (bpf_fib_lookup), skipping the host netns stack and its netfilter hooks; off if the host netns has netfilter rules or XFRM policies of its own', 'on');
 
   nodeOptions(program.command('agent').description('run the edge agent: reconcile the kernel to the desired state, continuously'))
-    .option('--resync-ms <ms>', 'full resync period (drift repair)', (v) => Number.parseInt(v, 10), 5000)
+    .option('--resync-ms <ms>', 'resync period of the shared state (host netns, data plane, BGP); every account too with --kernel-watch off', (v) => Number(v), 5000)
+    .option('--kernel-watch <on|off>', 'repair drift as the kernel reports it (netlink notifications, /run/netns); off: re-check every account every resync period', 'on')
+    .option('--account-resync-ms <ms>', 'with --kernel-watch on: each account is checked in full at least this often, for drift the kernel does not report', (v) => Number(v), 60000)
     .option('--heartbeat-ms <ms>', 'status republish period; the liveness lease lasts three of them', (v) => Number.parseInt(v, 10))
     .option('--bpf-pin-base <dir>', 'bpffs directory of the data plane pins (default /sys/fs/bpf/opentransit)')
     .action(async (opts: import('./agent/main.js').AgentCliOptions) => {

@@ -13,7 +13,11 @@
  * firewall, routes AND its data-plane entries are in place. Accounts and rules get small numbers on this node,
  * persisted in the data dir (reconcile/dataplane-numbers.ts).
  *
- * - Changes reconcile only the accounts they touch; every key is also re-run every `resyncMs` (drift repair).
+ * - Changes reconcile only the accounts they touch.
+ * - Drift repair: kernel notifications (drift-watch.ts) reconcile the account, the host or the data plane they
+ *   touch within milliseconds; the shared keys are also re-run every `resyncMs`, and each account is checked in
+ *   full every `accountResyncMs` for what the kernel does not notify (map entries, some sysctls). Without the
+ *   notifications (AgentOptions.watchKernel false, or the watch failed to open) every key re-runs every `resyncMs`.
  * - Pruning (accounts deleted, objects we own but no longer want) happens only once the replica holds a complete
  *   state: after the store's initial sync, or from a replica that completed one before (offline boot).
  * - Shutdown never touches the kernel: traffic keeps flowing while the agent restarts.
@@ -30,7 +34,7 @@ import type { Store, WatchEvent } from '../store/store.js';
 import { customerDesired, type CustomerDesired } from './desired/customer.js';
 import { activeMitigations, decodeMitigations, type DataplanePlan } from './desired/dataplane.js';
 import { hostDesired } from './desired/host.js';
-import { accountShortId, customerNetns, hostVethName, type NodeConfig } from './desired/node.js';
+import { accountShortId, CUSTOMER_VETH, customerNetns, hostVethName, type NodeConfig } from './desired/node.js';
 import { reconcileCustomer, removeCustomer } from './reconcile/customer.js';
 import { DataplaneManager } from './reconcile/dataplane.js';
 import { reconcileHost } from './reconcile/host.js';
@@ -40,6 +44,9 @@ import { BgpManager, type BgpManagerOptions } from './bgp/manager.js';
 import { decodeNodeConfig } from '../model/node-config.js';
 import { DEFAULT_HEARTBEAT_MS } from '../model/node-status.js';
 import { initialStoreStatus, StatusPublisher } from './status-publisher.js';
+import { KernelWatch, type KernelChange } from '../kernel/netlink/watch.js';
+import { driftKeys, type DriftContext } from './drift-watch.js';
+import { dropHostSnapshot } from './reconcile/customer.js';
 
 export const HOST_KEY = 'host';
 /** The scheduler key of the data plane's shared state: XDP on the uplink, global maps, pruning. */
@@ -61,6 +68,10 @@ interface AccountsView {
 export const DEFAULT_RESYNC_MS = 5000;
 /** The slow tier (sysctls, GRO) is re-read every this many resync periods unless slowCheckMs says otherwise. */
 export const SLOW_CHECK_PERIODS = 6;
+/** How long a veth end the kernel reported changed is left to settle before it is judged (Agent.checkLinks). */
+const LINK_SETTLE_MS = 250;
+/** With kernel notifications, how often each account is checked in full when AgentOptions.accountResyncMs is not given. */
+export const DEFAULT_ACCOUNT_RESYNC_MS = 60_000;
 
 export interface AgentOptions {
   node: NodeConfig;
@@ -76,6 +87,19 @@ export interface AgentOptions {
    * veth, the namespace, the firewall table and the data plane are checked every resync period.
    */
   slowCheckMs?: number;
+  /**
+   * React to kernel notifications (default true): a route, rule, address, link, tc filter, nft table or namespace
+   * of ours changed by someone else is repaired within milliseconds (drift-watch.ts), and the accounts' periodic
+   * check runs every accountResyncMs instead of every resyncMs. If the watch cannot be opened the agent says so
+   * and checks every account every resyncMs.
+   */
+  watchKernel?: boolean;
+  /**
+   * With kernel notifications: each account is checked in full at least this often (default 60 s), for drift the
+   * kernel does not notify (the data plane's map entries, sysctls other than forwarding and rp_filter, GRO). The
+   * checks are spread evenly over the period.
+   */
+  accountResyncMs?: number;
   /** How many accounts reconcile at once (kernel work spawns processes); default 4. */
   concurrency?: number;
   log?: (msg: string) => void;
@@ -129,6 +153,15 @@ export class Agent {
   private countersWriting: Promise<void> = Promise.resolve();
   private lastCounters: string | undefined;
   private readonly bgp: BgpManager;
+  /** Kernel notifications (undefined: not open; every account is then re-checked every resync period). */
+  private kernelWatch: KernelWatch | undefined;
+  /** Veth ends to look at once a burst of notifications has settled (checkLinks). */
+  private readonly pendingLinkChecks = new Map<string, { account: string; nsid: number | null; ifindex: number }>();
+  private linkCheckTimer: NodeJS.Timeout | undefined;
+  /** When each account's last pass started (the periodic checks pick the longest unchecked). */
+  private readonly lastPass = new Map<string, number>();
+  /** Kernel names → account ids, per replica version and host link generation (drift-watch.ts's lookups). */
+  private names: { version: number; hostVeth: Map<string, string>; netns: Map<string, string>; nsid?: Map<number, string> } | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -193,16 +226,153 @@ export class Agent {
         this.log(`${context}: ${errorText(err)}`);
       },
     });
+    if (this.opts.watchKernel ?? true) await this.openKernelWatch();
     const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => {
       this.forceDataplane = true;
-      this.scheduleAll();
+      this.resync();
     }, resyncMs);
     this.resyncTimer.unref();
     this.publisher.start();
     const countersMs = this.opts.countersMs ?? 10_000;
     this.countersTimer = setInterval(() => this.publishCounters(), countersMs);
     this.countersTimer.unref();
+  }
+
+  /** Starts listening to the kernel (drift-watch.ts); a failure only means drift is found by the periodic checks. */
+  private async openKernelWatch(): Promise<void> {
+    try {
+      this.kernelWatch = await KernelWatch.open({
+        netns: this.opts.node.hostNetns,
+        onChanges: (changes) => this.onKernelChanges(changes),
+        onOverflow: () => {
+          this.log('kernel notifications were lost (receive buffer full): checking everything');
+          dropHostSnapshot(this.opts.node);
+          this.forceDataplane = true;
+          this.scheduleAll();
+        },
+      });
+    } catch (err) {
+      this.log(`kernel notifications unavailable (${errorText(err)}): every account is checked every resync period`);
+    }
+  }
+
+  /** Reconciles what a batch of kernel notifications may have touched (drift-watch.ts decides). */
+  private onKernelChanges(changes: readonly KernelChange[]): void {
+    if (!this.complete || this.stopped) return;
+    // A host link came or went: which namespace id belongs to which account may have changed.
+    if (this.names && changes.some((c) => c.kind === 'link' && c.nsid === null)) delete this.names.nsid;
+    const keys = driftKeys(changes, this.driftContext());
+    if (keys.hostRoutes) dropHostSnapshot(this.opts.node);
+    const { docs } = this.accounts();
+    const touched: string[] = [];
+    for (const id of keys.accounts) {
+      if (!docs.has(id) && !this.status.accounts[id]) continue;
+      touched.push(docs.get(id)?.doc.name ?? id);
+      this.scheduler.schedule(id);
+    }
+    if (keys.host) this.scheduler.schedule(HOST_KEY);
+    if (keys.dataplane) {
+      this.forceDataplane = true;
+      this.scheduler.schedule(DATAPLANE_KEY);
+    }
+    if (keys.bgp) this.scheduler.schedule(BGP_KEY);
+    const what = [...touched, ...(keys.host ? ['host'] : []), ...(keys.dataplane ? ['dataplane'] : [])];
+    if (what.length > 0) this.log(`kernel changed under us: checking ${what.join(', ')} (${keys.seen.join('; ')})`);
+    for (const c of keys.linkChecks) this.pendingLinkChecks.set(`${c.account}|${c.nsid}|${c.ifindex}`, c);
+    if (this.pendingLinkChecks.size > 0 && !this.linkCheckTimer) {
+      this.linkCheckTimer = setTimeout(() => this.checkLinks(), LINK_SETTLE_MS);
+      this.linkCheckTimer.unref();
+    }
+  }
+
+  /**
+   * Account veth ends the kernel reported changed without saying by whom (drift-watch.ts): reconciled only if, as
+   * last seen, one is not as desired (down, another MAC, MTU or alias) — our own creation of a veth, which brings
+   * it up a moment later, is not drift.
+   */
+  private checkLinks(): void {
+    this.linkCheckTimer = undefined;
+    const checks = [...this.pendingLinkChecks.values()];
+    this.pendingLinkChecks.clear();
+    const watch = this.kernelWatch;
+    if (!watch || this.stopped) return;
+    const { docs } = this.accounts();
+    const wrong = new Set<string>();
+    for (const c of checks) {
+      const entry = docs.get(c.account);
+      const link = watch.link(c.nsid, c.ifindex);
+      if (!entry || !link) continue; // gone: its deletion is a change of its own
+      const v = this.desiredOf(c.account, entry).veth;
+      // In the customer namespace: lo must be up, edge0 as desired; a link of someone else's is not ours to judge.
+      const veth = c.nsid === null || link.name === CUSTOMER_VETH;
+      if (!veth && link.name !== 'lo') continue;
+      const mac = c.nsid === null ? v.mac : v.peerMac;
+      if (!link.up || (veth && (link.mac !== mac || link.mtu !== (v.mtu ?? 1500) || link.alias !== v.alias))) wrong.add(c.account);
+    }
+    for (const id of wrong) {
+      this.log(`kernel changed under us: checking ${docs.get(id)?.doc.name ?? id} (its veth is not as desired)`);
+      this.scheduler.schedule(id);
+    }
+  }
+
+  private driftContext(): DriftContext {
+    const watch = this.kernelWatch!;
+    const names = this.kernelNames();
+    return {
+      uplink: this.opts.node.uplink,
+      table: this.opts.node.table,
+      accountOfHostVeth: (name) => names.hostVeth.get(name),
+      accountOfNetns: (name) => names.netns.get(name),
+      accountOfNsid: (nsid) => {
+        if (!names.nsid) {
+          // The host side of each account's veth names the namespace id of its peer, the customer namespace.
+          names.nsid = new Map();
+          for (const l of watch.hostLinks()) {
+            const id = l.linkNetnsId === undefined ? undefined : names.hostVeth.get(l.name);
+            if (id !== undefined) names.nsid.set(l.linkNetnsId!, id);
+          }
+        }
+        return names.nsid.get(nsid);
+      },
+      hostLink: (ifindex) => watch.hostLink(ifindex),
+    };
+  }
+
+  /** Host veth and namespace names of every account the replica or the status holds (deleted ones too). */
+  private kernelNames(): NonNullable<Agent['names']> {
+    if (this.names?.version === this.replicaVersion) return this.names;
+    const hostVeth = new Map<string, string>();
+    const netns = new Map<string, string>();
+    for (const id of [...Object.keys(this.status.accounts), ...this.accounts().docs.keys()]) {
+      hostVeth.set(hostVethName(id), id);
+      netns.set(customerNetns(this.opts.node, id), id);
+    }
+    this.names = { version: this.replicaVersion, hostVeth, netns };
+    return this.names;
+  }
+
+  /**
+   * The periodic pass: the shared keys every time; the accounts too without kernel notifications, else those
+   * whose last pass is older than accountResyncMs — at most their share of one period, longest unchecked first,
+   * so a thousand accounts made in one go are not all re-checked in one burst a minute later.
+   */
+  private resync(): void {
+    if (!this.kernelWatch) return this.scheduleAll();
+    if (!this.complete || this.stopped) return;
+    this.scheduler.schedule(DATAPLANE_KEY);
+    this.scheduler.schedule(HOST_KEY);
+    this.scheduler.schedule(BGP_KEY);
+    const periodMs = this.opts.accountResyncMs ?? DEFAULT_ACCOUNT_RESYNC_MS;
+    const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
+    const now = performance.now();
+    const ids = [...new Set([...this.accounts().docs.keys(), ...Object.keys(this.status.accounts)])];
+    const due = ids.filter((id) => now - (this.lastPass.get(id) ?? -Infinity) >= periodMs - resyncMs / 2);
+    due.sort((a, b) => (this.lastPass.get(a) ?? -Infinity) - (this.lastPass.get(b) ?? -Infinity));
+    const share = Math.ceil((ids.length * resyncMs) / periodMs);
+    // Accounts more than a period overdue are taken whatever the share: the checks must never fall behind.
+    const overdue = due.filter((id) => now - (this.lastPass.get(id) ?? -Infinity) >= periodMs + resyncMs);
+    for (const id of due.slice(0, Math.max(share, overdue.length))) this.scheduler.schedule(id);
   }
 
   /**
@@ -253,6 +423,8 @@ export class Agent {
     await this.bgp.stop(opts.bgp ?? 'withdraw');
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.kernelWatch?.close();
+    if (this.linkCheckTimer) clearTimeout(this.linkCheckTimer);
     if (this.countersTimer) clearInterval(this.countersTimer);
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.following?.close();
@@ -390,6 +562,7 @@ export class Agent {
       delete this.status.accounts[key];
       this.desiredCache.delete(key);
       this.slowChecked.delete(key);
+      this.lastPass.delete(key);
       this.scheduler.forget(key);
       this.stamp();
       return;
@@ -404,6 +577,7 @@ export class Agent {
     const lastSlow = this.slowChecked.get(key);
     const checkSlow = lastSlow === undefined || performance.now() - lastSlow >= (this.opts.slowCheckMs ?? SLOW_CHECK_PERIODS * (this.opts.resyncMs ?? DEFAULT_RESYNC_MS));
     const started = performance.now();
+    this.lastPass.set(key, started);
     const result = await reconcileCustomer(node, this.desiredOf(key, entry), {
       checkSlow,
       dataplane: (d, changes) => this.applyAccountDataplane(d.accountId, d.netns, d.veth.name, changes),

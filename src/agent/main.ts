@@ -29,6 +29,9 @@ export interface AgentCliOptions {
   dataDir?: string;
   netnsPrefix?: string;
   resyncMs?: number;
+  /** `on` (default) | `off`: kernel notifications for drift repair (AgentOptions.watchKernel). */
+  kernelWatch?: string;
+  accountResyncMs?: number;
   /** Status republish period (default 5000 ms); the liveness lease lasts three of them. */
   heartbeatMs?: number;
   /** bpffs directory for the data plane's pins (default /sys/fs/bpf/opentransit). */
@@ -82,6 +85,10 @@ export async function runAgent(o: AgentCliOptions): Promise<void> {
   const node = await nodeConfig(o);
   if (o.heartbeatMs !== undefined && !(Number.isSafeInteger(o.heartbeatMs) && o.heartbeatMs >= 100 && o.heartbeatMs <= 3_600_000))
     throw new AgentOptionError('heartbeat-ms', 'must be an integer from 100 to 3600000');
+  for (const [option, v] of [['resync-ms', o.resyncMs], ['account-resync-ms', o.accountResyncMs]] as const)
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 100 && v <= 86_400_000)) throw new AgentOptionError(option, 'must be an integer from 100 to 86400000');
+  const kernelWatch = o.kernelWatch ?? 'on';
+  if (kernelWatch !== 'on' && kernelWatch !== 'off') throw new AgentOptionError('kernel-watch', `must be on or off, got ${JSON.stringify(kernelWatch)}`);
   // The agent must start while the store is unreachable (it serves its local replica): no connection required.
   const { dataDir } = agentPaths(o, node);
   const store = await openStore(o.store, { etcd: { requireConnection: false } });
@@ -90,6 +97,8 @@ export async function runAgent(o: AgentCliOptions): Promise<void> {
     store,
     dataDir,
     ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
+    ...(o.accountResyncMs !== undefined ? { accountResyncMs: o.accountResyncMs } : {}),
+    watchKernel: kernelWatch === 'on',
     ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}),
     ...(o.bpfPinBase !== undefined ? { bpf: { pinBase: o.bpfPinBase } } : {}),
   });

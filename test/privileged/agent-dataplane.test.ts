@@ -53,7 +53,9 @@ const STRANGER_GRE = CLIENT; // a GRE source no account has
 const ACME_HOST = '203.0.113.100';
 
 function startAgent(): Agent {
-  return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
+  // Without kernel notifications: every account is re-checked every resync period (the fallback path), which is
+  // what repairs a map entry deleted by hand (the kernel does not notify map writes).
+  return new Agent({ node, store: api.store, dataDir, resyncMs: 500, watchKernel: false, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
 
 

@@ -37,7 +37,9 @@ const logs: string[] = [];
 const pinBase = `${BPFFS}/ot-test-agent-${process.pid}`;
 
 function startAgent(): Agent {
-  const a = new Agent({ node, store: api.store, dataDir, resyncMs: 400, log: (m) => logs.push(m), bpf: { pinBase } });
+  // Kernel notifications on (the default); every account is also checked every 400 ms, so the slow tier (sysctls
+  // the kernel does not notify) comes back within its 2.4 s. agent-drift-watch.test.ts repairs by notifications alone.
+  const a = new Agent({ node, store: api.store, dataDir, resyncMs: 400, accountResyncMs: 400, log: (m) => logs.push(m), bpf: { pinBase } });
   return a;
 }
 

@@ -212,8 +212,8 @@ async function patchHostSnapshot(node: NodeConfig, dev: string, now: HostSide | 
   else snap.byDev.delete(dev);
 }
 
-/** Forgets the host snapshot (a host write failed, or tests changed the host behind the agent's back). */
-function dropHostSnapshot(node: NodeConfig): void {
+/** Forgets the host snapshot (a host write failed, or the kernel watch saw the host's routes change). */
+export function dropHostSnapshot(node: NodeConfig): void {
   hostSnapshots.delete(hostKey(node));
 }
 

@@ -16,7 +16,7 @@ import { KernelInputError } from '../exec.js';
 import { checkNetnsName } from '../validate.js';
 import type { MapSpec } from './abi.generated.js';
 import type { Codec } from './abi-runtime.js';
-import { isNativeError, native, type NativeMapInfo, type NativeProgInfo, type NativeRingBuffer } from './native.js';
+import { isNativeError, native, type NativeMapInfo, type NativeProgInfo, type NativeRingBuffer, type NativeNetlinkWatch } from './native.js';
 
 export { isNativeError, type NativeError } from './native.js';
 
@@ -431,6 +431,22 @@ export interface NftRunResult {
  */
 export function nftRun(netns: string | undefined, text: string): Promise<NftRunResult> {
   return native().nftRun(netnsPath(netns), text);
+}
+
+/**
+ * Netlink notifications of `groups` (protocol NETLINK_ROUTE, NETLINK_NETFILTER…) in `netns` and in every namespace
+ * that has an id there (NETLINK_LISTEN_ALL_NSID), delivered in batches on the event loop (native/nlwatch.cc):
+ * the raw datagrams, the id of the namespace each came from (-1: `netns` itself), and whether the kernel dropped
+ * some since the last batch (the receive buffer overflowed). src/kernel/netlink/watch.ts decodes them.
+ */
+export function openNetlinkWatch(
+  netns: string | undefined,
+  protocol: number,
+  groups: readonly number[],
+  rcvbuf: number,
+  onBatch: (datagrams: Buffer[], nsids: number[], overflowed: boolean) => void,
+): NativeNetlinkWatch {
+  return new (native().NetlinkWatch)(netnsPath(netns), protocol, groups, rcvbuf, onBatch);
 }
 
 export type XdpMode = 'native' | 'generic';

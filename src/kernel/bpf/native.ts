@@ -37,6 +37,13 @@ export interface NativeRingBuffer {
   unref(): void;
 }
 
+export interface NativeNetlinkWatch {
+  close(): void;
+  ref(): void;
+  unref(): void;
+  portId(): number;
+}
+
 export interface NativeBpf {
   loadObject(
     path: string,
@@ -97,6 +104,14 @@ export interface NativeBpf {
   nftRun(netns: string | null, text: string): Promise<{ rc: number; stdout: string; stderr: string }>;
 
   RingBuffer: new (mapFd: number, onRecords: (records: Buffer[]) => void) => NativeRingBuffer;
+  /** native/nlwatch.cc: a netlink socket in `netns` joined to `groups`, hearing every namespace with an id there. */
+  NetlinkWatch: new (
+    netns: string | null,
+    protocol: number,
+    groups: readonly number[],
+    rcvbuf: number,
+    onBatch: (datagrams: Buffer[], nsids: number[], overflowed: boolean) => void,
+  ) => NativeNetlinkWatch;
 }
 
 let addon: NativeBpf | undefined;

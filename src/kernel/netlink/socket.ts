@@ -49,6 +49,8 @@ interface Entry {
   ns: NetnsKey;
   protocol: number;
   sock: NetlinkSocket;
+  /** The socket's netlink port id (nlmsg_pid of the notifications its requests cause). */
+  port: number;
   /** dev:ino of /run/netns/NAME when the socket was made (null netns: undefined). */
   identity?: string;
   /** Tail of this socket's request chain: the next request starts after it settles. */
@@ -79,11 +81,26 @@ function closeEntry(e: Entry): void {
   e.closed = true;
   if (e.idleTimer) clearTimeout(e.idleTimer);
   if (sockets.get(keyOf(e.ns, e.protocol)) === e) sockets.delete(keyOf(e.ns, e.protocol));
+  const n = (ownPorts.get(e.port) ?? 1) - 1;
+  if (n > 0) ownPorts.set(e.port, n);
+  else ownPorts.delete(e.port);
   try {
     e.sock.close();
   } catch {
     // Already closed.
   }
+}
+
+/**
+ * The port ids of our open sockets, with how many hold each (port ids are per namespace: the first socket of a
+ * process in each namespace gets the process id). A notification whose nlmsg_pid is one of them was most likely
+ * caused by our own request (kernel/netlink/watch.ts uses this to tell our writes from drift).
+ */
+const ownPorts = new Map<number, number>();
+
+/** Whether `port` is the port id of one of our open request sockets (in some namespace). */
+export function isOwnNetlinkPort(port: number): boolean {
+  return port !== 0 && ownPorts.has(port);
 }
 
 /** Counters: how often sockets were opened (a cache miss costs a setns pair and a socket). */
@@ -106,7 +123,9 @@ function socketFor(ns: NetnsKey, protocol = NETLINK_ROUTE): Entry {
   if (!e) {
     const sock = ns === null ? createNetlink(protocol) : withNetns(ns, () => createNetlink(protocol));
     netlinkStats.socketsOpened++;
-    e = { ns, protocol, sock, tail: Promise.resolve(), pending: 0, closed: false, ...(identity !== undefined ? { identity } : {}) };
+    const port = sock.address().port;
+    ownPorts.set(port, (ownPorts.get(port) ?? 0) + 1);
+    e = { ns, protocol, sock, port, tail: Promise.resolve(), pending: 0, closed: false, ...(identity !== undefined ? { identity } : {}) };
     sock.on('error', () => closeEntry(e!));
     if (sockets.size >= MAX_SOCKETS) {
       const oldest = sockets.values().next().value as Entry | undefined;

@@ -111,6 +111,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ot::InitRingbuf(env, exports);
   ot::InitNsfs(env, exports);
   ot::InitNft(env, exports);
+  ot::InitNlwatch(env, exports);
   return exports;
 }
 

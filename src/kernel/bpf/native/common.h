@@ -42,5 +42,6 @@ void InitNetns(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitNsfs(Napi::Env env, Napi::Object exports);
 void InitNft(Napi::Env env, Napi::Object exports);
+void InitNlwatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace ot

@@ -35,6 +35,7 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <pthread.h>
 #include <thread>
 
 #include "common.h"
@@ -63,6 +64,9 @@ bool IsNetfilterSocket(int fd) {
   return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 && v == NETLINK_NETFILTER;
 }
 
+// Must match NFT_THREAD_NAME in src/kernel/netlink/watch.ts (at most 15 characters).
+constexpr const char* kNftThreadName = "ot-nft";
+
 // The lowest free fd right now (the one the next socket() will get unless another thread takes it first), or -1.
 int LowestFreeFd() {
   int fd = eventfd(0, EFD_CLOEXEC);
@@ -72,6 +76,9 @@ int LowestFreeFd() {
 
 // Runs on its own thread, which never returns to the JS thread's netns: it ends after the call.
 void RunInThread(int nsFd, std::string text, std::promise<NftResult> promise) {
+  // The name is how the agent's kernel watch tells our commits from others' (NFTA_GEN_PROC_NAME of NFT_MSG_NEWGEN;
+  // its PID is this thread's, gone by the time the notification is read): src/kernel/netlink/watch.ts.
+  pthread_setname_np(pthread_self(), kNftThreadName);
   std::unique_lock<std::mutex> lock(g_nft_lock);
   NftResult r;
   if (nsFd >= 0 && setns(nsFd, CLONE_NEWNET)) {
