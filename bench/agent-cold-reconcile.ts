@@ -1,12 +1,13 @@
 /**
  * agent-cold-reconcile: N customers in the store, an agent started in-process on an empty host netns; how long
  * until every account is ok, what it spawned, what it and the kernel hold afterwards, a warm restart, and what the
- * converged agent costs in steady state (process CPU with the default 5 s resync: every account re-checked).
+ * converged agent costs in steady state (process CPU with the agent's defaults: kernel notifications, the shared
+ * state re-checked every 5 s, each account every 60 s), and how fast drift made by hand comes back.
  *
  * Baseline (same run, a small sample): the same kernel objects — derived from the same desired state — made the
  * plainest way, one `ip`/`sysctl`/`ethtool`/`nft` process per object, as a shell script would.
  */
-import { Agent, DEFAULT_RESYNC_MS, SLOW_CHECK_PERIODS } from '../src/agent/agent.js';
+import { Agent, DEFAULT_ACCOUNT_RESYNC_MS, DEFAULT_RESYNC_MS } from '../src/agent/agent.js';
 import { BPFFS, unpin } from '../src/kernel/bpf/index.js';
 import { customerDesired, type CustomerDesired } from '../src/agent/desired/customer.js';
 import { CUSTOMER_VETH, type NodeConfig } from '../src/agent/desired/node.js';
@@ -15,7 +16,7 @@ import { ipArgv, type IpOp } from '../src/kernel/ip.js';
 import { linkSetOp, setLinkFeatures, vethOps } from '../src/kernel/links.js';
 import { addressReplaceOp } from '../src/kernel/addresses.js';
 import { neighbourReplaceOp } from '../src/kernel/neighbours.js';
-import { routeReplaceOp } from '../src/kernel/routes.js';
+import { listRoutes, routeReplaceOp, RT_PROTO_OPENTRANSIT } from '../src/kernel/routes.js';
 import { netnsAddOp, setSysctls } from '../src/kernel/netns.js';
 import { replaceNftTable } from '../src/kernel/nft.js';
 import { MAX_CUSTOMERS, accountDocument, openApiWithCustomers, type WrittenCustomer } from './lib/customers.js';
@@ -23,13 +24,21 @@ import { createEdgeHost } from './lib/edge.js';
 import { KiB, MiB, kernelMemory, processMemory } from './lib/memory.js';
 import { benchNetns } from './lib/netns.js';
 import { metric, numberParam, registerBenchmark, type Metric } from './lib/registry.js';
-import { sleep } from './lib/stats.js';
+import { percentile, sleep } from './lib/stats.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-/** The steady-state figure is measured with the agent's default resync period. */
+/** The steady-state figure is measured with the agent's default periods. */
 const STEADY_RESYNC_MS = DEFAULT_RESYNC_MS;
+const STEADY_ACCOUNT_RESYNC_MS = DEFAULT_ACCOUNT_RESYNC_MS;
+/** The agents' log lines go to the file OT_BENCH_AGENT_LOG names, if any (what did the agent do meanwhile?). */
+const agentLog = (m: string): void => {
+  const file = process.env.OT_BENCH_AGENT_LOG;
+  if (file) fs.appendFileSync(file, `${new Date().toISOString()} ${m}\n`);
+};
+/** How many routes are deleted by hand, one at a time, to time the repair. */
+const DRIFT_SAMPLES = 20;
 
 /** One process per command, in creation order: what a shell script does. */
 async function shellStyleCustomer(node: NodeConfig, d: CustomerDesired): Promise<void> {
@@ -101,9 +110,10 @@ registerBenchmark({
     const concurrency = numberParam(ctx, 'concurrency', 4, 4);
     // The whole bench must fit in ~10 minutes: a cold start slower than this is reported as not converged.
     const budgetS = numberParam(ctx, 'budget_s', 300, 90);
-    // One period of the agent's slow tier (sysctls and GRO, every SLOW_CHECK_PERIODS resyncs: 30 s), so the average
-    // holds it.
-    const steadyS = numberParam(ctx, 'steady_s', (SLOW_CHECK_PERIODS * STEADY_RESYNC_MS) / 1000, 6);
+    // One period of the accounts' periodic check (60 s), so the average holds every account's check once.
+    const steadyS = numberParam(ctx, 'steady_s', STEADY_ACCOUNT_RESYNC_MS / 1000, 6);
+    // 0: measure the steady state without kernel notifications (every account checked every resync period).
+    const kernelWatch = numberParam(ctx, 'kernel_watch', 1, 1) !== 0;
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
     // The data plane's pins live under a bpffs directory of this run only (removed at the end).
@@ -129,7 +139,7 @@ registerBenchmark({
       const procBefore = processMemory();
       const kernBefore = kernelMemory();
       resetSpawnStats();
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {}, bpf: { pinBase } });
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: agentLog, bpf: { pinBase } });
       const t0 = performance.now();
       await agent.start();
       const conv = await waitConverged(agent, customers, budgetS * 1000, ctx.log, t0);
@@ -145,7 +155,7 @@ registerBenchmark({
       if (conv.converged) {
         await agent.stop();
         resetSpawnStats();
-        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: () => {}, bpf: { pinBase } });
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: agentLog, bpf: { pinBase } });
         const w0 = performance.now();
         await agent.start();
         await agent.firstSync;
@@ -158,13 +168,16 @@ registerBenchmark({
         }
       }
 
-      // --- steady state: the same kernel, an agent with the default resync period (drift repair: every account
-      // compared with the kernel each period, its sysctls and GRO every SLOW_CHECK_PERIODS), its process CPU ---
+      // --- steady state: the same kernel, an agent with the default periods (kernel notifications; the shared
+      // state every resync, each account's full check every accountResyncMs, spread), its process CPU; then drift
+      // made by hand (a customer's route deleted by `ip`), timed until the agent has put it back ---
       let steadyShare = Number.NaN;
       let steadyUsPerCustomer = Number.NaN;
+      const repairMs: number[] = [];
+      const accountPeriodMs = kernelWatch ? STEADY_ACCOUNT_RESYNC_MS : STEADY_RESYNC_MS;
       if (conv.converged) {
         await agent.stop();
-        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: STEADY_RESYNC_MS, concurrency, log: () => {}, bpf: { pinBase } });
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: STEADY_RESYNC_MS, watchKernel: kernelWatch, concurrency, log: agentLog, bpf: { pinBase } });
         await agent.start();
         await agent.firstSync;
         await agent.idle();
@@ -175,8 +188,23 @@ registerBenchmark({
         const wallMs = performance.now() - s0;
         const cpuMs = (cpu.user + cpu.system) / 1000;
         steadyShare = cpuMs / wallMs;
-        steadyUsPerCustomer = (cpuMs * 1000) / (wallMs / STEADY_RESYNC_MS) / n;
-        ctx.log(`steady state: ${(steadyShare * 100).toFixed(0)} % of one CPU (resync every ${STEADY_RESYNC_MS / 1000} s)`);
+        steadyUsPerCustomer = (cpuMs * 1000) / (wallMs / accountPeriodMs) / n;
+        ctx.log(`steady state: ${(steadyShare * 100).toFixed(1)} % of one CPU (kernel notifications ${kernelWatch ? 'on' : 'off'})`);
+        for (let i = 0; i < DRIFT_SAMPLES; i++) {
+          const c = customers[Math.floor((i * customers.length) / DRIFT_SAMPLES)]!;
+          const d = customerDesired(edge.node, await accountDocument(api, c.id));
+          // The customer's own route (not the default back to the host), as the agent made it.
+          const route = d.routes.find((r) => r.dst !== 'default' && !r.dst.includes(':'))!;
+          const has = async () => (await listRoutes(d.netns, { table: 254 })).some((r) => r.dst === route.dst);
+          await run(['ip', '-n', d.netns, 'route', 'del', route.dst, 'table', '254', 'proto', String(RT_PROTO_OPENTRANSIT)]);
+          const r0 = performance.now();
+          while (!(await has())) {
+            if (performance.now() - r0 > 2 * accountPeriodMs) throw new Error(`a route deleted by hand in ${d.netns} did not come back`);
+            await sleep(2);
+          }
+          repairMs.push(performance.now() - r0);
+        }
+        ctx.log(`drift repair: route back in ${percentile(repairMs, 50).toFixed(0)} ms (p50), ${Math.max(...repairMs).toFixed(0)} ms (max)`);
       }
 
       // Not converged: the figure is the budget over the customers that made it (a lower bound of the cost).
@@ -194,8 +222,10 @@ registerBenchmark({
         metric({ name: 'spawn_ms_per_customer', value: spawns.totalMs / n, unit: 'ms', better: 'lower', note: 'sum of spawn wall times (concurrent spawns overlap)' }),
         metric({ name: 'warm_restart_ms_per_customer', value: warmMs / n, unit: 'ms', better: 'lower', note: 'new agent over a converged kernel: read, compare, write nothing' }),
         metric({ name: 'warm_restart_spawns_per_customer', value: warmSpawns / n, unit: 'spawns', better: 'lower' }),
-        metric({ name: 'steady_cpu_share', value: steadyShare * 100, unit: '% of a CPU', better: 'lower', note: `the bench process with every account converged and the default resync (every ${STEADY_RESYNC_MS / 1000} s; sysctls and GRO every ${SLOW_CHECK_PERIODS}th), over ${steadyS} s` }),
-        metric({ name: 'resync_cpu_per_customer', value: steadyUsPerCustomer / 1000, unit: 'ms', better: 'lower', note: 'process CPU per resync period / N: one drift check of one account (averaged with the slow tier)' }),
+        metric({ name: 'steady_cpu_share', value: steadyShare * 100, unit: '% of a CPU', better: 'lower', note: `the bench process with every account converged, over ${steadyS} s: ${kernelWatch ? `kernel notifications, shared state every ${STEADY_RESYNC_MS / 1000} s, each account every ${STEADY_ACCOUNT_RESYNC_MS / 1000} s` : `no kernel notifications, every account every ${STEADY_RESYNC_MS / 1000} s`}` }),
+        metric({ name: 'resync_cpu_per_customer', value: steadyUsPerCustomer / 1000, unit: 'ms', better: 'lower', note: "process CPU per account period / N: one account's periodic check, the shared keys' share included" }),
+        metric({ name: 'drift_repair_p50', value: percentile(repairMs, 50), unit: 'ms', better: 'lower', note: `a customer route deleted by \`ip\` until it is back (${repairMs.length} samples, polled every 2 ms)` }),
+        metric({ name: 'drift_repair_max', value: repairMs.length ? Math.max(...repairMs) : Number.NaN, unit: 'ms', better: 'lower' }),
         metric({ name: 'process_rss', value: procAfter.rssBytes / MiB, unit: 'MiB', better: 'lower', note: 'the bench process (API + store + agent) after convergence' }),
         metric({ name: 'rss_per_customer', value: (procAfter.rssBytes - procBefore.rssBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'RSS growth from agent start to convergence / N' }),
         metric({ name: 'heap_per_customer', value: (procAfter.heapUsedBytes - procBefore.heapUsedBytes) / n / KiB, unit: 'KiB', better: 'lower', note: 'V8 heap growth (after full GC) / N' }),
@@ -206,7 +236,7 @@ registerBenchmark({
       return {
         // A figure that could not be measured (no warm restart after a cold start that did not converge) is left out.
         metrics: metrics.filter((m) => Number.isFinite(m.value)),
-        params: { customers: n, baseline_sample: sample, concurrency, budget_s: budgetS, steady_s: steadyS, converged: conv.converged },
+        params: { customers: n, baseline_sample: sample, concurrency, budget_s: budgetS, steady_s: steadyS, kernel_watch: kernelWatch ? 1 : 0, converged: conv.converged },
         notes: [
           'Each customer: netns, veth pair, addresses, a tunnel neighbour, a route, sysctls, GRO, host route, nft table (1 allow rule + default block).',
           'Baseline: the same objects from the same desired state, one ip/sysctl/ethtool/nft process per object, customers one after another.',

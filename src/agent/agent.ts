@@ -15,9 +15,10 @@
  *
  * - Changes reconcile only the accounts they touch.
  * - Drift repair: kernel notifications (drift-watch.ts) reconcile the account, the host or the data plane they
- *   touch within milliseconds; the shared keys are also re-run every `resyncMs`, and each account is checked in
- *   full every `accountResyncMs` for what the kernel does not notify (map entries, some sysctls). Without the
- *   notifications (AgentOptions.watchKernel false, or the watch failed to open) every key re-runs every `resyncMs`.
+ *   touch within milliseconds; the data plane (XDP: not notified) is re-checked every `resyncMs`, and everything
+ *   else in full every `accountResyncMs`, for what the kernel does not notify (map entries, most sysctls, GRO).
+ *   Without the notifications (AgentOptions.watchKernel false, or the watch failed to open) every key re-runs
+ *   every `resyncMs`.
  * - Pruning (accounts deleted, objects we own but no longer want) happens only once the replica holds a complete
  *   state: after the store's initial sync, or from a replica that completed one before (offline boot).
  * - Shutdown never touches the kernel: traffic keeps flowing while the agent restarts.
@@ -158,6 +159,8 @@ export class Agent {
   /** Veth ends to look at once a burst of notifications has settled (checkLinks). */
   private readonly pendingLinkChecks = new Map<string, { account: string; nsid: number | null; ifindex: number }>();
   private linkCheckTimer: NodeJS.Timeout | undefined;
+  /** When the periodic pass last scheduled the host and BGP keys and a full data-plane diff (with the kernel watch). */
+  private sharedChecked: number | undefined;
   /** When each account's last pass started (the periodic checks pick the longest unchecked). */
   private readonly lastPass = new Map<string, number>();
   /** Kernel names → account ids, per replica version and host link generation (drift-watch.ts's lookups). */
@@ -228,10 +231,7 @@ export class Agent {
     });
     if (this.opts.watchKernel ?? true) await this.openKernelWatch();
     const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
-    this.resyncTimer = setInterval(() => {
-      this.forceDataplane = true;
-      this.resync();
-    }, resyncMs);
+    this.resyncTimer = setInterval(() => this.resync(), resyncMs);
     this.resyncTimer.unref();
     this.publisher.start();
     const countersMs = this.opts.countersMs ?? 10_000;
@@ -300,6 +300,14 @@ export class Agent {
     const { docs } = this.accounts();
     const wrong = new Set<string>();
     for (const c of checks) {
+      // A pass about to start looks at the link anyway; one running may have read it before the change (or be the
+      // very pass that made it, bringing it up a moment later): judge it once that pass is over.
+      const state = this.scheduler.state(c.account);
+      if (state === 'queued') continue;
+      if (state === 'running') {
+        this.pendingLinkChecks.set(`${c.account}|${c.nsid}|${c.ifindex}`, c);
+        continue;
+      }
       const entry = docs.get(c.account);
       const link = watch.link(c.nsid, c.ifindex);
       if (!entry || !link) continue; // gone: its deletion is a change of its own
@@ -313,6 +321,10 @@ export class Agent {
     for (const id of wrong) {
       this.log(`kernel changed under us: checking ${docs.get(id)?.doc.name ?? id} (its veth is not as desired)`);
       this.scheduler.schedule(id);
+    }
+    if (this.pendingLinkChecks.size > 0) {
+      this.linkCheckTimer = setTimeout(() => this.checkLinks(), LINK_SETTLE_MS);
+      this.linkCheckTimer.unref();
     }
   }
 
@@ -353,21 +365,31 @@ export class Agent {
   }
 
   /**
-   * The periodic pass: the shared keys every time; the accounts too without kernel notifications, else those
-   * whose last pass is older than accountResyncMs — at most their share of one period, longest unchecked first,
-   * so a thousand accounts made in one go are not all re-checked in one burst a minute later.
+   * The periodic pass. Without kernel notifications: every key, the data plane's maps diffed in full. With them:
+   * the data plane every period (XDP attached or detached goes unnotified), everything else at the accounts'
+   * period — the host and BGP keys and a full diff of the data plane's maps once per period, and the accounts
+   * whose last pass is older than it, at most their share of one resync period, longest unchecked first, so a
+   * thousand accounts made in one go are not all re-checked in one burst a minute later.
    */
   private resync(): void {
-    if (!this.kernelWatch) return this.scheduleAll();
+    if (!this.kernelWatch) {
+      this.forceDataplane = true;
+      return this.scheduleAll();
+    }
     if (!this.complete || this.stopped) return;
-    this.scheduler.schedule(DATAPLANE_KEY);
-    this.scheduler.schedule(HOST_KEY);
-    this.scheduler.schedule(BGP_KEY);
     const periodMs = this.opts.accountResyncMs ?? DEFAULT_ACCOUNT_RESYNC_MS;
     const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     const now = performance.now();
+    const dueAt = (last: number | undefined) => now - (last ?? -Infinity) >= periodMs - resyncMs / 2;
+    if (dueAt(this.sharedChecked)) {
+      this.sharedChecked = now;
+      this.forceDataplane = true;
+      this.scheduler.schedule(HOST_KEY);
+      this.scheduler.schedule(BGP_KEY);
+    }
+    this.scheduler.schedule(DATAPLANE_KEY);
     const ids = [...new Set([...this.accounts().docs.keys(), ...Object.keys(this.status.accounts)])];
-    const due = ids.filter((id) => now - (this.lastPass.get(id) ?? -Infinity) >= periodMs - resyncMs / 2);
+    const due = ids.filter((id) => dueAt(this.lastPass.get(id)));
     due.sort((a, b) => (this.lastPass.get(a) ?? -Infinity) - (this.lastPass.get(b) ?? -Infinity));
     const share = Math.ceil((ids.length * resyncMs) / periodMs);
     // Accounts more than a period overdue are taken whatever the share: the checks must never fall behind.

@@ -9,8 +9,9 @@
  *   host namespace:
  *     an account's host veth (link, address, tc deleted)                  → that account
  *     a route of our protocol in the customer table                       → the accounts it points into, or host
- *     a rule, an nftables commit by someone else                          → host
- *     an address elsewhere (anycast endpoints on lo)                      → host, bgp
+ *     a rule                                                              → host, dataplane (its fast-path check)
+ *     an nftables commit by someone else                                  → host
+ *     an address elsewhere (anycast endpoints on lo; local routes)        → host, bgp, dataplane
  *     the uplink (link, tc deleted)                                       → dataplane
  *   /run/netns: an account's namespace name removed                       → that account
  *
@@ -103,7 +104,7 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
         const id = byIfindex(c.ifindex);
         if (id !== undefined) account(id);
         else {
-          out.host = out.bgp = true;
+          out.host = out.bgp = out.dataplane = true;
           note();
         }
         break;
@@ -120,6 +121,9 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
         break;
       }
       case 'rule':
+        out.host = out.dataplane = true;
+        note();
+        break;
       case 'nft':
         out.host = true;
         note();

@@ -141,7 +141,9 @@ test('changes to nothing of ours are ignored: a route in the host main table, a 
   const seen = driftLines().length;
   await sh(['ip', '-n', node.hostNetns, 'route', 'add', '198.18.0.0/24', 'dev', 'up0']);
   await sh(['ip', '-n', node.hostNetns, 'route', 'del', '198.18.0.0/24', 'dev', 'up0']);
-  await sh(inNetns(node.hostNetns, ['ping', '-c', '1', '-W', '1', '100.64.0.1']));
+  // A datagram to the client: the host resolves its address (ARP), a neighbour entry of the kernel's own.
+  await sh(inNetns(node.hostNetns, ['python3', '-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("100.64.0.1", 9))']));
+  await eventually('the client resolved', async () => (await listNeighbours(node.hostNetns, {})).some((n) => n.address === '100.64.0.1' && n.lladdr !== undefined));
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual(driftLines().slice(seen), []);
 });

@@ -63,8 +63,8 @@ test('the host namespace: veths and customer-table routes by device, rules and n
   // The unreachable default of the customer table points nowhere: the host's.
   assert.deepEqual(keys(c({ kind: 'route', table: 1000, protocol: RT_PROTO_OPENTRANSIT, oifs: [], deleted: true })), { ...none, host: true, bgp: true, hostRoutes: true });
   assert.deepEqual(keys(c({ kind: 'address', ifindex: 7, deleted: true })), { ...none, accounts: ['acme'], hostRoutes: true });
-  assert.deepEqual(keys(c({ kind: 'address', ifindex: 1, deleted: true })), { ...none, host: true, bgp: true, hostRoutes: true });
-  assert.deepEqual(keys(c({ kind: 'rule', deleted: true })), { ...none, host: true });
+  assert.deepEqual(keys(c({ kind: 'address', ifindex: 1, deleted: true })), { ...none, host: true, bgp: true, dataplane: true, hostRoutes: true });
+  assert.deepEqual(keys(c({ kind: 'rule', deleted: true })), { ...none, host: true, dataplane: true });
   assert.deepEqual(keys(c({ kind: 'nft' })), { ...none, host: true });
   assert.deepEqual(keys(c({ kind: 'tc', ifindex: 2, deleted: true })), { ...none, dataplane: true });
   assert.deepEqual(keys(c({ kind: 'link', ifindex: 2, link: link(2, 'up0'), byKernel: true })), { ...none, dataplane: true });

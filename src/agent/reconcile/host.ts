@@ -12,7 +12,7 @@ import { runIpOps, type IpOp } from '../../kernel/ip.js';
 import { linkDeleteOp, listLinks, ownerOfAlias } from '../../kernel/links.js';
 import { listNetns } from '../../kernel/netns.js';
 import { reconcileSysctls } from './sysctls.js';
-import { readNftTable, replaceNftTable } from '../../kernel/nft.js';
+import { readNftTableVersion, replaceNftTable } from '../../kernel/nft.js';
 import {
   RT_PROTO_OPENTRANSIT,
   listRoutes,
@@ -91,7 +91,9 @@ export async function reconcileHost(node: NodeConfig, d: HostDesired, options: H
   });
 
   await step('nft', async () => {
-    const current = await readNftTable(ns, d.nft.family, d.nft.name);
+    // The version alone, and only read again once something was committed in the host netns (nft.ts): the table
+    // holds every customer prefix, so a listing grows with the customers.
+    const current = await readNftTableVersion(ns, d.nft.family, d.nft.name);
     if (current?.version === d.nft.version) return;
     changes.push(`${ns}: ${current ? 'replace' : 'create'} nft table ${d.nft.family} ${d.nft.name}`);
     if (!dryRun) await replaceNftTable(ns, d.nft);

@@ -64,6 +64,13 @@ export class Scheduler {
     if (s && !s.running) this.states.delete(key);
   }
 
+  /** Whether a run of `key` is queued (not started yet) or running now. */
+  state(key: string): 'queued' | 'running' | undefined {
+    const s = this.states.get(key);
+    if (s?.running) return 'running';
+    return s?.dirty ? 'queued' : undefined;
+  }
+
   /** Consecutive failures of a key so far (0 when its last run succeeded). */
   failures(key: string): number {
     return this.states.get(key)?.failures ?? 0;
