@@ -89,6 +89,8 @@ export interface KernelWatchOptions {
   onChanges: (changes: KernelChange[]) => void;
   /** Notifications were lost: assume anything changed. */
   onOverflow: () => void;
+  /** Receive buffer per socket (default 8 MiB; tests make it small to overflow it). */
+  rcvbufBytes?: number;
 }
 
 /** What of a link a reconcile looks at: a notification that changes none of it is no drift. */
@@ -119,9 +121,9 @@ export class KernelWatch {
     };
     const dir = opts.netnsDir ?? '/run/netns';
     try {
-      w.#rtnl = openNetlinkWatch(opts.netns, NETLINK_ROUTE, Object.values(RTNLGRP), RCVBUF_BYTES, onBatch);
+      w.#rtnl = openNetlinkWatch(opts.netns, NETLINK_ROUTE, Object.values(RTNLGRP), opts.rcvbufBytes ?? RCVBUF_BYTES, onBatch);
       w.#rtnl.unref();
-      w.#nfnl = openNetlinkWatch(opts.netns, NETLINK_NETFILTER, [NFNLGRP_NFTABLES], RCVBUF_BYTES, onBatch);
+      w.#nfnl = openNetlinkWatch(opts.netns, NETLINK_NETFILTER, [NFNLGRP_NFTABLES], opts.rcvbufBytes ?? RCVBUF_BYTES, onBatch);
       w.#nfnl.unref();
       // `ip netns add` makes the directory on first use; making it here lets the watch start before any namespace.
       mkdirSync(dir, { recursive: true, mode: 0o755 });

@@ -112,6 +112,9 @@ class NetlinkWatch : public Napi::ObjectWrap<NetlinkWatch> {
     } catch (const Napi::Error& e) {
       napi_fatal_exception(env, e.Value());
     }
+    // An overflow sets the socket's error, which epoll reports as POLLERR — and libuv stops a poll handle on
+    // POLLERR (status UV_EBADF). Drain() has read the error (ENOBUFS) and the queue: watch again.
+    if (status < 0 && self->poll_ && self->fd_ >= 0) uv_poll_start(self->poll_, UV_READABLE, &NetlinkWatch::OnReadable);
   }
 
   void Drain() {
