@@ -63,7 +63,9 @@ import { CUSTOMER_VETH, HOST_LINK_ADDRESS, customerNetns, hostVethName } from '.
 import { getLink, readLinkFeatures, setLinkFeatures } from '../src/kernel/links.js';
 import { nftExpr, readRuleCounters, replaceNftTable } from '../src/kernel/nft.js';
 import { listRoutes } from '../src/kernel/routes.js';
-import { edgeNetnsPrefix } from '../src/lab/agents.js';
+import { edgeNetnsPrefix, labAgentPinBase } from '../src/lab/agents.js';
+import { FIB_BITS } from '../src/agent/reconcile/dataplane-fib.js';
+import { openDataplane } from '../src/kernel/bpf/dataplane.js';
 import { labDown, labExec, labStatus, labUp } from '../src/lab/lab.js';
 import type { LabState } from '../src/lab/state.js';
 import { metric, numberParam, registerBenchmark } from './lib/registry.js';
@@ -264,6 +266,17 @@ async function floodLink(state: LabState): Promise<FloodLink> {
   const peer = await getLink(site.netns, iface.peerInterface);
   if (!own || !peer) throw new Error(`the link ${CLIENT}/${iface.name} ↔ ${site.name}/${iface.peerInterface} is missing`);
   return { clientNetns: client.netns, ifindex: own.ifindex, srcMac: own.mac, siteNetns: site.netns, siteDev: iface.peerInterface, dstMac: peer.mac };
+}
+
+/** The edge's ot_config flags and the fast-path shortcuts they turn on (by short name: in, gre, all, src). */
+function edgeFastPath(state: LabState): { flags: number; shortcuts: string[] } {
+  const dp = openDataplane({ node: state.plan.edges[0]!.nodeId, base: labAgentPinBase(state.name) });
+  try {
+    const flags = dp.maps.config.get(0)?.flags ?? 0;
+    return { flags, shortcuts: Object.entries(FIB_BITS).filter(([, bit]) => (flags & bit) !== 0).map(([name]) => name) };
+  } finally {
+    dp.close();
+  }
 }
 
 /** One 60-byte frame from the client to `dst`, as the client's own stack would put it on its link. */
@@ -568,6 +581,8 @@ registerBenchmark({
       const allFloods: Record<Path, number> = { full: 0, base: 0, nogre: 0 };
       const load0 = loadavg();
       // Interleaved (generator alone, then full, baseline, no-GRE, …) so drift on the shared CPUs hits every path alike.
+      const fastPathBefore = edgeFastPath(state);
+      ctx.log(`edge fast path shortcuts: ${fastPathBefore.shortcuts.join(', ') || 'none'} (ot_config.flags 0x${fastPathBefore.flags.toString(16)})`);
       for (let r = 0; r < repeats; r++) {
         // The generator alone: the same device with no NAPI behind it refuses every XDP frame at once (as xdp-edge's
         // gen_only), so the flood costs only the generator — its share of every path's flood below.
@@ -637,6 +652,7 @@ registerBenchmark({
         }
       }
       const load1 = loadavg();
+      const fastPathAfter = edgeFastPath(state);
       // The proof that each path is what it says: the customer firewall counted the full path, not the baseline.
       if (fw.full === 0) throw new Error('the customer firewall counted no packet during the full-path runs: traffic did not take the customer path');
       if (fw.nogre === 0) throw new Error('the customer firewall counted no packet during the no-GRE runs: traffic did not take the customer path');
@@ -725,9 +741,13 @@ registerBenchmark({
           'The site router holds static /32 routes for the two customer addresses and the customer router (next hops as BGP gave them): a flood fills the site router → edge ring, BFD packets are lost with it, and the edge\'s BGP routes vanished for seconds mid-flood (the full path measured "no route") while the static baseline went on.',
           `The site router's device facing the client (${link.siteDev}) gets GRO on during the path floods only, and back to ${siteGro ? 'on' : 'off'} (as the lab made it) for everything else: a veth accepts XDP-transmitted frames only when it has NAPI (GRO or an XDP program). GRO does not merge forwarded UDP (rx-udp-gro-forwarding stays off), so every frame is forwarded on its own.`,
           'xdp_flood runs with --rewrite: live-frames mode recycles its pages, and a forwarded frame comes back with the router\'s Ethernet header and a decremented TTL written over it; the program writes the frame afresh each time (a few ns, in the generator\'s share).',
+          `The edge's fast-path shortcuts (ot_config.flags, which the agent sets from the host's rules and routes: src/agent/reconcile/dataplane-fib.ts) were ${fastPathBefore.shortcuts.join(', ') || 'none'} before the runs and ${fastPathAfter.shortcuts.join(', ') || 'none'} after (details.edge_fast_path). The full path uses in (XDP's lookup straight into the customer table), gre (tc_host_fwd's lookup of its GRE straight into main) and src (no reverse lookup for a source that is not the host's); "all" is off here because of the no-GRE path's own rule on the edge (iif <veth> lookup main), which it might match.`,
           ...(iperfUdp ? ['udp_60b_iperf3_goodput (informational, the old figure): iperf3 -u -b 0 saturates the sender and most datagrams are lost at the receiving socket; it swung 0.33–0.65 between runs. No goal on it.'] : []),
         ],
-        details: { runs, flood: floodDetail, flood_ratio_per_round: ratios, iperf3_udp: udpDetail, firewall_packets: { full: fw.full, baseline: fw.base, no_gre: fw.nogre }, loadavg_before: load0, loadavg_after: load1 },
+        details: {
+          runs, flood: floodDetail, flood_ratio_per_round: ratios, iperf3_udp: udpDetail, firewall_packets: { full: fw.full, baseline: fw.base, no_gre: fw.nogre }, loadavg_before: load0, loadavg_after: load1,
+          edge_fast_path: { before: fastPathBefore, after: fastPathAfter },
+        },
       };
     } finally {
       if (keep) {

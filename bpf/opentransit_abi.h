@@ -29,7 +29,7 @@
 #define OPENTRANSIT_ABI_H
 
 /* Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). */
-#define OT_ABI_VERSION 2 /* 2: 32 reason slots, ot_config.fwmark, the fast path */
+#define OT_ABI_VERSION 3 /* 2: 32 reason slots, ot_config.fwmark, the fast path; 3: ot_config.fib_table, ot_host_local */
 
 #define OT_PROG_XDP_EDGE "ot_xdp_edge" /* the uplink XDP program (bpf/xdp_edge.c) */
 #define OT_PROG_TC_GRE "ot_tc_gre" /* the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
@@ -77,6 +77,16 @@
 /* ot_config.flags: route customer traffic with bpf_fib_lookup instead of a pass through the host stack (the fast
  * path, bpf/lib/fastpath.h); off: xdp_edge and tc_host_fwd hand every packet to the host stack as before. */
 #define OT_CONFIG_F_FAST_PATH 1
+/* ot_config.flags set by the agent while the host netns's rules and routes make a shortcut the stack's own decision
+ * (it checks them every resync and clears a flag when its premises no longer hold; src/agent/reconcile/
+ * dataplane-fib.ts says which premises, bpf/lib/fastpath.h why they suffice). Each lets the fast path look a table up
+ * directly (BPF_FIB_LOOKUP_DIRECT | TBID) instead of walking the policy rules, or skip a lookup: */
+#define OT_CONFIG_F_FIB_DIRECT_IN 2 /* xdp_edge: customer destinations from the uplink → fib_table */
+#define OT_CONFIG_F_FIB_DIRECT_GRE 4 /* tc_host_fwd: GRE to a customer router (ot_gre_peers), no mark → main */
+#define OT_CONFIG_F_FIB_DIRECT 8 /* every other lookup (the host's rules are the kernel's and ours, nothing else) */
+#define OT_CONFIG_F_SRC_UNICAST 16 /* rp_filter 0: no reverse lookup for a source outside ot_host_local */
+/* Prefixes of the host netns's local table the agent copies into ot_host_local (more: the flags that read it off). */
+#define OT_HOST_LOCAL_MAX 4096
 
 /* What happened to a packet. Every reason belongs to one verdict: its name starts with the verdict's name. */
 enum ot_verdict {
@@ -151,6 +161,7 @@ struct ot_config {
 	__u32 sample_every; /* copy one packet in N to ot_samples (random); 0 = off */
 	__u32 flags; /* OT_CONFIG_F_* */
 	__u32 fwmark; /* the node's packet mark for customer traffic (the host nft chain `mark`, ip rule fwmark → table) */
+	__u32 fib_table; /* the customer routing table, the one our fwmark rule looks up (OT_CONFIG_F_FIB_DIRECT*) */
 };
 
 /* One counter slot (per CPU): index = account * OT_REASON_SLOTS + reason. */
@@ -336,6 +347,9 @@ OT_MAP(ot_tunnels, BPF_MAP_TYPE_HASH, struct ot_tunnel_key, struct ot_tunnel, OT
 OT_MAP(ot_cpe_decaps, BPF_MAP_TYPE_HASH, struct ot_cpe_decap_key, struct ot_cpe_decap, OT_CPE_TUNNELS_MAX, BPF_F_NO_PREALLOC)
 /* Customer routers: (router netns, tunnel device) → outer header. */
 OT_MAP(ot_cpe_encaps, BPF_MAP_TYPE_HASH, struct ot_cpe_encap_key, struct ot_cpe_encap, OT_CPE_TUNNELS_MAX, BPF_F_NO_PREALLOC)
+/* The host netns's local table (both families; value: the route type, RTN_*, informational), kept by the agent: the
+ * fast path asks it whether an address is the host's (OT_CONFIG_F_FIB_DIRECT, OT_CONFIG_F_SRC_UNICAST). */
+OT_MAP(ot_host_local, BPF_MAP_TYPE_LPM_TRIE, struct ot_lpm_key, __u32, OT_HOST_LOCAL_MAX, BPF_F_NO_PREALLOC)
 /* Sampled packets (struct ot_sample records). */
 OT_RINGBUF(ot_samples, struct ot_sample, OT_SAMPLES_RING_BYTES)
 

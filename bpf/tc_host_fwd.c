@@ -71,13 +71,12 @@ static __always_inline __u32 ot_tos2priority(__u8 tos)
 	return quarter == 0 ? 0 : quarter == 1 ? 2 : quarter == 2 ? 6 : 4;
 }
 
-/* The account to count a packet under: the destination's owner, or for GRE the customer router's. */
-static __always_inline __u32 ot_count_account(__u32 owner, __u8 family, __u8 proto, __be32 daddr)
+/* GRE to a customer router (ot_gre_peers): what tc_gre made of the customer's traffic. NULL for anything else. */
+static __always_inline struct ot_gre_peer *ot_gre_to_peer(__u8 family, __u8 proto, __be32 daddr)
 {
-	if (owner || family != 4 || proto != IPPROTO_GRE)
-		return owner;
-	struct ot_gre_peer *peer = bpf_map_lookup_elem(&ot_gre_peers, &daddr);
-	return peer ? peer->account : 0;
+	if (family != 4 || proto != IPPROTO_GRE)
+		return NULL;
+	return bpf_map_lookup_elem(&ot_gre_peers, &daddr);
 }
 
 /* Returns the output ifindex with the packet rewritten, or 0 (untouched: the stack takes it). Sets *account. */
@@ -148,8 +147,21 @@ static __always_inline __u32 ot_host_fwd(struct __sk_buff *skb, __u32 *account)
 
 	/* the host's nft `mark` chain: daddr in a customer prefix → meta mark set fwmark */
 	__u32 *owner = bpf_map_lookup_elem(&ot_prefixes, &k);
-	*account = ot_count_account(owner ? *owner : 0, family, proto, daddr4);
+	/* counted under the destination's owner, or for GRE the customer router's account */
+	struct ot_gre_peer *peer = owner ? NULL : ot_gre_to_peer(family, proto, daddr4);
+	*account = owner ? *owner : peer ? peer->account : 0;
 	in.mark = owner ? cfg->fwmark : skb_mark;
+	in.flags = cfg->flags;
+	in.fwmark = cfg->fwmark;
+	in.fib_table = cfg->fib_table;
+	/* A table straight away when a flag vouches for the rules (lib/fastpath.h, ot_direct_table): keys of
+	 * ot_prefixes and ot_gre_peers are never under a local route while a flag is on; any other destination is
+	 * looked up in ot_host_local. */
+	in.table = 0;
+	if (peer && skb_mark == 0 && (cfg->flags & (OT_CONFIG_F_FIB_DIRECT_GRE | OT_CONFIG_F_FIB_DIRECT)))
+		in.table = OT_RT_TABLE_MAIN;
+	else if ((cfg->flags & OT_CONFIG_F_FIB_DIRECT) && (owner || peer || !ot_is_host_local(k.addr)))
+		in.table = ot_direct_table(&in, in.mark);
 
 	__u8 tcp_flags = 0;
 	in.sport = 0;

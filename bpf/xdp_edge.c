@@ -443,6 +443,12 @@ static __always_inline __u32 ot_fast_in(struct xdp_md *ctx, const struct ot_pkt 
 	struct ot_fwd_in in;
 	in.ifindex = ctx->ingress_ifindex;
 	in.mark = cfg->fwmark; /* a customer's destination: the host's nft `mark` chain would set it */
+	in.flags = cfg->flags;
+	in.fwmark = cfg->fwmark;
+	in.fib_table = cfg->fib_table;
+	/* a key of ot_prefixes, from the uplink, with our mark: the agent sets the flag only while no local route
+	 * covers such a key and no rule but the kernel's and ours can match such a lookup */
+	in.table = (cfg->flags & (OT_CONFIG_F_FIB_DIRECT_IN | OT_CONFIG_F_FIB_DIRECT)) ? cfg->fib_table : 0;
 	in.mtu_len = p->ip_len;
 	in.proto = p->proto;
 	in._pad = 0;

@@ -15,7 +15,9 @@
  *                lookup answers "unreachable" for them and they take the slow path);
  *   routing:     bpf_fib_lookup with BPF_FIB_LOOKUP_MARK: the same rules, tables, multipath hash (L4 ports given),
  *                forwarding enabled on the input device, route and device MTU (FRAG_NEEDED: the stack fragments or
- *                sends the ICMP), neighbour (NO_NEIGH: the stack resolves it); then the source check of
+ *                sends the ICMP), neighbour (NO_NEIGH: the stack resolves it) — or, while the agent vouches for
+ *                the host's rules and local table (OT_CONFIG_F_FIB_DIRECT*), straight into the table those rules
+ *                would pick (ot_direct_table says why that is the same decision); then the source check of
  *                fib_validate_source (rp_filter, accept_local, src_valid_mark: ot_v4_source_ok);
  *   ip_forward:  TTL <= 1 (refused: the stack sends Time Exceeded), IP options and IPv6 extension headers
  *                (refused), ICMP redirects (only when out == in: refused), priority from TOS (tc: set);
@@ -35,6 +37,7 @@
 #define OT_AF_INET6 10
 #define OT_PACKET_HOST 0
 #define OT_TCP_SYN 0x02
+#define OT_RT_TABLE_MAIN 254
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
@@ -42,6 +45,11 @@ extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 struct ot_fwd_in {
 	__u32 ifindex; /* the receiving device */
 	__u32 mark; /* what the host's nft `mark` chain would have set (0: none) */
+	__u32 table; /* the forward lookup: this table alone when non-zero (the caller's choice, ot_direct_table), else
+			the policy rules with `mark` */
+	__u32 flags; /* ot_config: flags, fwmark (the mark our policy rule sends to fib_table), fib_table */
+	__u32 fwmark;
+	__u32 fib_table;
 	__u16 mtu_len; /* the length an MTU must carry: the IP length, or one GSO segment's */
 	__u8 proto; /* L4 protocol */
 	__u8 _pad;
@@ -116,10 +124,67 @@ static __always_inline int ot_v4_devconf(struct net_device *dev, struct ot_v4_de
 	return 0;
 }
 
+/* Is `addr` (LPM-key form) covered by a route of the host's local table? (ot_host_local: the agent's copy.) */
+static __always_inline int ot_is_host_local(const __u8 *addr)
+{
+	struct ot_lpm_key k;
+	k.prefixlen = 128;
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&ot_host_local, &k) != NULL;
+}
+
+/*
+ * The table the host's policy rules pick for a packet with `mark` whose destination no local-table route covers,
+ * provided no rule but the kernel's and ours can match it; 0: walk the rules. The caller knows that proviso from
+ * a flag of ot_config (OT_CONFIG_F_FIB_DIRECT*: the agent checks the rules every resync, and which rules cannot
+ * match which lookups, in src/agent/reconcile/dataplane-fib.ts) and the destination from ot_host_local or a
+ * premise of that flag (no local route covers a key of ot_prefixes or ot_gre_peers).
+ *
+ * Why that is the stack's own decision (net/core/fib_rules.c fib_rules_lookup, fib4_rule_action,
+ * fib6_rule_action): the rules that can match are "0: lookup local", "P: fwmark F/0xffffffff lookup fib_table",
+ * "32766: lookup main" and, IPv4 only, "32767: lookup default", each without any other selector. The walk: the
+ * local table misses (no route covers the destination), a miss being -EAGAIN ("try the next rule"); rule P
+ * matches iff mark == F, and then its table decides; otherwise main, then default. A lookup straight into
+ * fib_table (mark F) or main (mark 0) gives the same answer whenever that table has a route for the destination:
+ * its unicast route, or the error of an unreachable/blackhole/prohibit route, which ends the walk there too. When
+ * that table has no route (or a `throw` one) the walk would go on to the next tables, while the direct lookup
+ * answers NOT_FWDED: refused, the stack decides — slower, never different. Any other mark (F is never 0, and only
+ * F matches rule P): walk the rules. The multipath hash, the MTU check, forwarding on the input device and the
+ * neighbour are the helper's in both cases (bpf_ipv4_fib_lookup / bpf_ipv6_fib_lookup differ only in how they
+ * find the table). What it saves: fib_rules_lookup's walk with its indirect calls, and the local table's miss.
+ */
+static __always_inline __u32 ot_direct_table(const struct ot_fwd_in *in, __u32 mark)
+{
+	if (mark == in->fwmark)
+		return in->fib_table;
+	return mark == 0 ? OT_RT_TABLE_MAIN : 0;
+}
+
+/* Look up `table` alone (DIRECT | TBID) when it is non-zero; else the rules, with `mark` when it is non-zero. */
+static __always_inline __u32 ot_fib_flags(struct bpf_fib_lookup *f, __u32 table, __u32 mark)
+{
+	if (table) {
+		f->tbid = table;
+		return BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID;
+	}
+	if (mark) {
+		f->mark = mark;
+		return BPF_FIB_LOOKUP_MARK;
+	}
+	return 0;
+}
+
 /*
  * fib_validate_source for a packet the FIB sends from `in` out of `out` (!= in): would the stack accept its
  * source? Refuses whatever is not certain (the stack then decides):
  *   rp_filter 0 and accept_local: no check at all (the host side of every customer veth: DESIGN §2);
+ *   rp_filter 0, OT_CONFIG_F_SRC_UNICAST and a source outside the local table (ot_host_local): the agent vouches
+ *     that every IPv4 route outside the local table is unicast or an error route (unreachable, blackhole,
+ *     prohibit, throw), so the reverse lookup — whatever rules it walks — can only find a unicast route or fail,
+ *     and __fib_validate_source with rp_filter 0 accepts both (a failure is "last_resort", accepted without
+ *     rp_filter; a unicast route is accepted whatever its device): no lookup at all;
+ *   OT_CONFIG_F_FIB_DIRECT and a source outside the local table: the lookup below goes straight into the table
+ *     the rules would pick (ot_direct_table);
  *   otherwise the reverse lookup (to the source, input device = `out`, mark only with src_valid_mark):
  *     rp_filter 0: the stack drops only a successful lookup of another type than unicast (a local or broadcast
  *       source): take unicast and the failed lookups (blackhole/unreachable/prohibit), refuse NOT_FWDED (it
@@ -129,10 +194,23 @@ static __always_inline int ot_v4_devconf(struct net_device *dev, struct ot_v4_de
  * `f` is scratch space.
  */
 static __always_inline int ot_v4_source_ok(void *ctx, struct bpf_fib_lookup *f, const struct ot_v4_devconf *c,
-					   __be32 saddr, __be32 daddr, __u8 tos, __u32 in, __u32 out, __u32 mark)
+					   __be32 saddr, __be32 daddr, __u8 tos, const struct ot_fwd_in *fin, __u32 out)
 {
 	if (c->rp_filter == 0 && c->accept_local)
 		return 1;
+	__u32 in = fin->ifindex;
+	__u32 mark = c->src_vmark ? fin->mark : 0; /* the reverse lookup's flowi4_mark */
+	__u32 table = 0;
+	int skip = c->rp_filter == 0 && (fin->flags & OT_CONFIG_F_SRC_UNICAST);
+	if (skip || (fin->flags & OT_CONFIG_F_FIB_DIRECT)) {
+		__u8 key[16];
+		ot_v4_mapped(key, saddr);
+		if (!ot_is_host_local(key)) {
+			if (skip)
+				return 1;
+			table = ot_direct_table(fin, mark);
+		}
+	}
 	__builtin_memset(f, 0, sizeof(*f));
 	f->family = OT_AF_INET;
 	f->tot_len = 1; /* checked, and always fits (0 would make tc check the whole skb against `out`'s MTU) */
@@ -140,11 +218,7 @@ static __always_inline int ot_v4_source_ok(void *ctx, struct bpf_fib_lookup *f, 
 	f->tos = tos;
 	f->ipv4_src = daddr;
 	f->ipv4_dst = saddr;
-	__u32 flags = BPF_FIB_LOOKUP_SKIP_NEIGH;
-	if (c->src_vmark && mark) {
-		f->mark = mark;
-		flags |= BPF_FIB_LOOKUP_MARK;
-	}
+	__u32 flags = BPF_FIB_LOOKUP_SKIP_NEIGH | ot_fib_flags(f, table, mark);
 	long rc = bpf_fib_lookup(ctx, f, sizeof(*f), flags);
 	if (c->rp_filter == 0)
 		return rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_BLACKHOLE ||
@@ -164,11 +238,7 @@ static __always_inline int ot_fib_forward(void *ctx, struct bpf_fib_lookup *f, c
 	f->dport = in->dport;
 	f->tot_len = in->mtu_len;
 	f->ifindex = in->ifindex;
-	__u32 flags = 0;
-	if (in->mark) {
-		f->mark = in->mark;
-		flags = BPF_FIB_LOOKUP_MARK;
-	}
+	__u32 flags = ot_fib_flags(f, in->table, in->mark);
 	long rc = bpf_fib_lookup(ctx, f, sizeof(*f), flags);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || f->ifindex == in->ifindex || f->ifindex == 0)
 		return -1;
@@ -199,7 +269,7 @@ static __always_inline int ot_fwd_v4(void *ctx, struct iphdr *ip, struct net_dev
 		return -1;
 	if (ot_v4_devconf(dev, conf))
 		return -1;
-	if (!ot_v4_source_ok(ctx, &f, conf, ip->saddr, ip->daddr, ip->tos, in->ifindex, o->ifindex, in->mark))
+	if (!ot_v4_source_ok(ctx, &f, conf, ip->saddr, ip->daddr, ip->tos, in, o->ifindex))
 		return -1;
 	return 0;
 }

@@ -198,3 +198,44 @@ export async function listRules(ns: NetnsRef, filter: { family?: IpFamily; proto
 export async function listAllRules(ns: NetnsRef): Promise<Rule[]> {
   return netlinkRead(ns, ['rule', 'show'], async () => decodeRules(await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE)));
 }
+
+/**
+ * A rule as the kernel dumped it, with what `Rule` leaves out: the header's tos and flags, the suppress_prefixlen
+ * attribute, and the type of every other attribute the dump carried that `Rule` does not decode (goto, l3mdev, uid
+ * range, ports, ip_proto, dscp, flow label, tunnel id, suppress_ifgroup…). For callers that must know a rule
+ * selects nothing but what `Rule` shows (reconcile/dataplane-fib.ts).
+ */
+export interface RuleDetail extends Rule {
+  /** struct fib_rule_hdr: tos (IPv4 DSCP selector) and flags (FIB_RULE_INVERT = "not", …). */
+  tos: number;
+  flags: number;
+  /** FRA_SUPPRESS_PREFIXLEN: 0xffffffff (-1) when not set — the kernel always reports it. */
+  suppressPrefixlen?: number;
+  /** Attribute types present besides those `Rule` and the fields above decode. */
+  otherAttributes: number[];
+}
+
+/** The attribute types decodeRules and decodeRuleDetails account for. */
+const FRA_SUPPRESS_PREFIXLEN = 14;
+const DECODED_RULE_ATTRIBUTES: ReadonlySet<number> = new Set([...Object.values(FRA), FRA_SUPPRESS_PREFIXLEN]);
+
+/** decodeRules, with the details (RuleDetail) of each rule. */
+export function decodeRuleDetails(bodies: readonly Buffer[]): RuleDetail[] {
+  const out: RuleDetail[] = [];
+  for (const body of bodies) {
+    const fam = body.readUInt8(0);
+    if (fam !== 2 && fam !== 10) continue;
+    const rule = decodeRules([body])[0]!;
+    const a = parseAttrs(body, 12);
+    const detail: RuleDetail = { ...rule, tos: body.readUInt8(3), flags: body.readUInt32LE(8), otherAttributes: [...a.keys()].filter((t) => !DECODED_RULE_ATTRIBUTES.has(t)).sort((x, y) => x - y) };
+    const suppress = getU32(a.get(FRA_SUPPRESS_PREFIXLEN));
+    if (suppress !== undefined) detail.suppressPrefixlen = suppress;
+    out.push(detail);
+  }
+  return out;
+}
+
+/** Twin: `ip -d -N -j rule show` for both families (one in-process dump), with every rule's details. */
+export async function listRuleDetails(ns: NetnsRef): Promise<RuleDetail[]> {
+  return netlinkRead(ns, ['-d', 'rule', 'show'], async () => decodeRuleDetails(await rtnlDump(ns, RTM.GETRULE, RULE_DUMP_BODY, RTM.NEWRULE)));
+}

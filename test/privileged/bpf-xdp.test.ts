@@ -433,7 +433,7 @@ describe('sampling to the ring buffer', () => {
     const records: Buffer[] = [];
     const rb = new RingBuffer(dp.maps.samples, (batch) => records.push(...batch));
     try {
-      dp.maps.config.set(0, { sample_every: 1, flags: 0, fwmark: 0 });
+      dp.maps.config.set(0, { sample_every: 1, flags: 0, fwmark: 0, fib_table: 0 });
       const blocked = eth(v4(BLOCKED, '203.0.113.10', web()));
       const big = eth(v4('198.51.100.7', '203.0.113.10', udp({ sport: 1, dport: 2 }, Buffer.alloc(300, 0x5a))));
       const tunnelled = eth(v4(ACME_PEER, ANYCAST, gre({}, innerV4)));
@@ -457,12 +457,12 @@ describe('sampling to the ring buffer', () => {
       assert.ok(s[2]!.data.subarray(0, tunnelled.length).equals(tunnelled), 'a tunnelled packet is sampled before decap');
       assert.ok(s[0]!.ts_ns > 0n);
 
-      dp.maps.config.set(0, { sample_every: 0, flags: 0, fwmark: 0 });
+      dp.maps.config.set(0, { sample_every: 0, flags: 0, fwmark: 0, fib_table: 0 });
       dp.xdpEdge.testRun(blocked);
       assert.equal(rb.consume(), 0, 'sampling off: nothing more');
     } finally {
       rb.close();
-      dp.maps.config.set(0, { sample_every: 0, flags: 0, fwmark: 0 });
+      dp.maps.config.set(0, { sample_every: 0, flags: 0, fwmark: 0, fib_table: 0 });
     }
   });
 });

@@ -20,7 +20,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { CUSTOMER_VETH, NODE_DEFAULTS, customerNetns, hostVethName, type NodeConfig } from '../../src/agent/desired/node.js';
-import { OT_CONFIG_F_FAST_PATH, Reason } from '../../src/kernel/bpf/abi.generated.js';
+import {
+  OT_CONFIG_F_FAST_PATH,
+  OT_CONFIG_F_FIB_DIRECT,
+  OT_CONFIG_F_FIB_DIRECT_GRE,
+  OT_CONFIG_F_FIB_DIRECT_IN,
+  OT_CONFIG_F_SRC_UNICAST,
+  Reason,
+} from '../../src/kernel/bpf/abi.generated.js';
 import { openDataplane, lpmKey, readCounters } from '../../src/kernel/bpf/dataplane.js';
 import { removeCpeDataplane, setupCustomerRouterGre, teardownCustomerRouterGre } from '../../src/kernel/bpf/cpe.js';
 import { BPFFS, ifIndex, queryTc, unpin } from '../../src/kernel/bpf/index.js';
@@ -278,12 +285,24 @@ test('the agent attaches the fast path: tc ingress on the host-side veth, the fw
   try {
     const veth = hostVethName(acmeId);
     assert.equal(queryTc({ ifindex: ifIndex(veth, H), netns: H, direction: 'ingress' }), dp.tcHostFwd.id, 'the one pinned fast-path program');
-    assert.deepEqual(dp.maps.config.get(0), { sample_every: 0, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark });
+    assert.deepEqual({ ...dp.maps.config.get(0)!, flags: dp.maps.config.get(0)!.flags & OT_CONFIG_F_FAST_PATH }, { sample_every: 0, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark, fib_table: NODE_DEFAULTS.table });
     acmeNumber = dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!;
     assert.ok(acmeNumber >= 1);
   } finally {
     dp.close();
   }
+  // H's rules are the kernel's and ours, its routes plain: every shortcut of the fast path is on (direct table
+  // lookups, no reverse lookup for non-local sources; fast-path-shortcuts.test.ts shows what turns them off), so
+  // the tests below exercise them.
+  const shortcuts = OT_CONFIG_F_FIB_DIRECT_IN | OT_CONFIG_F_FIB_DIRECT_GRE | OT_CONFIG_F_FIB_DIRECT | OT_CONFIG_F_SRC_UNICAST;
+  await waitFor('every shortcut of the fast path on', () => {
+    const dp = openDataplane({ node: node.nodeId, base: pinBase });
+    try {
+      return ((dp.maps.config.get(0)?.flags ?? 0) & shortcuts) === shortcuts;
+    } finally {
+      dp.close();
+    }
+  }, { context });
   // XDP-redirected frames reach the customer netns only if the veth's peer has GRO on (DESIGN §2).
   assert.equal((await readLinkFeatures(customerNetns(node, acmeId), CUSTOMER_VETH)).gro, true);
   await run(inNetns(H, ['nft', '-f', '-']), { stdin: OBSERVER });

@@ -119,9 +119,9 @@ test('global maps: anycast endpoints, blocklist, sampling, fast path with the no
   assert.deepEqual(g.anycast, ['192.0.2.10', '192.0.2.20']);
   assert.deepEqual(g.blocklist, ['198.51.100.66/32']);
   // The fast path is on unless the node says otherwise, and routes with the node's fwmark.
-  assert.deepEqual(g.config, { sample_every: 100, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark });
+  assert.deepEqual(g.config, { sample_every: 100, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark, fib_table: NODE_DEFAULTS.table });
   const off = dataplanePlan({ ...input({ sampleEvery: 0 }), node: { ...node, fastPath: false, fwmark: 7 } }).global;
-  assert.deepEqual(off.config, { sample_every: 0, flags: 0, fwmark: 7 });
+  assert.deepEqual(off.config, { sample_every: 0, flags: 0, fwmark: 7, fib_table: NODE_DEFAULTS.table });
   assert.deepEqual(g.mitigation, []);
   assert.equal(g.nextExpiryMs, null);
 });

@@ -15,7 +15,7 @@
  *     ot_blocklist  settings.blocklist (source prefixes)
  *     ot_mitigation destination prefix → rule set: its own rules and those of covering prefixes, copied down
  *                   (the program reads the longest match only), expired rules left out
- *     ot_config     sampling; the node's fwmark and whether the fast path is on (bpf/lib/fastpath.h)
+ *     ot_config     sampling; the node's fwmark and customer table, whether the fast path is on (bpf/lib/fastpath.h)
  *
  * Two accounts cannot both own one map key. Customer prefixes never collide (the API keeps tenants apart), but
  * tunnel interface subnets (private, per tunnel) and customer GRE endpoints paired with different anycast
@@ -267,7 +267,8 @@ function globalEntries(i: DataplanePlanInput): GlobalDataplane {
     blocklist: i.settings.blocklist.map((b) => b.cidr),
     mitigation,
     // The fast path routes with the node's fwmark: the one its ip rule and nft `mark` chain use (desired/host.ts).
-    config: { sample_every: i.sampleEvery, flags: (i.node.fastPath ?? true) ? OT_CONFIG_F_FAST_PATH : 0, fwmark: i.node.fwmark },
+    // OT_CONFIG_F_FIB_DIRECT is not the plan's: the data-plane manager adds it while the host's routing allows it.
+    config: { sample_every: i.sampleEvery, flags: (i.node.fastPath ?? true) ? OT_CONFIG_F_FAST_PATH : 0, fwmark: i.node.fwmark, fib_table: i.node.table },
     activeRuleIds: active.map((m) => m.id),
     nextExpiryMs: expiries.length ? Math.min(...expiries) : null,
     warnings,

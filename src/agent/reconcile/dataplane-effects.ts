@@ -54,6 +54,7 @@ const SPECS: { [P in keyof PlaneMaps]: MapSpec<never, never> } = {
   grePeers: MAPS.ot_gre_peers,
   delivery: MAPS.ot_delivery,
   tunnels: MAPS.ot_tunnels,
+  hostLocal: MAPS.ot_host_local,
 } as unknown as { [P in keyof PlaneMaps]: MapSpec<never, never> };
 
 const ARRAY_TYPES = new Set([2 /* ARRAY */, 6 /* PERCPU_ARRAY */]);

@@ -5,6 +5,9 @@
  *   open()            load the objects, or reopen the pins an earlier run left (an agent restart changes nothing)
  *   syncGlobal()      ot_anycast, ot_blocklist (+ its IPv4 index ot_bl4_*), ot_mitigation, ot_config (diff, prune
  *                     after sync); then XDP on the uplink
+ *   syncHostRouting() reads the host netns's rules and routes: the fast path's shortcuts in ot_config.flags
+ *                     (OT_CONFIG_F_FIB_DIRECT*, OT_CONFIG_F_SRC_UNICAST: dataplane-fib.ts) and ot_host_local (async:
+ *                     the data-plane pass's ensureGro runs it)
  *   applyAccount()    tc on edge0 of the account's netns; its ot_prefixes, ot_delivery, ot_tunnels, ot_gre_peers
  *                     entries (point lookups: an account's pass costs O(its entries), not O(all entries))
  *   pruneAccounts()   what no account wants any more (full dumps, only from a complete desired state)
@@ -30,6 +33,7 @@ import { join } from 'node:path';
 import type { AccountDocument } from '../../model/schemas.js';
 import type { CounterItem, NodeCounters, RuleCounters } from '../../model/counters.js';
 import {
+  OT_CONFIG_F_FAST_PATH,
   OT_PROG_TC_GRE,
   OT_PROG_TC_HOST_FWD,
   OT_PROG_XDP_EDGE,
@@ -38,6 +42,7 @@ import {
   REASON_NAMES,
   REASON_VERDICT,
   VERDICT_NAMES,
+  type Config,
   type Rule,
   type RuleSet,
 } from '../../kernel/bpf/abi.generated.js';
@@ -57,8 +62,11 @@ import { syncBlocklistV4Index } from '../../kernel/bpf/blocklist4.js';
 import { bpfObjectPath } from '../../kernel/bpf/paths.js';
 import { formatIp } from '../../model/ip.js';
 import { readLinkFeatures } from '../../kernel/links.js';
+import { listRoutes } from '../../kernel/routes.js';
+import { listRuleDetails } from '../../kernel/rules.js';
+import { FIB_BITS, fibDirectVerdict, localOverlap, RTN_OF, RULE_BITS, SHORTCUT_BITS, type FibDirectVerdict } from './dataplane-fib.js';
 import { dataplanePlan, type AccountDataplane, type DataplanePlan, type DataplanePlanInput, type GlobalDataplane } from '../desired/dataplane.js';
-import { CUSTOMER_VETH, customerNetns, type NodeConfig } from '../desired/node.js';
+import { CUSTOMER_VETH, HOST_LINK_ADDRESS, HOST_LINK_ADDRESS6, customerNetns, hostVethName, type NodeConfig } from '../desired/node.js';
 import { DataplaneNumbers } from './dataplane-numbers.js';
 import { kernelEffects, planEffects, type DataplaneEffects, type MapAccess, type PlaneMaps, type ProgRef } from './dataplane-effects.js';
 import { errorText } from './engine.js';
@@ -165,6 +173,11 @@ export class DataplaneManager {
   private bl4ReadAt = 0;
   private adopted = false;
   private groChecked = false;
+  /** The last check of the host's routing for the shortcuts (undefined: none yet, every shortcut stays off). */
+  private fib: FibDirectVerdict | undefined;
+  /** The global state of the last syncGlobal and the plan of the last desiredPlan (syncHostRouting's inputs). */
+  private lastGlobal: GlobalDataplane | undefined;
+  private lastPlan: DataplanePlan | undefined;
   private readonly mode: XdpMode;
 
   constructor(private readonly o: DataplaneOptions) {
@@ -310,7 +323,8 @@ export class DataplaneManager {
     const { activeRuleIds, ...input } = i;
     const numbers = this.accountNumbers(input.accounts, changes);
     const slots = this.ruleSlots(activeRuleIds, changes);
-    return dataplanePlan({ ...input, numbers, slots, monotonicOffsetNs: this.monotonicOffsetNs, cpus: numPossibleCpus() });
+    this.lastPlan = dataplanePlan({ ...input, numbers, slots, monotonicOffsetNs: this.monotonicOffsetNs, cpus: numPossibleCpus() });
+    return this.lastPlan;
   }
 
   /**
@@ -447,6 +461,8 @@ export class DataplaneManager {
    * back). Checked once per run and after every new attachment (one ethtool netlink request).
    */
   async ensureGro(changes: string[]): Promise<void> {
+    // The data-plane pass's one asynchronous step (agent.ts, main.ts's plan): the host-routing check rides on it.
+    await this.syncHostRouting(changes);
     if (this.groChecked || !this.plane) return;
     const { hostNetns, uplink } = this.o.node;
     const f = await readLinkFeatures(hostNetns, uplink);
@@ -486,7 +502,8 @@ export class DataplaneManager {
       changes,
       o,
     );
-    this.ensure(m.config, [{ key: 0, value: g.config, label: `sample_every=${g.config.sample_every}` }], this.bytesEqual(m.config), changes);
+    this.lastGlobal = g;
+    this.ensureConfig(dp, changes);
     if (o.prune) {
       // Slots of rules no longer in the map are free again (their statistics go with them).
       const active = new Set(g.activeRuleIds);
@@ -502,6 +519,93 @@ export class DataplaneManager {
     // The program after its maps: an upgraded program may read maps (ot_bl4_*) its predecessor never filled.
     this.ensureXdp(dp, changes);
     this.globalSynced = { version, pruned: o.prune };
+  }
+
+  /**
+   * Addresses the agent itself makes local on the host — the host side of every customer veth, the anycast
+   * endpoints — kept in ot_host_local whether or not the local table has them yet: ot_host_local may hold more
+   * than the local table (the programs then take the slow path for them), never less. Without them an address
+   * the agent adds between two checks would pass as a foreign source until the next check.
+   */
+  private ownLocal(): Map<string, number> {
+    const own = new Map<string, number>([[`${HOST_LINK_ADDRESS}/32`, RTN_OF.local], [`${HOST_LINK_ADDRESS6}/128`, RTN_OF.local]]);
+    for (const a of this.lastGlobal?.anycast ?? []) own.set(`${a}/32`, RTN_OF.local);
+    return own;
+  }
+
+  /** ot_config: the plan's, plus the shortcuts (dataplane-fib.ts) the last host-routing check allows. */
+  private ensureConfig(dp: Plane, changes: string[]): void {
+    const g = this.lastGlobal;
+    if (!g) return;
+    // Not checked yet in this run (an agent restart, a plan): the shortcuts the map holds stay until the first
+    // check (this data-plane pass's) confirms or clears them — a restart changes nothing.
+    const shortcuts = this.fib ? this.fibFlags() : (dp.maps.config.get(0)?.flags ?? 0) & SHORTCUT_BITS & this.fastFlag();
+    const value: Config = { ...g.config, flags: g.config.flags | shortcuts };
+    const label = `sample_every=${value.sample_every} flags=0x${value.flags.toString(16)} fwmark=0x${value.fwmark.toString(16)} fib_table=${value.fib_table}`;
+    this.ensure(dp.maps.config, [{ key: 0, value, label }], this.bytesEqual(dp.maps.config), changes);
+  }
+
+  /** All bits when the plan has the fast path on, else 0. */
+  private fastFlag(): number {
+    return this.lastGlobal !== undefined && (this.lastGlobal.config.flags & OT_CONFIG_F_FAST_PATH) !== 0 ? ~0 : 0;
+  }
+
+  private fibFlags(): number {
+    return this.fib ? this.fib.flags & this.fastFlag() : 0;
+  }
+
+  /** The fast path's shortcuts now on (by short name: in, gre, all, src) and why the others are off. */
+  get fibShortcuts(): { on: string[]; off: Record<string, string> } {
+    const flags = this.fibFlags();
+    const on = Object.entries(FIB_BITS).filter(([, bit]) => (flags & bit) !== 0).map(([name]) => name);
+    const why = !this.fib ? 'not checked yet' : 'the fast path is off';
+    const off = Object.fromEntries(Object.keys(FIB_BITS).filter((n) => !on.includes(n)).map((n) => [n, this.fib?.off[n] ?? why]));
+    return { on, off };
+  }
+
+  /**
+   * The host netns's policy rules and routes against what the fast path's shortcuts assume (dataplane-fib.ts):
+   * each of OT_CONFIG_F_FIB_DIRECT_IN, _GRE, OT_CONFIG_F_FIB_DIRECT and OT_CONFIG_F_SRC_UNICAST on while its
+   * premises hold, off from the first check that finds otherwise (the programs then do what the stack does, with
+   * a full lookup); ot_host_local made equal to the local table. Flags going off are written before
+   * ot_host_local changes, flags going on after. A failed read turns every shortcut off (and says why). One rule
+   * dump and one route dump of the host netns per call (every data-plane pass).
+   */
+  async syncHostRouting(changes: string[]): Promise<void> {
+    const dp = this.plane;
+    const plan = this.lastPlan;
+    // A plan leaves them out: they are derived from the kernel's state at each pass, not from the desired state
+    // (a plan made right after an agent pass would otherwise list what the host's own passes changed since).
+    if (!dp || !this.lastGlobal || !plan || this.fx.dryRun) return;
+    const written = () => (dp.maps.config.get(0)?.flags ?? 0) & SHORTCUT_BITS;
+    const before = written();
+    const { hostNetns, fwmark, table, rulePriority, uplink } = this.o.node;
+    let verdict: FibDirectVerdict;
+    try {
+      const [rules, routes] = await Promise.all([listRuleDetails(hostNetns), listRoutes(hostNetns)]);
+      const veths = new Set([...plan.accounts.keys()].map(hostVethName));
+      verdict = fibDirectVerdict({
+        fwmark, table, rulePriority, uplink, rules, routes, ...directKeys(plan),
+        // our veths, and any device named like one (an account's veth that outlives the plan)
+        isCustomerVeth: (dev) => veths.has(dev) || /^ot[0-9a-f]{12}$/.test(dev),
+      });
+    } catch (e) {
+      const why = `reading the host's rules and routes: ${errorText(e)}`;
+      verdict = { flags: 0, off: Object.fromEntries(Object.keys(FIB_BITS).map((n) => [n, why])), local: this.fib?.local ?? new Map(), watch: this.fib?.watch ?? [], keys: this.fib?.keys ?? new Set() };
+    }
+    // Off first: the bits both checks allow, while ot_host_local changes.
+    this.fib = { ...verdict, flags: verdict.flags & before };
+    this.ensureConfig(dp, changes);
+    const m = dp.maps.hostLocal;
+    const wanted = new Map([...this.ownLocal(), ...verdict.local]);
+    this.sync(m, [...wanted].map(([cidr, type]) => ({ key: lpmKey(cidr), value: type, label: `${cidr} (type ${type})` })), (x, y) => x === y, cidrOfLpmKey, changes, { prune: true });
+    this.fib = verdict;
+    this.ensureConfig(dp, changes);
+    if (written() !== before) {
+      const after = this.fibShortcuts;
+      const offText = Object.entries(after.off).map(([n, why]) => `${n}: ${why}`).join('; ');
+      changes.push(`bpf: fast path's shortcuts: ${after.on.join(', ') || 'none'}${offText ? ` (off — ${offText})` : ''}`);
+    }
   }
 
   // --- per account -------------------------------------------------------------------------------------------------
@@ -551,6 +655,23 @@ export class DataplaneManager {
     // may run before this account's entries exist (it then leaves packets to the host stack).
     this.ensureTc(this.o.node.hostNetns, hostVeth, hostIfindex, 'ingress', dp.tcHostFwd, changes);
     const m = dp.maps;
+    // Our veth's host address is local from now on (ownLocal; an entry that covers it will do: the programs ask
+    // whether an address is covered). Derived state: not in plans, like syncHostRouting.
+    if (!this.fx.dryRun) this.ensure(m.hostLocal, [...this.ownLocal()].map(([cidr, type]) => ({ key: lpmKey(cidr), value: type, label: `${cidr} (type ${type})` })), (x, y) => x === y, changes);
+    // A new key under a local route or a foreign rule's `to` (dataplane-fib.ts, premises L and R): the rule
+    // shortcuts go off before the key exists, until the next check looks at it again.
+    const fib = this.fib;
+    if (fib && (fib.flags & RULE_BITS) !== 0) {
+      const keys = directKeys({ accounts: new Map([[a.accountId, a]]) });
+      const fresh = [...keys.prefixes, ...keys.peers].filter((k) => !fib.keys.has(k));
+      const overlap = fresh.length ? localOverlap(fib.watch, fresh) : undefined;
+      if (overlap !== undefined) {
+        const why = `${overlap} (new)`;
+        this.fib = { ...fib, flags: fib.flags & ~RULE_BITS, off: { ...fib.off, in: fib.off['in'] ?? why, gre: fib.off['gre'] ?? why, all: fib.off['all'] ?? why } };
+        this.ensureConfig(dp, changes);
+        changes.push(`bpf: fast path's rule shortcuts off: ${why}`);
+      }
+    }
     const wants = this.prefixWants(a);
     this.ensure(m.prefixes, wants, (x, y) => x === y, changes, this.prefixPresent);
     for (const w of wants) this.prefixKeys?.add(this.prefixKeyOf(w.key));
@@ -683,6 +804,17 @@ export class DataplaneManager {
     this.plane = undefined;
     this.loadError = 'closed';
   }
+}
+
+/** The destinations the programs look up without asking ot_host_local: keys of ot_prefixes and ot_gre_peers. */
+function directKeys(plan: Pick<DataplanePlan, 'accounts'>): { prefixes: string[]; peers: string[] } {
+  const prefixes: string[] = [];
+  const peers: string[] = [];
+  for (const a of plan.accounts.values()) {
+    for (const p of a.prefixes) prefixes.push(p.cidr);
+    for (const peer of a.peers) peers.push(`${peer}/32`);
+  }
+  return { prefixes, peers };
 }
 
 /** Opens a node's pins for reading, or undefined when they cannot be opened. */

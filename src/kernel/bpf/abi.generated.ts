@@ -11,8 +11,8 @@ import {
 void [U8, U16, U32, U64, Be16, Be32, checkArray, checkObject, rBytes, wBytes, wU8, wU16, wU32, wU64, wBe16, wBe32];
 
 // --- constants ---
-/** Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). 2: 32 reason slots, ot_config.fwmark, the fast path */
-export const OT_ABI_VERSION = 2;
+/** Bumped on any incompatible change of a map's key or value (pinned maps of another version must be recreated). 2: 32 reason slots, ot_config.fwmark, the fast path; 3: ot_config.fib_table, ot_host_local */
+export const OT_ABI_VERSION = 3;
 /** the uplink XDP program (bpf/xdp_edge.c) */
 export const OT_PROG_XDP_EDGE = 'ot_xdp_edge';
 /** the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
@@ -61,6 +61,16 @@ export const OT_TUNNEL_MAC_1 = 79;
 export const OT_TUNNEL_F_DF = 1;
 /** ot_config.flags: route customer traffic with bpf_fib_lookup instead of a pass through the host stack (the fast path, bpf/lib/fastpath.h); off: xdp_edge and tc_host_fwd hand every packet to the host stack as before. */
 export const OT_CONFIG_F_FAST_PATH = 1;
+/** ot_config.flags set by the agent while the host netns's rules and routes make a shortcut the stack's own decision (it checks them every resync and clears a flag when its premises no longer hold; src/agent/reconcile/ dataplane-fib.ts says which premises, bpf/lib/fastpath.h why they suffice). Each lets the fast path look a table up directly (BPF_FIB_LOOKUP_DIRECT | TBID) instead of walking the policy rules, or skip a lookup: xdp_edge: customer destinations from the uplink → fib_table */
+export const OT_CONFIG_F_FIB_DIRECT_IN = 2;
+/** tc_host_fwd: GRE to a customer router (ot_gre_peers), no mark → main */
+export const OT_CONFIG_F_FIB_DIRECT_GRE = 4;
+/** every other lookup (the host's rules are the kernel's and ours, nothing else) */
+export const OT_CONFIG_F_FIB_DIRECT = 8;
+/** rp_filter 0: no reverse lookup for a source outside ot_host_local */
+export const OT_CONFIG_F_SRC_UNICAST = 16;
+/** Prefixes of the host netns's local table the agent copies into ot_host_local (more: the flags that read it off). */
+export const OT_HOST_LOCAL_MAX = 4096;
 
 // --- enums ---
 /** What happened to a packet. Every reason belongs to one verdict: its name starts with the verdict's name. */
@@ -263,21 +273,25 @@ export interface Config {
   flags: number;
   /** the node's packet mark for customer traffic (the host nft chain `mark`, ip rule fwmark → table) */
   fwmark: number;
+  /** the customer routing table, the one our fwmark rule looks up (OT_CONFIG_F_FIB_DIRECT*) */
+  fib_table: number;
 }
 export const Config: StructCodec<Config> = {
   cType: 'struct ot_config',
-  size: 12,
+  size: 16,
   align: 4,
   fields: [
     { name: 'sample_every', offset: 0, size: 4, type: 'u32' },
     { name: 'flags', offset: 4, size: 4, type: 'u32' },
     { name: 'fwmark', offset: 8, size: 4, type: 'u32' },
+    { name: 'fib_table', offset: 12, size: 4, type: 'u32' },
   ],
-  encode(v: Config, buf: Buffer = Buffer.alloc(12), off = 0, path = 'ot_config'): Buffer {
+  encode(v: Config, buf: Buffer = Buffer.alloc(16), off = 0, path = 'ot_config'): Buffer {
     const o = checkObject(v, path);
     wU32(buf, off + 0, o.sample_every, path, 'sample_every');
     wU32(buf, off + 4, o.flags, path, 'flags');
     wU32(buf, off + 8, o.fwmark, path, 'fwmark');
+    wU32(buf, off + 12, o.fib_table, path, 'fib_table');
     return buf;
   },
   decode(buf: Buffer, off = 0): Config {
@@ -285,6 +299,7 @@ export const Config: StructCodec<Config> = {
       sample_every: buf.readUInt32LE(off + 0),
       flags: buf.readUInt32LE(off + 4),
       fwmark: buf.readUInt32LE(off + 8),
+      fib_table: buf.readUInt32LE(off + 12),
     };
   },
 };
@@ -1004,6 +1019,8 @@ export const MAPS = {
   ot_cpe_decaps: { name: 'ot_cpe_decaps', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: CpeDecapKey, value: CpeDecap, maxEntries: 4096, flags: 1 } as MapSpec<CpeDecapKey, CpeDecap>,
   /** Customer routers: (router netns, tunnel device) → outer header. */
   ot_cpe_encaps: { name: 'ot_cpe_encaps', type: 1, typeName: 'BPF_MAP_TYPE_HASH', key: CpeEncapKey, value: CpeEncap, maxEntries: 4096, flags: 1 } as MapSpec<CpeEncapKey, CpeEncap>,
+  /** The host netns's local table (both families; value: the route type, RTN_*, informational), kept by the agent: the fast path asks it whether an address is the host's (OT_CONFIG_F_FIB_DIRECT, OT_CONFIG_F_SRC_UNICAST). */
+  ot_host_local: { name: 'ot_host_local', type: 11, typeName: 'BPF_MAP_TYPE_LPM_TRIE', key: LpmKey, value: U32, maxEntries: 4096, flags: 1 } as MapSpec<LpmKey, number>,
 } as const;
 export const RINGBUFS = {
   /** Sampled packets (struct ot_sample records). */

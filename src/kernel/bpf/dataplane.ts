@@ -87,6 +87,8 @@ export interface DataplaneMaps {
   grePeers: TypedMap<number, GrePeer>;
   delivery: TypedMap<number, Delivery>;
   tunnels: TypedMap<TunnelKey, Tunnel>;
+  /** ot_host_local: the host netns's local table, while OT_CONFIG_F_FIB_DIRECT is on (reconcile/dataplane-fib.ts). */
+  hostLocal: TypedMap<LpmKey, number>;
   /** The ot_samples ring buffer (read it with `new RingBuffer(maps.samples, …)`). */
   samples: BpfMap;
 }
@@ -159,6 +161,7 @@ function wrapMaps(get: (name: string) => BpfMap): DataplaneMaps {
     grePeers: new TypedMap(get(MAPS.ot_gre_peers.name), MAPS.ot_gre_peers),
     delivery: new TypedMap(get(MAPS.ot_delivery.name), MAPS.ot_delivery),
     tunnels: new TypedMap(get(MAPS.ot_tunnels.name), MAPS.ot_tunnels),
+    hostLocal: new TypedMap(get(MAPS.ot_host_local.name), MAPS.ot_host_local),
     samples,
   };
 }
