@@ -23,7 +23,7 @@ import { MAX_CUSTOMERS, accountDocument, openApiWithCustomers, type WrittenCusto
 import { createEdgeHost } from './lib/edge.js';
 import { KiB, MiB, kernelMemory, processMemory } from './lib/memory.js';
 import { benchNetns } from './lib/netns.js';
-import { metric, numberParam, registerBenchmark, type Metric } from './lib/registry.js';
+import { flagParam, metric, numberParam, registerBenchmark, type Metric } from './lib/registry.js';
 import { percentile, sleep } from './lib/stats.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -112,8 +112,8 @@ registerBenchmark({
     const budgetS = numberParam(ctx, 'budget_s', 300, 90);
     // One period of the accounts' periodic check (60 s), so the average holds every account's check once.
     const steadyS = numberParam(ctx, 'steady_s', STEADY_ACCOUNT_RESYNC_MS / 1000, 6);
-    // 0: measure the steady state without kernel notifications (every account checked every resync period).
-    const kernelWatch = numberParam(ctx, 'kernel_watch', 1, 1) !== 0;
+    // off: measure the steady state without kernel notifications (every account checked every resync period).
+    const kernelWatch = flagParam(ctx, 'kernel_watch', true);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
     // The data plane's pins live under a bpffs directory of this run only (removed at the end).

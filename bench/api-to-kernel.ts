@@ -19,7 +19,7 @@ import { listRoutes, routeDeleteOp, routeReplaceOp, RT_PROTO_OPENTRANSIT } from 
 import { customerPrefix, openApiWithCustomers } from './lib/customers.js';
 import { createEdgeHost } from './lib/edge.js';
 import { benchNetns } from './lib/netns.js';
-import { metric, numberParam, registerBenchmark } from './lib/registry.js';
+import { flagParam, metric, numberParam, registerBenchmark } from './lib/registry.js';
 import { distribution, sleep } from './lib/stats.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +34,8 @@ registerBenchmark({
   async run(ctx) {
     const k = numberParam(ctx, 'customers', 5, 3);
     const writes = numberParam(ctx, 'writes', 200, 20);
+    // off: without the agent's kernel notifications (to compare).
+    const kernelWatch = flagParam(ctx, 'kernel_watch', true);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-latency-'));
     // The data plane's pins live under a bpffs directory of this run only (removed at the end).
@@ -42,7 +44,7 @@ registerBenchmark({
     let agent: Agent | undefined;
     try {
       const edge = await createEdgeHost(ns, 'l');
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, log: () => {}, bpf: { pinBase } });
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, watchKernel: kernelWatch, log: () => {}, bpf: { pinBase } });
       await agent.start();
       for (;;) {
         await agent.idle();
@@ -116,7 +118,7 @@ registerBenchmark({
       const bare = distribution(bareMs);
       const bareNetlink = distribution(netlinkMs);
       return {
-        params: { customers: k, writes, baseline_samples: baseSamples },
+        params: { customers: k, writes, baseline_samples: baseSamples, kernel_watch: kernelWatch ? 1 : 0 },
         metrics: [
           metric({ name: 'applied_p50', value: applied.p50, unit: 'ms', better: 'lower', baseline: { label: 'bare ip p50', value: bare.p50 } }),
           metric({ name: 'applied_p99', value: applied.p99, unit: 'ms', better: 'lower', baseline: { label: 'bare ip p99', value: bare.p99 }, goal: { on: 'value', op: '<=', target: 100 } }),

@@ -103,3 +103,12 @@ export function numberParam(ctx: BenchContext, key: string, full: number, quick:
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--set ${key}=${raw}: must be a positive number`);
   return v;
 }
+
+/** An on/off parameter (`--set key=on|off`, also 1/0, true/false): the command-line override, else `dflt`. */
+export function flagParam(ctx: BenchContext, key: string, dflt: boolean): boolean {
+  const raw = ctx.params[key];
+  if (raw === undefined) return dflt;
+  if (['on', '1', 'true'].includes(String(raw))) return true;
+  if (['off', '0', 'false'].includes(String(raw))) return false;
+  throw new Error(`--set ${key}=${raw}: must be on or off`);
+}
