@@ -122,7 +122,7 @@ export interface PlanResult {
   node_id: string;
   revision: number;
   /** Scopes: "host", "dataplane" (XDP, global maps, prunes), "account <name>" (netns, nft, routes AND its map entries), "bgp". */
-  changes: { scope: string; changes: string[]; errors: string[] }[];
+  changes: { scope: string; changes: string[]; errors: string[]; warnings?: string[] }[];
   /** The BGP part in detail: announcements and the BIRD config diff (bgp/plan-node.ts). */
   bgp?: BgpPlan;
 }
@@ -144,8 +144,9 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
       const id = accountIdOfKey(kv.key);
       if (id) docs.set(id, { doc: decodeAccountDocument(kv.value), revision: kv.modRevision });
     }
-    // A rule that does not decode is left out, as the agent leaves it out (its pass logs it as a warning).
-    const { mitigations } = decodeMitigations(items);
+    // A rule that does not decode is left out, as the agent leaves it out; both say so (a warning, not an error:
+    // every other rule and account still applies).
+    const { mitigations, problems: mitigationProblems } = decodeMitigations(items);
     const value = (key: string) => items.find((kv) => kv.key === key)?.value;
     const settings = decodeSettings(value(keys.settings));
     const accounts = [...docs.values()].map((d) => d.doc);
@@ -155,7 +156,7 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
     // The data plane, as the agent's passes would do it (agent.ts): numbers, global maps, each account's entries,
     // then what no account wants any more. Its writes only land in the plan's overlays.
     const dp = new DataplaneManager({ node, dataDir, dryRun: true, ...(pinBase ? { pinBase } : {}) });
-    const dpScope = { scope: 'dataplane', changes: [] as string[], errors: [] as string[] };
+    const dpScope = { scope: 'dataplane', changes: [] as string[], errors: [] as string[], warnings: mitigationProblems.map((p) => `mitigation ${p}: left out`) };
     let dpPlan: DataplanePlan | undefined;
     try {
       dp.open(dpScope.changes);
@@ -217,10 +218,12 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
 export function formatPlan(p: PlanResult): string {
   const lines: string[] = [];
   for (const c of p.changes) {
-    if (c.changes.length === 0 && c.errors.length === 0) continue;
+    const warnings = c.warnings ?? [];
+    if (c.changes.length === 0 && c.errors.length === 0 && warnings.length === 0) continue;
     lines.push(`${c.scope}:`);
     for (const ch of c.changes) lines.push(`  ~ ${ch}`);
     for (const e of c.errors) lines.push(`  ! ${e}`);
+    for (const w of warnings) lines.push(`  ? ${w}`);
   }
   const diff = p.bgp?.bird.diff ?? [];
   if (diff.length && p.bgp?.bird.action !== 'none') {

@@ -230,3 +230,18 @@ test('after a config change the plan lists exactly the map entries and announcem
   assert.ok(withdraw.bgp!.bird.diff.includes(`-   route ${ACME} blackhole;`), withdraw.bgp!.bird.diff.join('\n'));
   assert.match(formatPlan(withdraw), /^ {2}~ withdraw 203\.0\.113\.0\/24$/m);
 });
+
+test('a mitigation rule that does not decode is named in the plan as left out, and nothing else changes', async () => {
+  const key = keys.mitigation('broken-rule');
+  await api.store.txn([], [{ type: 'put', key, value: '{"not": "a rule"' }]);
+  try {
+    const plan = await planNode(cli);
+    const dp = plan.changes.find((c) => c.scope === 'dataplane');
+    assert.equal(dp?.warnings?.length, 1, JSON.stringify(dp));
+    assert.match(dp!.warnings![0]!, /^mitigation broken-rule: .+: left out$/);
+    assert.deepEqual(dp?.errors, []);
+    assert.match(formatPlan(plan), /^ {2}\? mitigation broken-rule: .+: left out$/m);
+  } finally {
+    await api.store.txn([], [{ type: 'delete', key }]);
+  }
+});
