@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fibDirectVerdict, ruleExcludes, type FibDirectInput } from '../../src/agent/reconcile/dataplane-fib.js';
+import { fibDirectVerdict, keyIndex, ruleExcludes, type FibDirectInput } from '../../src/agent/reconcile/dataplane-fib.js';
+import { cidrOf, cidrsOverlap, formatIp, parseCidr } from '../../src/model/ip.js';
 import type { Route } from '../../src/kernel/routes.js';
 import type { RuleDetail } from '../../src/kernel/rules.js';
 
@@ -125,8 +126,31 @@ test('a route type other than unicast or an error outside the local table: the r
 
 test('fwmark 0 disables the rule shortcuts; a rule excludes a class only by a selector it really has', () => {
   assert.deepEqual(on({ fwmark: 0 }), ['src']);
-  const c = { iif: (d: string) => d === 'up0', dsts: [], mark: F };
+  const c = { iif: (d: string) => d === 'up0', dsts: () => false, mark: F };
   assert.equal(ruleExcludes(rule({ priority: 5, table: 1 }), c), false);
   assert.equal(ruleExcludes(rule({ priority: 5, table: 1, fwmark: F, fwmask: 0xff00 }), c), false, 'F & 0xff00 matches');
   assert.equal(ruleExcludes(rule({ priority: 5, table: 1, fwmark: 0x1000, fwmask: 0xff00 }), c), true);
+});
+
+test('the key index finds an overlapping key exactly when a plain scan does', () => {
+  // Random IPv4 prefixes in a small space (so that they overlap often), both ways round.
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const prefix = () => {
+    const len = 8 + rnd(25);
+    const value = BigInt((10 << 24) | (rnd(4) << 16) | (rnd(256) << 8) | rnd(256));
+    const c = cidrOf({ family: 4, value }, len);
+    return `${formatIp({ family: 4, value: c.network })}/${len}`;
+  };
+  for (let round = 0; round < 50; round++) {
+    const keys = Array.from({ length: 1 + rnd(40) }, prefix);
+    const index = keyIndex(keys);
+    for (let q = 0; q < 40; q++) {
+      const probe = prefix();
+      const scan = keys.filter((k) => cidrsOverlap(parseCidr(k), parseCidr(probe)));
+      const hit = index.overlapping(parseCidr(probe));
+      if (scan.length === 0) assert.equal(hit, undefined, `${probe} in ${keys.join(' ')}`);
+      else assert.ok(hit !== undefined && scan.includes(hit), `${probe}: ${hit} not among ${scan.join(' ')}`);
+    }
+  }
 });

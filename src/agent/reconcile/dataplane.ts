@@ -806,8 +806,19 @@ export class DataplaneManager {
   }
 }
 
+/** directKeys of each plan (the same arrays while a plan stands: dataplane-fib.ts indexes them once). */
+const planKeys = new WeakMap<object, { prefixes: string[]; peers: string[] }>();
+
 /** The destinations the programs look up without asking ot_host_local: keys of ot_prefixes and ot_gre_peers. */
 function directKeys(plan: Pick<DataplanePlan, 'accounts'>): { prefixes: string[]; peers: string[] } {
+  const cached = planKeys.get(plan);
+  if (cached) return cached;
+  const keys = collectKeys(plan);
+  planKeys.set(plan, keys);
+  return keys;
+}
+
+function collectKeys(plan: Pick<DataplanePlan, 'accounts'>): { prefixes: string[]; peers: string[] } {
   const prefixes: string[] = [];
   const peers: string[] = [];
   for (const a of plan.accounts.values()) {
