@@ -19,6 +19,7 @@ import { KernelError, KernelInputError, type BatchFailure, type KernelErrorCode 
 import type { IpOp, NetnsRef } from './ip.js';
 import { checkNetnsName } from './validate.js';
 import { releaseNetns } from './netlink/socket.js';
+import { forgetNftVersions } from './nft.js';
 import { devconfKey, netconfKey, readDevconf, readNetconf, writeDevconf, type DevconfFailure } from './devconf.js';
 
 export type { NetnsRef } from './ip.js';
@@ -71,6 +72,7 @@ export async function deleteNetnsIfPresent(name: string): Promise<void> {
   checkNetnsName('netns', name);
   // Our cached netlink socket in that namespace would keep it (and its veth pair) alive after the name is gone.
   releaseNetns(name);
+  forgetNftVersions(name);
   await yieldToEventLoop();
   nativeKernelCall(['ip', 'netns', 'delete', name], () => deleteNamedNetns(NETNS_RUN_DIR, name));
 }

@@ -327,6 +327,14 @@ export async function readNftTable(ns: NetnsRef, family: NftFamily, name: string
 /** Per namespace and table: the namespace's identity and nftables generation at the last full read, and its answer. */
 const versionsSeen = new Map<string, { identity: string; gen: number; version: Pick<NftTableState, 'version'> | null }>();
 
+/** How many tables readNftTableVersion remembers (tests: a deleted namespace leaves nothing behind). */
+export const nftVersionsRemembered = (): number => versionsSeen.size;
+
+/** Forgets what readNftTableVersion learnt about a namespace's tables (the namespace is being deleted). */
+export function forgetNftVersions(ns: string): void {
+  for (const key of versionsSeen.keys()) if (key.startsWith(`${ns}|`)) versionsSeen.delete(key);
+}
+
 /**
  * readNftTable's answer for the version alone (null: no such table), from the last full read while the namespace's
  * nftables generation has not moved since (nothing in its ruleset was committed: nftGeneration). An agent re-checks

@@ -11,10 +11,11 @@ import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from 
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
 import {
-  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, readNftTable, readNftTableVersion, readRuleCounters, replaceNftTable,
+  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, nftVersionsRemembered, readNftTable, readNftTableVersion, readRuleCounters, replaceNftTable,
   type NftTableSpec,
 } from '../../src/kernel/nft.js';
 import { nftGeneration } from '../../src/kernel/netlink/socket.js';
+import { deleteNetnsIfPresent } from '../../src/kernel/netns.js';
 import { icmpEcho, netnsHarness } from '../support/netns.js';
 
 const h = netnsHarness();
@@ -160,6 +161,14 @@ test('readNftTableVersion answers from the nftables generation while nothing cha
   await run(['ip', 'netns', 'exec', fw, 'nft', 'flush', 'chain', 'inet', t, 'ot_version']);
   assert.deepEqual(await readNftTableVersion(fw, 'inet', t), {});
   await deleteNftTableIfPresent(fw, 'inet', t);
+  // What it remembers of a namespace goes with the namespace (an agent deletes thousands over its life).
+  const gone = await h.create('nft-gone');
+  await createNftTable(gone, { ...firewall('g4', [CLIENT]), name: t });
+  const before = nftVersionsRemembered();
+  assert.deepEqual(await readNftTableVersion(gone, 'inet', t), { version: 'g4' });
+  assert.equal(nftVersionsRemembered(), before + 1);
+  await deleteNetnsIfPresent(gone);
+  assert.equal(nftVersionsRemembered(), before);
 });
 
 test('JSON carries any comment text verbatim: structure, not string concatenation', async () => {
