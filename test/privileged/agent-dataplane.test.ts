@@ -22,20 +22,21 @@ import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { CUSTOMER_VETH, NODE_DEFAULTS, customerNetns, type NodeConfig } from '../../src/agent/desired/node.js';
 import { openDataplane, lpmKey, ipv4Be32 } from '../../src/kernel/bpf/dataplane.js';
-import { BPFFS, detachTc, ifIndex, netnsCookie, queryTc, queryXdp, unpin } from '../../src/kernel/bpf/index.js';
+import { detachTc, ifIndex, netnsCookie, queryTc, queryXdp } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { applyNftDocument, readNftTable } from '../../src/kernel/nft.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { acmeConfig, teardownAgentTest, testPinBase } from '../support/agent-fixture.js';
 import { buildEdgeTopology } from '../support/edge-topology.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 import { gre, icmp, ipv4, udp } from '../support/packets.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 
 const harness = netnsHarness();
-const pinBase = `${BPFFS}/ot-test-agentdp-${process.pid}`;
+const pinBase = testPinBase('agentdp');
 let api: ApiFixture;
 let agent: Agent;
 let node: NodeConfig;
@@ -71,22 +72,9 @@ before(async () => {
   await agent.start();
 });
 
-after(async () => {
-  await agent?.stop();
-  await api?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  await harness.cleanup();
-  unpin(pinBase);
-  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
-});
+after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase }));
 
-const ACME = {
-  account: 'acme',
-  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
-  gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: ROUTER, edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
-  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
-  firewall: { default_action: 'allow', rules: [] },
-};
+const ACME = acmeConfig({ router: ROUTER, anycast: ANYCAST, firewall: { default_action: 'allow', rules: [] } });
 let acmeId = '';
 
 const revisionOf = (etag: string | string[] | undefined) => Number(String(etag).replace(/\D/g, ''));

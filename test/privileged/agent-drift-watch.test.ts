@@ -20,9 +20,9 @@ import { listRoutes } from '../../src/kernel/routes.js';
 import { listRules } from '../../src/kernel/rules.js';
 import { listAddresses } from '../../src/kernel/addresses.js';
 import { run } from '../../src/kernel/exec.js';
-import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { acmeConfig, teardownAgentTest, testPinBase } from '../support/agent-fixture.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 
 const harness = netnsHarness();
@@ -31,7 +31,7 @@ let agent: Agent;
 let node: NodeConfig;
 let dataDir: string;
 const logs: string[] = [];
-const pinBase = `${BPFFS}/ot-test-drift-watch-${process.pid}`;
+const pinBase = testPinBase('drift-watch');
 const HOUR = 3_600_000;
 
 before(async () => {
@@ -48,22 +48,9 @@ before(async () => {
   await agent.start();
 });
 
-after(async () => {
-  await agent?.stop();
-  await api?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  await harness.cleanup();
-  unpin(pinBase);
-  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
-});
+after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase }));
 
-const ACME = {
-  account: 'acme',
-  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
-  gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: '198.51.100.2', edge_gre_endpoint: '192.0.2.10', interface_address: '10.200.0.0/31' }],
-  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
-  firewall: { default_action: 'block', rules: [{ action: 'allow', expression: 'tcp.dstport == 21' }] },
-};
+const ACME = acmeConfig({ firewall: { default_action: 'block', rules: [{ action: 'allow', expression: 'tcp.dstport == 21' }] } });
 
 let acmeId = '';
 const sh = (argv: string[]) => run(argv);

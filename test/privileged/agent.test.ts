@@ -20,9 +20,9 @@ import { listNeighbours } from '../../src/kernel/neighbours.js';
 import { listRoutes } from '../../src/kernel/routes.js';
 import { listRules } from '../../src/kernel/rules.js';
 import { run } from '../../src/kernel/exec.js';
-import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness } from '../support/netns.js';
+import { acmeConfig, teardownAgentTest, testPinBase } from '../support/agent-fixture.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
 
 const harness = netnsHarness();
@@ -34,7 +34,7 @@ let dataDir: string;
 const logs: string[] = [];
 
 // The data plane's pins live under a bpffs directory of this run only (removed at the end).
-const pinBase = `${BPFFS}/ot-test-agent-${process.pid}`;
+const pinBase = testPinBase('agent');
 
 function startAgent(): Agent {
   // Kernel notifications on (the default); every account is also checked every 400 ms, so the slow tier (sysctls
@@ -60,25 +60,9 @@ before(async () => {
   await agent.start();
 });
 
-after(async () => {
-  await agent?.stop();
-  await api?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  await harness.cleanup();
-  unpin(pinBase);
-  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
-});
+after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase }));
 
-const ACME = {
-  account: 'acme',
-  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
-  gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: '198.51.100.2', edge_gre_endpoint: '192.0.2.10', interface_address: '10.200.0.0/31' }],
-  routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
-  firewall: {
-    default_action: 'block',
-    rules: [{ action: 'allow', expression: 'ip.dst == 203.0.113.100 and tcp.dstport in {20..21}' }],
-  },
-};
+const ACME = acmeConfig();
 
 async function putConfig(accountId: string, config: unknown): Promise<number> {
   const res = await api.call('PUT', `/v1/accounts/${accountId}/config`, { body: config });
