@@ -9,12 +9,12 @@
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <vector>
 
 #include "common.h"
 #include "netns_scope.h"
+#include "poll_handle.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -75,18 +75,12 @@ class NetlinkWatch : public Napi::ObjectWrap<NetlinkWatch> {
     int on = 1;
     if (setsockopt(fd_, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof on)) Fail(env, "NETLINK_LISTEN_ALL_NSID");
 
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    int err = uv_poll_init(loop, poll_, fd_);
-    if (!err) err = uv_poll_start(poll_, UV_READABLE, &NetlinkWatch::OnReadable);
-    if (err) {
-      delete poll_;
-      poll_ = nullptr;
+    try {
+      poll_.Start(env, fd_, this, &NetlinkWatch::OnReadable);
+    } catch (...) {
       close(fd_);
       fd_ = -1;
-      throw Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(err));
+      throw;
     }
     buf_.resize(kBufSize);
     Ref();  // alive while polling, even if JS drops every reference
@@ -114,7 +108,7 @@ class NetlinkWatch : public Napi::ObjectWrap<NetlinkWatch> {
     }
     // An overflow sets the socket's error, which epoll reports as POLLERR — and libuv stops a poll handle on
     // POLLERR (status UV_EBADF). Drain() has read the error (ENOBUFS) and the queue: watch again.
-    if (status < 0 && self->poll_ && self->fd_ >= 0) uv_poll_start(self->poll_, UV_READABLE, &NetlinkWatch::OnReadable);
+    if (status < 0 && self->fd_ >= 0) self->poll_.Restart();
   }
 
   void Drain() {
@@ -176,27 +170,17 @@ class NetlinkWatch : public Napi::ObjectWrap<NetlinkWatch> {
   Napi::Value PortId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_id_); }
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
-    if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_.Ref();
     return info.Env().Undefined();
   }
   Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
-    if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_.Unref();
     return info.Env().Undefined();
   }
 
   void Stop() {
-    if (poll_) {
-      uv_poll_stop(poll_);
-      // The fd is closed once libuv has let go of the handle.
-      int fd = fd_;
-      poll_->data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
-        close(static_cast<int>(reinterpret_cast<intptr_t>(h->data)));
-        delete reinterpret_cast<uv_poll_t*>(h);
-      });
-      poll_ = nullptr;
-      fd_ = -1;
-    } else if (fd_ >= 0) {
+    poll_.Stop();  // libuv no longer polls the fd: it can go
+    if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
     }
@@ -204,7 +188,7 @@ class NetlinkWatch : public Napi::ObjectWrap<NetlinkWatch> {
 
   int fd_ = -1;
   uint32_t port_id_ = 0;
-  uv_poll_t* poll_ = nullptr;
+  PollHandle poll_;
   std::vector<char> buf_;
   Napi::FunctionReference callback_;
 };

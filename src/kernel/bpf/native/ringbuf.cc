@@ -1,11 +1,11 @@
 // Ring buffer consumption on the event loop: libbpf's epoll fd is watched by a libuv poll handle, and records are
 // delivered to JS in batches (one call per wake-up, an array of Buffers) — no thread, no blocking.
 #include <bpf/libbpf.h>
-#include <uv.h>
 
 #include <vector>
 
 #include "common.h"
+#include "poll_handle.h"
 
 namespace ot {
 
@@ -28,18 +28,12 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
     ClearLog();
     rb_ = ring_buffer__new(fd, &RingBuffer::OnSample, this, nullptr);
     if (!rb_) ThrowErrno(env, "ring_buffer__new", errno);
-    uv_loop_t* loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    int err = uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_));
-    if (!err) err = uv_poll_start(poll_, UV_READABLE, &RingBuffer::OnReadable);
-    if (err) {
-      delete poll_;
-      poll_ = nullptr;
+    try {
+      poll_.Start(env, ring_buffer__epoll_fd(rb_), this, &RingBuffer::OnReadable);
+    } catch (...) {
       ring_buffer__free(rb_);
       rb_ = nullptr;
-      throw Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(err));
+      throw;
     }
     Ref();  // alive while polling, even if JS drops every reference
   }
@@ -99,20 +93,16 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
   }
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
-    if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_.Ref();
     return info.Env().Undefined();
   }
   Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
-    if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_.Unref();
     return info.Env().Undefined();
   }
 
   void Stop() {
-    if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    poll_.Stop();
     if (rb_) {
       ring_buffer__free(rb_);  // closes the epoll fd, after libuv stopped watching it
       rb_ = nullptr;
@@ -120,7 +110,7 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
   }
 
   ring_buffer* rb_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
+  PollHandle poll_;
   Napi::FunctionReference callback_;
   std::vector<std::vector<uint8_t>> pending_;
 };
