@@ -561,6 +561,9 @@ export class Agent {
         ...(this.complete ? { accountIds: this.liveAccountIds() } : {}),
       });
       for (const c of result.changes) this.log(`host: ${c}`);
+      // Our own rules and routes changed: the fast path's shortcuts depend on them (our own writes are no drift for
+      // the kernel watch, so nothing else would re-check them before the next period).
+      if (result.changes.length > 0) this.scheduler.schedule(DATAPLANE_KEY);
       this.hostErrors = result.errors;
       this.updateHostStatus();
       this.stamp();
@@ -703,6 +706,8 @@ export class Agent {
         ...[...plan.accounts.values()].flatMap((a) => a.warnings.map((w) => `account ${names.get(a.accountId)?.doc.name ?? a.accountId}: ${w}`)),
       ];
       this.armExpiry(plan.global.nextExpiryMs);
+      // The fast path's shortcuts against the host's rules and routes as they are now (dataplane-fib.ts).
+      await dp.syncHostRouting(changes);
       await dp.ensureGro(changes);
     } catch (err) {
       errors.push(errorText(err));

@@ -164,6 +164,7 @@ export async function planNode(o: AgentCliOptions): Promise<PlanResult> {
       const activeRuleIds = activeMitigations(mitigations, nowMs).map((m) => m.id);
       dpPlan = dp.desiredPlan({ node, accounts, settings, mitigations, activeRuleIds, nowMs, sampleEvery: 0 }, dpScope.changes);
       dp.syncGlobal(dpPlan.global, { force: true, prune: true }, dpScope.changes);
+      await dp.syncHostRouting(dpScope.changes);
       await dp.ensureGro(dpScope.changes);
     } catch (err) {
       dpScope.errors.push(errorText(err));

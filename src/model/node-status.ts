@@ -88,6 +88,8 @@ export interface NodeStatus {
     xdp_prog_id?: number;
     tc_prog_id?: number;
     pins?: string;
+    /** The fast path's shortcuts on this node (in, gre, all, src) and why the others are off (dataplane-fib.ts). */
+    fast_path_shortcuts?: { on: string[]; off: Record<string, string> };
     accounts?: number;
   };
   accounts: Record<string, AccountStatus>;

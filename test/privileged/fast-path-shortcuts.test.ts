@@ -185,6 +185,8 @@ after(async () => {
 test('the kernel\'s rules and ours: every shortcut on, ot_host_local holds the host\'s addresses, UDP takes the fast path both ways', async () => {
   await waitShortcuts(ALL, 'every shortcut on');
   assert.ok(flags() & OT_CONFIG_F_FAST_PATH);
+  await waitFor('the node status says so', () => agent!.snapshotStatus().dataplane?.fast_path_shortcuts?.on.length === 4, { context });
+  assert.deepEqual(agent!.snapshotStatus().dataplane?.fast_path_shortcuts, { on: ['in', 'gre', 'all', 'src'], off: {} });
   withDataplane((dp) => {
     for (const a of [H_UPLINK, '169.254.0.1']) assert.notEqual(dp.maps.hostLocal.get(lpmKey(`${a}/32`)), undefined, `${a} is the host's`);
     assert.equal(dp.maps.hostLocal.get(lpmKey('198.51.100.77/32')), undefined);
@@ -216,6 +218,8 @@ test('a policy rule added by hand: the shortcuts it may affect go off within a r
     // It may match customer traffic from the uplink (in) and is foreign (all); GRE to the customer router and the
     // source check are not its business.
     await waitShortcuts(OT_CONFIG_F_FIB_DIRECT_GRE | OT_CONFIG_F_SRC_UNICAST, 'the rule shortcuts it may affect off');
+    await waitFor('the node status says why', () => agent!.snapshotStatus().dataplane?.fast_path_shortcuts?.off.in !== undefined, { context });
+    assert.match(agent!.snapshotStatus().dataplane!.fast_path_shortcuts!.off.in!, /a policy rule that may match customer traffic from the uplink/);
     assert.match(logs.join('\n'), /fast path's shortcuts: gre, src \(off — in: a policy rule that may match customer traffic from the uplink: IPv4 rule 500: lookup table 4300 to 203\.0\.113\.100\/32/);
     const b = counters();
     const icmp = await tsharkCapture({ netns: C, dev: 'eth0', filter: 'icmp', fields: ['ip.src', 'icmp.type', 'icmp.code'] });

@@ -7,7 +7,7 @@
  *                     after sync); then XDP on the uplink
  *   syncHostRouting() reads the host netns's rules and routes: the fast path's shortcuts in ot_config.flags
  *                     (OT_CONFIG_F_FIB_DIRECT*, OT_CONFIG_F_SRC_UNICAST: dataplane-fib.ts) and ot_host_local (async:
- *                     the data-plane pass's ensureGro runs it)
+ *                     every data-plane pass runs it)
  *   applyAccount()    tc on edge0 of the account's netns; its ot_prefixes, ot_delivery, ot_tunnels, ot_gre_peers
  *                     entries (point lookups: an account's pass costs O(its entries), not O(all entries))
  *   pruneAccounts()   what no account wants any more (full dumps, only from a complete desired state)
@@ -461,8 +461,6 @@ export class DataplaneManager {
    * back). Checked once per run and after every new attachment (one ethtool netlink request).
    */
   async ensureGro(changes: string[]): Promise<void> {
-    // The data-plane pass's one asynchronous step (agent.ts, main.ts's plan): the host-routing check rides on it.
-    await this.syncHostRouting(changes);
     if (this.groChecked || !this.plane) return;
     const { hostNetns, uplink } = this.o.node;
     const f = await readLinkFeatures(hostNetns, uplink);
@@ -792,9 +790,9 @@ export class DataplaneManager {
   }
 
   /** Program ids and modes, for the node status. */
-  describe(): { xdp_prog_id: number; tc_prog_id: number; pins: string } | undefined {
+  describe(): { xdp_prog_id: number; tc_prog_id: number; pins: string; fast_path_shortcuts: { on: string[]; off: Record<string, string> } } | undefined {
     if (!this.dp) return undefined;
-    return { xdp_prog_id: this.dp.xdpEdge.id, tc_prog_id: this.dp.tcGre.id, pins: this.dp.layout.root };
+    return { xdp_prog_id: this.dp.xdpEdge.id, tc_prog_id: this.dp.tcGre.id, pins: this.dp.layout.root, fast_path_shortcuts: this.fibShortcuts };
   }
 
   /** Closes fds; pins and attachments stay (traffic keeps flowing while the agent restarts). */
