@@ -671,11 +671,14 @@ registerBenchmark({
       const ratios = {
         full_vs_base: perRound(runs.full_flood_kpps, runs.base_flood_kpps), full_vs_nogre: perRound(runs.full_flood_kpps, runs.nogre_flood_kpps),
         per_cpu_full_vs_base: perRound(runs.full_kpps_per_cpu, runs.base_kpps_per_cpu), per_cpu_full_vs_nogre: perRound(runs.full_kpps_per_cpu, runs.nogre_kpps_per_cpu),
+        tcp_full_vs_base: perRound(runs.full_tcp_gbps, runs.base_tcp_gbps),
       };
       const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
       ctx.log(`flood kpps (median of the clean floods): full ${Math.round(m.full_flood_kpps)}, baseline ${Math.round(m.base_flood_kpps)}, no-GRE ${Math.round(m.nogre_flood_kpps)}; generator alone ${Math.round(m.generator_only_kpps)}`);
       ctx.log(`per CPU-second (kpps): full ${Math.round(m.full_kpps_per_cpu)}, baseline ${Math.round(m.base_kpps_per_cpu)}, no-GRE ${Math.round(m.nogre_kpps_per_cpu)}; generator alone ${Math.round(m.generator_only_kpps_per_cpu)}`);
       ctx.log(`arrived: full ${pct(m.full_arrived)}, baseline ${pct(m.base_arrived)}, no-GRE ${pct(m.nogre_arrived)}; ratios of adjacent floods, median (min–max): full/base ${spread(ratios.full_vs_base)} (per CPU-s ${spread(ratios.per_cpu_full_vs_base)}), full/no-GRE ${spread(ratios.full_vs_nogre)} (per CPU-s ${spread(ratios.per_cpu_full_vs_nogre)}); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+      // TCP varies far more than the floods (one stream, both CPUs busy): the ratio of each round's pair says how much.
+      ctx.log(`TCP full/base per round, median (min–max): ${spread(ratios.tcp_full_vs_base)}`);
       const floodNote = `xdp_flood: ${floodPackets} identical 60-byte frames (UDP to port ${FLOOD_PORT}) out of the client's link at the kernel's speed; packets the customer host's interface received (rx counter, settled) ÷ flood duration, median of the ${finite(runs.full_flood_kpps).length} full / ${finite(runs.base_flood_kpps).length} baseline floods that stayed on CPU ${floodCpu} (spilled floods left out: details.flood)`;
       const metrics = [
         metric({
