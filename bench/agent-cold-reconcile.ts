@@ -112,7 +112,8 @@ registerBenchmark({
     const budgetS = numberParam(ctx, 'budget_s', 300, 90);
     // One period of the accounts' periodic check (60 s), so the average holds every account's check once.
     const steadyS = numberParam(ctx, 'steady_s', STEADY_ACCOUNT_RESYNC_MS / 1000, 6);
-    // off: measure the steady state without kernel notifications (every account checked every resync period).
+    // off: the agent without kernel notifications throughout (cold, warm, and a steady state that re-checks every
+    // account every resync period).
     const kernelWatch = flagParam(ctx, 'kernel_watch', true);
     const ns = benchNetns();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-bench-agent-'));
@@ -139,7 +140,7 @@ registerBenchmark({
       const procBefore = processMemory();
       const kernBefore = kernelMemory();
       resetSpawnStats();
-      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: agentLog, bpf: { pinBase } });
+      agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, watchKernel: kernelWatch, concurrency, log: agentLog, bpf: { pinBase } });
       const t0 = performance.now();
       await agent.start();
       const conv = await waitConverged(agent, customers, budgetS * 1000, ctx.log, t0);
@@ -155,7 +156,7 @@ registerBenchmark({
       if (conv.converged) {
         await agent.stop();
         resetSpawnStats();
-        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, concurrency, log: agentLog, bpf: { pinBase } });
+        agent = new Agent({ node: edge.node, store: api.store, dataDir, resyncMs: 3_600_000, watchKernel: kernelWatch, concurrency, log: agentLog, bpf: { pinBase } });
         const w0 = performance.now();
         await agent.start();
         await agent.firstSync;

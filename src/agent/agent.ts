@@ -154,8 +154,12 @@ export class Agent {
   private countersWriting: Promise<void> = Promise.resolve();
   private lastCounters: string | undefined;
   private readonly bgp: BgpManager;
-  /** Kernel notifications (undefined: not open; every account is then re-checked every resync period). */
+  /** Kernel notifications (undefined: not open yet, or unavailable). */
   private kernelWatch: KernelWatch | undefined;
+  /** Drift is the kernel watch's (the periodic pass re-checks accounts every accountResyncMs); false: every resync. */
+  private watching: boolean;
+  private kernelWatchSettled!: () => void;
+  private readonly kernelWatchOpened = new Promise<void>((resolve) => (this.kernelWatchSettled = resolve));
   /** Veth ends to look at once a burst of notifications has settled (checkLinks). */
   private readonly pendingLinkChecks = new Map<string, { account: string; nsid: number | null; ifindex: number }>();
   private linkCheckTimer: NodeJS.Timeout | undefined;
@@ -168,6 +172,8 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.watching = opts.watchKernel ?? true;
+    if (!this.watching) this.kernelWatchSettled();
     this.scheduler = new Scheduler({
       worker: (key) => this.reconcileKey(key),
       concurrency: opts.concurrency ?? 4,
@@ -229,7 +235,7 @@ export class Agent {
         this.log(`${context}: ${errorText(err)}`);
       },
     });
-    if (this.opts.watchKernel ?? true) await this.openKernelWatch();
+    if (this.watching) void this.openKernelWatchWhenSettled();
     const resyncMs = this.opts.resyncMs ?? DEFAULT_RESYNC_MS;
     this.resyncTimer = setInterval(() => this.resync(), resyncMs);
     this.resyncTimer.unref();
@@ -237,6 +243,24 @@ export class Agent {
     const countersMs = this.opts.countersMs ?? 10_000;
     this.countersTimer = setInterval(() => this.publishCounters(), countersMs);
     this.countersTimer.unref();
+  }
+
+  /**
+   * Starts listening to the kernel once the first complete state has been applied (its passes read everything).
+   * Not before: while a socket listens to every namespace, each notification in any of them costs the kernel a
+   * linear search of the host's namespace ids (peernet2id; ~35 µs a route change at 1000 customers), and a cold
+   * start makes dozens per customer. Drift in between is the periodic check's (accountResyncMs).
+   */
+  private async openKernelWatchWhenSettled(): Promise<void> {
+    while (!this.complete && !this.stopped) await new Promise((r) => setTimeout(r, 50).unref());
+    await this.scheduler.idle();
+    if (!this.stopped) await this.openKernelWatch();
+    this.kernelWatchSettled();
+  }
+
+  /** Resolves once the kernel watch has been opened (or has failed to open). */
+  kernelWatchReady(): Promise<void> {
+    return this.kernelWatchOpened;
   }
 
   /** Starts listening to the kernel (drift-watch.ts); a failure only means drift is found by the periodic checks. */
@@ -252,7 +276,12 @@ export class Agent {
           this.scheduleAll();
         },
       });
+      if (this.stopped) {
+        this.kernelWatch.close(); // stopped while it opened
+        this.kernelWatch = undefined;
+      }
     } catch (err) {
+      this.watching = false;
       this.log(`kernel notifications unavailable (${errorText(err)}): every account is checked every resync period`);
     }
   }
@@ -372,7 +401,7 @@ export class Agent {
    * thousand accounts made in one go are not all re-checked in one burst a minute later.
    */
   private resync(): void {
-    if (!this.kernelWatch) {
+    if (!this.watching) {
       this.forceDataplane = true;
       return this.scheduleAll();
     }

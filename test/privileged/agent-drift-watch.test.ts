@@ -46,6 +46,8 @@ before(async () => {
   // No periodic pass within the test's lifetime: only notifications can trigger a repair.
   agent = new Agent({ node, store: api.store, dataDir, resyncMs: HOUR, accountResyncMs: HOUR, log: (m) => logs.push(m), bpf: { pinBase } });
   await agent.start();
+  // The watch opens once the first complete state is applied (here: an empty one).
+  await agent.kernelWatchReady();
 });
 
 after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase }));
