@@ -286,9 +286,21 @@ export class Agent {
     }
   }
 
-  /** Reconciles what a batch of kernel notifications may have touched (drift-watch.ts decides). */
+  /**
+   * Reconciles what a batch of kernel notifications may have touched (drift-watch.ts decides). It runs from the
+   * event loop's poll phase: a throw would end the process, so a failure here only means checking everything.
+   */
   private onKernelChanges(changes: readonly KernelChange[]): void {
-    if (!this.complete || this.stopped) return;
+    if (!this.complete || this.stopped || !this.kernelWatch) return;
+    try {
+      this.handleKernelChanges(changes);
+    } catch (err) {
+      this.log(`kernel notifications: ${errorText(err)}: checking everything`);
+      this.scheduleAll();
+    }
+  }
+
+  private handleKernelChanges(changes: readonly KernelChange[]): void {
     // A host link came or went: which namespace id belongs to which account may have changed.
     if (this.names && changes.some((c) => c.kind === 'link' && c.nsid === null)) delete this.names.nsid;
     const keys = driftKeys(changes, this.driftContext());

@@ -116,3 +116,31 @@ test('an overflowing receive buffer is reported, and the watch goes on', async (
     w.close();
   }
 });
+
+test('the handler never runs before open() has returned the watch, even for changes made during its dump', async () => {
+  const busy = harness.name('watch-busy');
+  await harness.create('watch-busy');
+  await run(['ip', '-n', busy, 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
+  await run(['ip', '-n', busy, 'link', 'set', 'd0', 'up']);
+  // Another process changes routes non-stop while watches open (their dump takes a while on a busy machine).
+  const batch = Array.from({ length: 3000 }, (_, i) => `route ${i % 2 ? 'del' : 'add'} 10.92.${(i >> 1) & 255}.0/24 dev d0`).join('\n');
+  const churn = run(['ip', '-n', busy, '-batch', '-'], { stdin: `${batch}\n` });
+  let early = 0;
+  let delivered = 0;
+  for (let i = 0; i < 5; i++) {
+    let w: KernelWatch | undefined;
+    w = await KernelWatch.open({
+      netns: busy,
+      onChanges: (cs) => {
+        if (w === undefined) early++;
+        else delivered += cs.length;
+      },
+      onOverflow: () => {},
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    w.close();
+  }
+  await churn;
+  assert.equal(early, 0, 'a handler ran before its watch was returned');
+  assert.ok(delivered > 0, 'changes were delivered');
+});

@@ -138,8 +138,13 @@ export class KernelWatch {
       w.close();
       throw e;
     }
-    ready = true;
-    for (const b of held) w.#deliver(...b);
+    // What arrived during the dump is delivered once the caller holds the watch (its handler may use it), before
+    // anything newer: batches keep queueing until then.
+    setImmediate(() => {
+      ready = true;
+      if (!w.#closed) for (const b of held) w.#deliver(...b);
+      held.length = 0;
+    });
     return w;
   }
 
