@@ -46,7 +46,7 @@ import { decodeNodeConfig } from '../model/node-config.js';
 import { DEFAULT_HEARTBEAT_MS } from '../model/node-status.js';
 import { initialStoreStatus, StatusPublisher } from './status-publisher.js';
 import { KernelWatch, type KernelChange } from '../kernel/netlink/watch.js';
-import { driftKeys, type DriftContext } from './drift-watch.js';
+import { driftKeys, type DriftContext, type LinkCheck } from './drift-watch.js';
 import { dropHostSnapshot } from './reconcile/customer.js';
 
 export const HOST_KEY = 'host';
@@ -161,7 +161,7 @@ export class Agent {
   private kernelWatchSettled!: () => void;
   private readonly kernelWatchOpened = new Promise<void>((resolve) => (this.kernelWatchSettled = resolve));
   /** Veth ends to look at once a burst of notifications has settled (checkLinks). */
-  private readonly pendingLinkChecks = new Map<string, { account: string; nsid: number | null; ifindex: number }>();
+  private readonly pendingLinkChecks = new Map<string, LinkCheck>();
   private linkCheckTimer: NodeJS.Timeout | undefined;
   /** When the periodic pass last scheduled the host and BGP keys and a full data-plane diff (with the kernel watch). */
   private sharedChecked: number | undefined;
@@ -320,11 +320,15 @@ export class Agent {
     if (keys.bgp) this.scheduler.schedule(BGP_KEY);
     const what = [...touched, ...(keys.host ? ['host'] : []), ...(keys.dataplane ? ['dataplane'] : [])];
     if (what.length > 0) this.log(`kernel changed under us: checking ${what.join(', ')} (${keys.seen.join('; ')})`);
-    for (const c of keys.linkChecks) this.pendingLinkChecks.set(`${c.account}|${c.nsid}|${c.ifindex}`, c);
-    if (this.pendingLinkChecks.size > 0 && !this.linkCheckTimer) {
-      this.linkCheckTimer = setTimeout(() => this.checkLinks(), LINK_SETTLE_MS);
-      this.linkCheckTimer.unref();
-    }
+    for (const c of keys.linkChecks) this.queueLinkCheck(c);
+  }
+
+  /** Judges a veth end once LINK_SETTLE_MS have passed (checkLinks), with whatever else is queued by then. */
+  private queueLinkCheck(c: LinkCheck): void {
+    this.pendingLinkChecks.set(`${c.account}|${c.nsid}|${c.ifindex}`, c);
+    if (this.linkCheckTimer) return;
+    this.linkCheckTimer = setTimeout(() => this.checkLinks(), LINK_SETTLE_MS);
+    this.linkCheckTimer.unref();
   }
 
   /**
@@ -346,7 +350,7 @@ export class Agent {
       const state = this.scheduler.state(c.account);
       if (state === 'queued') continue;
       if (state === 'running') {
-        this.pendingLinkChecks.set(`${c.account}|${c.nsid}|${c.ifindex}`, c);
+        this.queueLinkCheck(c);
         continue;
       }
       const entry = docs.get(c.account);
@@ -362,10 +366,6 @@ export class Agent {
     for (const id of wrong) {
       this.log(`kernel changed under us: checking ${docs.get(id)?.doc.name ?? id} (its veth is not as desired)`);
       this.scheduler.schedule(id);
-    }
-    if (this.pendingLinkChecks.size > 0) {
-      this.linkCheckTimer = setTimeout(() => this.checkLinks(), LINK_SETTLE_MS);
-      this.linkCheckTimer.unref();
     }
   }
 

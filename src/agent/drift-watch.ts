@@ -39,6 +39,14 @@ export interface DriftContext {
   hostLink(ifindex: number): Link | undefined;
 }
 
+/** A link of an account (its host veth, or a link in its namespace) to judge by how it looks. */
+export interface LinkCheck {
+  account: string;
+  /** null: the host netns. */
+  nsid: number | null;
+  ifindex: number;
+}
+
 export interface DriftKeys {
   accounts: Set<string>;
   host: boolean;
@@ -47,7 +55,7 @@ export interface DriftKeys {
   /** The host's addresses or customer-table routes changed: a cached read of them is stale. */
   hostRoutes: boolean;
   /** Account veth ends to look at once a burst of notifications has settled (see the module comment). */
-  linkChecks: Array<{ account: string; nsid: number | null; ifindex: number }>;
+  linkChecks: LinkCheck[];
   /** What was seen, for the log: "route deleted in a customer netns", "rule added in the host netns"… (distinct). */
   seen: string[];
 }
@@ -55,16 +63,18 @@ export interface DriftKeys {
 export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): DriftKeys {
   const out: DriftKeys = { accounts: new Set(), host: false, dataplane: false, bgp: false, hostRoutes: false, linkChecks: [], seen: [] };
   const seen = new Set<string>();
-  let current: KernelChange | undefined;
-  const note = () => {
-    const c = current!;
+  const note = (c: KernelChange) => {
     if (c.kind === 'netns') seen.add(`namespace ${c.name} ${c.deleted ? 'removed' : 'added'}`);
     else seen.add(`${c.kind} ${c.kind === 'nft' ? 'commit' : c.deleted ? 'deleted' : 'changed'} in ${c.nsid === null ? 'the host' : 'a customer'} netns`);
   };
-  const account = (id: string | undefined) => {
+  const account = (c: KernelChange, id: string | undefined) => {
     if (id === undefined) return;
     out.accounts.add(id);
-    note();
+    note(c);
+  };
+  const shared = (c: KernelChange, ...keys: Array<'host' | 'dataplane' | 'bgp'>) => {
+    for (const k of keys) out[k] = true;
+    note(c);
   };
   const byIfindex = (ifindex: number | undefined) => {
     const name = ifindex === undefined ? undefined : ctx.hostLink(ifindex)?.name;
@@ -72,9 +82,8 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
   };
   for (const c of changes) {
     if (c.own) continue;
-    current = c;
     if (c.kind === 'netns') {
-      if (c.deleted) account(ctx.accountOfNetns(c.name ?? ''));
+      if (c.deleted) account(c, ctx.accountOfNetns(c.name ?? ''));
       continue;
     }
     const softLink = c.kind === 'link' && !c.deleted && c.byKernel;
@@ -82,7 +91,7 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
       const id = ctx.accountOfNsid(c.nsid);
       if (id === undefined || !customerMatters(c)) continue;
       if (softLink) out.linkChecks.push({ account: id, nsid: c.nsid, ifindex: c.ifindex! });
-      else account(id);
+      else account(c, id);
       continue;
     }
     switch (c.kind) {
@@ -90,11 +99,9 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
         const name = c.link?.name ?? ctx.hostLink(c.ifindex ?? -1)?.name;
         if (name === undefined) break;
         const id = ctx.accountOfHostVeth(name);
-        if (name === ctx.uplink) {
-          out.dataplane = true;
-          note();
-        } else if (id !== undefined && softLink) out.linkChecks.push({ account: id, nsid: null, ifindex: c.ifindex! });
-        else account(id);
+        if (name === ctx.uplink) shared(c, 'dataplane');
+        else if (id !== undefined && softLink) out.linkChecks.push({ account: id, nsid: null, ifindex: c.ifindex! });
+        else account(c, id);
         break;
       }
       case 'address': {
@@ -102,39 +109,28 @@ export function driftKeys(changes: readonly KernelChange[], ctx: DriftContext): 
         if (c.byKernel) break;
         out.hostRoutes = true;
         const id = byIfindex(c.ifindex);
-        if (id !== undefined) account(id);
-        else {
-          out.host = out.bgp = out.dataplane = true;
-          note();
-        }
+        if (id !== undefined) account(c, id);
+        else shared(c, 'host', 'bgp', 'dataplane');
         break;
       }
       case 'route': {
         if (c.protocol !== RT_PROTO_OPENTRANSIT) break;
         out.hostRoutes = true;
         const ids = (c.oifs ?? []).map(byIfindex).filter((id): id is string => id !== undefined);
-        if (c.table === ctx.table && ids.length > 0) for (const id of ids) account(id);
-        else {
-          out.host = out.bgp = true;
-          note();
-        }
+        if (c.table === ctx.table && ids.length > 0) for (const id of ids) account(c, id);
+        else shared(c, 'host', 'bgp');
         break;
       }
       case 'rule':
-        out.host = out.dataplane = true;
-        note();
+        shared(c, 'host', 'dataplane');
         break;
       case 'nft':
-        out.host = true;
-        note();
+        shared(c, 'host');
         break;
       case 'tc': {
         if (!c.deleted) break;
-        const link = ctx.hostLink(c.ifindex ?? -1);
-        if (link?.name === ctx.uplink) {
-          out.dataplane = true;
-          note();
-        } else account(byIfindex(c.ifindex));
+        if (ctx.hostLink(c.ifindex ?? -1)?.name === ctx.uplink) shared(c, 'dataplane');
+        else account(c, byIfindex(c.ifindex));
         break;
       }
       case 'neighbour':

@@ -270,6 +270,34 @@ export async function deleteRoutesIfPresent(ns: NetnsRef, keys: readonly RouteKe
   await runIpOps(ns, keys.map(routeDeleteOp));
 }
 
+/** The entries of an RTA_MULTIPATH attribute: struct rtnexthop {len u16, flags u8, hops u8 (= weight - 1), ifindex s32}, then each hop's own attributes. */
+function rtnexthops(mp: Buffer): { ifindex: number; flags: number; weight: number; attrs: Map<number, Buffer> }[] {
+  const out = [];
+  for (let o = 0; o + 8 <= mp.length; ) {
+    const len = mp.readUInt16LE(o);
+    if (len < 8) break;
+    out.push({ ifindex: mp.readInt32LE(o + 4), flags: mp.readUInt8(o + 2), weight: mp.readUInt8(o + 3) + 1, attrs: parseAttrs(mp.subarray(o, o + len), 8) });
+    o += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** A route message's table: RTA_TABLE holds all 32 bits, the header's byte only those below 256. */
+const routeTable = (body: Buffer, a: ReadonlyMap<number, Buffer>): number => getU32(a.get(RTA.TABLE)) ?? body.readUInt8(4);
+
+/**
+ * Where a route message (RTM_NEWROUTE/DELROUTE body) belongs and points, without decoding the rest: its table,
+ * its protocol (whose it is), and every device it points into (RTA_OIF, or each hop of a multipath route).
+ * kernel/netlink/watch.ts reads notifications with it.
+ */
+export function routeWhere(body: Buffer): { table: number; protocol: number; oifs: number[] } {
+  const a = parseAttrs(body, 12);
+  const oif = getU32(a.get(RTA.OIF));
+  const mp = a.get(RTA.MULTIPATH);
+  const oifs = [...(oif !== undefined ? [oif] : []), ...(mp ? rtnexthops(mp).map((h) => h.ifindex) : [])];
+  return { table: routeTable(body, a), protocol: body.readUInt8(5), oifs };
+}
+
 /**
  * Decodes RTM_NEWROUTE message bodies (rtmsg + attributes) of IPv4 and IPv6 into canonical routes, as
  * `ip -N -j route show table all` shows them; `names` maps ifindex → device name.
@@ -288,14 +316,11 @@ export function decodeRoutes(bodies: readonly Buffer[], names: ReadonlyMap<numbe
     let nexthops: CanonicalNexthop[] = [];
     const mp = a.get(RTA.MULTIPATH);
     if (mp) {
-      for (let o = 0; o + 8 <= mp.length; ) {
-        const len = mp.readUInt16LE(o);
-        if (len < 8) break;
-        const gw = ipText(parseAttrs(mp.subarray(o, o + len), 8).get(RTA.GATEWAY));
-        const nh: CanonicalNexthop = { dev: devName(mp.readInt32LE(o + 4)), weight: mp.readUInt8(o + 3) + 1, onlink: (mp.readUInt8(o + 2) & RTNH_F_ONLINK) !== 0 };
+      for (const hop of rtnexthops(mp)) {
+        const gw = ipText(hop.attrs.get(RTA.GATEWAY));
+        const nh: CanonicalNexthop = { dev: devName(hop.ifindex), weight: hop.weight, onlink: (hop.flags & RTNH_F_ONLINK) !== 0 };
         if (gw !== undefined) nh.via = gw;
         nexthops.push(nh);
-        o += (len + 3) & ~3;
       }
     } else if (type === 'unicast' && (a.has(RTA.OIF) || a.has(RTA.GATEWAY))) {
       const oif = getU32(a.get(RTA.OIF));
@@ -308,7 +333,7 @@ export function decodeRoutes(bodies: readonly Buffer[], names: ReadonlyMap<numbe
     const route: Route = {
       family,
       dst: dstAddr === undefined ? canonicalDst('default', family) : `${dstAddr}/${dstLen}`,
-      table: getU32(a.get(RTA.TABLE)) ?? body.readUInt8(4),
+      table: routeTable(body, a),
       type,
       metric: getU32(a.get(RTA.PRIORITY)) ?? 0,
       protocol: body.readUInt8(5),

@@ -433,6 +433,11 @@ export function nftRun(netns: string | undefined, text: string): Promise<NftRunR
   return native().nftRun(netnsPath(netns), text);
 }
 
+/** The name nftRun's threads bear: an nftables commit notification naming it came from this process's nftRun. */
+export function nftThreadName(): string {
+  return native().nftThreadName;
+}
+
 /**
  * Netlink notifications of `groups` (protocol NETLINK_ROUTE, NETLINK_NETFILTER…) in `netns` and in every namespace
  * that has an id there (NETLINK_LISTEN_ALL_NSID), delivered in batches on the event loop (native/nlwatch.cc):

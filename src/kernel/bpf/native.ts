@@ -102,6 +102,8 @@ export interface NativeBpf {
   netnsDelete(dir: string, name: string): boolean;
   /** `nft -j -f` in-process (native/nft.cc, libnftables, off the JS thread) inside netns: rc 0 = committed. */
   nftRun(netns: string | null, text: string): Promise<{ rc: number; stdout: string; stderr: string }>;
+  /** The name of the threads nftRun commits on (NFT_MSG_NEWGEN's NFTA_GEN_PROC_NAME of our own commits). */
+  nftThreadName: string;
 
   RingBuffer: new (mapFd: number, onRecords: (records: Buffer[]) => void) => NativeRingBuffer;
   /** native/nlwatch.cc: a netlink socket in `netns` joined to `groups`, hearing every namespace with an id there. */

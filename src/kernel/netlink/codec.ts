@@ -21,6 +21,13 @@ export const RTM = {
   GETNETCONF: 82,
 } as const;
 
+/** Netlink protocol families (linux/netlink.h): the socket kinds we open. */
+export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
+export const NETLINK_GENERIC = 16;
+/** nfnetlink subsystem of nftables: its message types are (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_* (linux/netfilter/nfnetlink.h). */
+export const NFNL_SUBSYS_NFTABLES = 10;
+
 /** nlmsghdr flags (linux/netlink.h). */
 export const NLM_F = {
   REQUEST: 0x1, MULTI: 0x2, ACK: 0x4, DUMP_INTR: 0x10,

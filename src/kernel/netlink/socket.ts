@@ -19,14 +19,13 @@ import type { NetlinkMessage, NetlinkSocket } from 'netlink';
 import { withNetns } from '../bpf/index.js';
 import { KernelError, type KernelErrorCode } from '../exec.js';
 import { checkNetnsName } from '../validate.js';
-import { attr, NLM_F, parseAttrs, str } from './codec.js';
+import { attr, NETLINK_GENERIC, NETLINK_NETFILTER, NETLINK_ROUTE, NFNL_SUBSYS_NFTABLES, NLM_F, parseAttrs, str } from './codec.js';
 
 const { createNetlink } = netlinkPkg;
 
 /** A named network namespace, or null for this process's own. */
 export type NetnsKey = string | null;
 
-const NETLINK_ROUTE = 0;
 const NLMSG_ERROR = 2;
 /**
  * How many sockets stay open (each is one fd and keeps its namespace referenced). Bounded well below 1024 on
@@ -62,8 +61,6 @@ interface Entry {
 }
 
 const sockets = new Map<string, Entry>();
-const NETLINK_GENERIC = 16;
-const NETLINK_NETFILTER = 12;
 const keyOf = (ns: NetnsKey, protocol = NETLINK_ROUTE) => `${protocol}|${ns === null ? '' : ns}`;
 
 /** What a namespace name points at now (dev:ino of /run/netns/NAME; undefined: no such name). */
@@ -424,7 +421,6 @@ export async function genlGet(ns: NetnsKey, family: string, cmd: number, version
 
 // --- nfnetlink (nftables) ----------------------------------------------------------------------------------------
 
-const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETGEN = 16;
 const NFTA_GEN_ID = 1;
 

@@ -20,15 +20,14 @@
  */
 import { existsSync, watch as fsWatch, mkdirSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { openNetlinkWatch } from '../bpf/index.js';
+import { nftThreadName, openNetlinkWatch } from '../bpf/index.js';
 import type { NativeNetlinkWatch } from '../bpf/native.js';
 import { decodeLink, listLinks, type Link } from '../links.js';
-import { getStr, getU32, parseAttrs, RTM } from './codec.js';
+import { NETNS_RUN_DIR } from '../netns.js';
+import { routeWhere } from '../routes.js';
+import { getStr, NETLINK_NETFILTER, NETLINK_ROUTE, NFNL_SUBSYS_NFTABLES, parseAttrs, RTM } from './codec.js';
 import { isOwnNetlinkPort } from './socket.js';
 
-const NETLINK_ROUTE = 0;
-const NETLINK_NETFILTER = 12;
-/** rtnetlink multicast groups (linux/rtnetlink.h): everything a reconcile reads. */
 /**
  * rtnetlink multicast groups (linux/rtnetlink.h): what a reconcile reads and someone may change. Not netconf: the
  * kernel sends it with no sender for every write, ours included (our own /proc writes could not be told from
@@ -36,18 +35,11 @@ const NETLINK_NETFILTER = 12;
  */
 const RTNLGRP = { LINK: 1, NEIGH: 3, TC: 4, IPV4_IFADDR: 5, IPV4_ROUTE: 7, IPV4_RULE: 8, IPV6_IFADDR: 9, IPV6_ROUTE: 11, IPV6_RULE: 19 } as const;
 const NFNLGRP_NFTABLES = 7;
-const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_NEWGEN = 15;
 const NFTA_GEN_PROC_PID = 2;
 const NFTA_GEN_PROC_NAME = 3;
-/** The name native/nft.cc gives the thread that commits our nftables documents (kNftThreadName). */
-const NFT_THREAD_NAME = 'ot-nft';
 /** Message types beyond codec.ts's RTM table. */
 const RTM_TC = { NEWQDISC: 36, DELQDISC: 37, NEWTFILTER: 44, DELTFILTER: 45, NEWCHAIN: 100, DELCHAIN: 101 } as const;
-const RTA_OIF = 4;
-const RTA_MULTIPATH = 9;
-const RTA_TABLE = 15;
-const FRA_TABLE = 15;
 /** Big enough for a burst of a thousand namespaces' notifications (the agent may be busy when they arrive). */
 const RCVBUF_BYTES = 8 << 20;
 
@@ -65,16 +57,12 @@ export interface KernelChange {
   ifindex?: number;
   /** route: every device it points into (one, or a multipath route's). */
   oifs?: number[];
-  /** route, rule: the table. */
+  /** route: the table. */
   table?: number;
   /** route: rtm_protocol (who owns it). */
   protocol?: number;
-  /** route, address, rule, neighbour: 2 (IPv4) or 10 (IPv6). */
-  family?: number;
   /** The kernel's own doing, not a request's (nlmsg_pid 0): IPv6 autoconf, carrier, a device going away. */
   byKernel: boolean;
-  /** neighbour: NUD state bits (0x80 permanent). */
-  neighState?: number;
   /** link: as decoded (name, peer namespace id…). */
   link?: Link;
   /** netns: the name under /run/netns that appeared or went away. */
@@ -84,7 +72,7 @@ export interface KernelChange {
 export interface KernelWatchOptions {
   /** The namespace to watch from (a name under /run/netns). */
   netns: string;
-  /** The directory of named namespaces to watch for deletions (default /run/netns). */
+  /** The directory of named namespaces to watch for deletions (default NETNS_RUN_DIR, /run/netns). */
   netnsDir?: string;
   onChanges: (changes: KernelChange[]) => void;
   /** Notifications were lost: assume anything changed. */
@@ -119,11 +107,12 @@ export class KernelWatch {
       if (!ready) held.push([datagrams, nsids, overflowed]);
       else w.#deliver(datagrams, nsids, overflowed);
     };
-    const dir = opts.netnsDir ?? '/run/netns';
+    const dir = opts.netnsDir ?? NETNS_RUN_DIR;
+    const rcvbuf = opts.rcvbufBytes ?? RCVBUF_BYTES;
     try {
-      w.#rtnl = openNetlinkWatch(opts.netns, NETLINK_ROUTE, Object.values(RTNLGRP), opts.rcvbufBytes ?? RCVBUF_BYTES, onBatch);
+      w.#rtnl = openNetlinkWatch(opts.netns, NETLINK_ROUTE, Object.values(RTNLGRP), rcvbuf, onBatch);
       w.#rtnl.unref();
-      w.#nfnl = openNetlinkWatch(opts.netns, NETLINK_NETFILTER, [NFNLGRP_NFTABLES], opts.rcvbufBytes ?? RCVBUF_BYTES, onBatch);
+      w.#nfnl = openNetlinkWatch(opts.netns, NETLINK_NETFILTER, [NFNLGRP_NFTABLES], rcvbuf, onBatch);
       w.#nfnl.unref();
       // `ip netns add` makes the directory on first use; making it here lets the watch start before any namespace.
       mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -201,8 +190,7 @@ export class KernelWatch {
           // A host veth gone: its peer namespace's links are gone or going, often without a word of their own.
           const peerNs = nsid === null ? (before ?? link).linkNetnsId : undefined;
           if (peerNs !== undefined) for (const k of [...this.#links.keys()]) if (k.startsWith(`${peerNs}|`)) this.#links.delete(k);
-        }
-        else {
+        } else {
           this.#links.set(key, link);
           if (before && linkShape(before) === linkShape(link)) return undefined;
         }
@@ -211,38 +199,22 @@ export class KernelWatch {
       case RTM.NEWADDR:
       case RTM.DELADDR: {
         if (body.length < 8) return undefined;
-        return { kind: 'address', nsid, deleted: m.type === RTM.DELADDR, own, byKernel, family: body.readUInt8(0), ifindex: body.readUInt32LE(4) };
+        return { kind: 'address', nsid, deleted: m.type === RTM.DELADDR, own, byKernel, ifindex: body.readUInt32LE(4) };
       }
       case RTM.NEWROUTE:
       case RTM.DELROUTE: {
         if (body.length < 12) return undefined;
-        const a = parseAttrs(body, 12);
-        const oifs: number[] = [];
-        const oif = getU32(a.get(RTA_OIF));
-        if (oif !== undefined) oifs.push(oif);
-        const mp = a.get(RTA_MULTIPATH);
-        // struct rtnexthop: len u16, flags u8, hops u8, ifindex s32, then its attributes.
-        for (let o = 0; mp && o + 8 <= mp.length; ) {
-          const len = mp.readUInt16LE(o);
-          if (len < 8) break;
-          oifs.push(mp.readInt32LE(o + 4));
-          o += (len + 3) & ~3;
-        }
-        return {
-          kind: 'route', nsid, deleted: m.type === RTM.DELROUTE, own, byKernel,
-          family: body.readUInt8(0), table: getU32(a.get(RTA_TABLE)) ?? body.readUInt8(4), protocol: body.readUInt8(5), oifs,
-        };
+        return { kind: 'route', nsid, deleted: m.type === RTM.DELROUTE, own, byKernel, ...routeWhere(body) };
       }
       case RTM.NEWRULE:
       case RTM.DELRULE: {
         if (body.length < 12) return undefined;
-        const table = getU32(parseAttrs(body, 12).get(FRA_TABLE)) ?? body.readUInt8(4);
-        return { kind: 'rule', nsid, deleted: m.type === RTM.DELRULE, own, byKernel, family: body.readUInt8(0), table };
+        return { kind: 'rule', nsid, deleted: m.type === RTM.DELRULE, own, byKernel };
       }
       case RTM.NEWNEIGH:
       case RTM.DELNEIGH: {
         if (body.length < 12) return undefined;
-        return { kind: 'neighbour', nsid, deleted: m.type === RTM.DELNEIGH, own, byKernel, family: body.readUInt8(0), ifindex: body.readInt32LE(4), neighState: body.readUInt16LE(8) };
+        return { kind: 'neighbour', nsid, deleted: m.type === RTM.DELNEIGH, own, byKernel, ifindex: body.readInt32LE(4) };
       }
       case RTM_TC.NEWQDISC:
       case RTM_TC.DELQDISC:
@@ -270,13 +242,14 @@ export class KernelWatch {
 
 /**
  * Whether an nftables commit was ours. The kernel names the committing task (a thread id) and its name: ours commit
- * on short-lived threads named NFT_THREAD_NAME, usually gone by the time the notification is read. A live task is
- * ours when it is one of this process's threads; a task that is gone is ours when it bore our name.
+ * on short-lived threads named nftThreadName(), usually gone by the time the notification is read. A live task is
+ * ours when it is one of this process's threads; a task that is gone is ours when it bore our name (nftThreadName:
+ * native/nft.cc names them).
  */
 function ownCommit(tid: number | undefined, name: string | undefined): boolean {
   if (tid === undefined) return false;
   if (tid === process.pid || existsSync(`/proc/self/task/${tid}`)) return true;
-  return name === NFT_THREAD_NAME && !existsSync(`/proc/${tid}`);
+  return name === nftThreadName() && !existsSync(`/proc/${tid}`);
 }
 
 interface Message {

@@ -64,7 +64,7 @@ bool IsNetfilterSocket(int fd) {
   return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 && v == NETLINK_NETFILTER;
 }
 
-// Must match NFT_THREAD_NAME in src/kernel/netlink/watch.ts (at most 15 characters).
+// Exported to JS as nftThreadName (src/kernel/netlink/watch.ts tells our commits by it); at most 15 characters.
 constexpr const char* kNftThreadName = "ot-nft";
 
 // The lowest free fd right now (the one the next socket() will get unless another thread takes it first), or -1.
@@ -182,6 +182,9 @@ Napi::Value NftRun(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitNft(Napi::Env env, Napi::Object exports) { exports.Set("nftRun", Napi::Function::New(env, NftRun, "nftRun")); }
+void InitNft(Napi::Env env, Napi::Object exports) {
+  exports.Set("nftRun", Napi::Function::New(env, NftRun, "nftRun"));
+  exports.Set("nftThreadName", Napi::String::New(env, kNftThreadName));
+}
 
 }  // namespace ot
