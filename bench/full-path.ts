@@ -44,6 +44,11 @@
  * kept as an informational figure (udp_60b_iperf3_goodput, `--set full-path.iperf3_udp=0` skips it): it measures
  * mostly the iperf3 receiver and CPU scheduling.
  *
+ * TCP (tcp_throughput): one iperf3 stream per run, client on the generator's CPU and server on the other (tcpRun
+ * says why), `--set full-path.tcp_per_round=N` runs per path per round (default 2), the paths interleaved; also the
+ * CPU-seconds per gigabit of the same runs (tcp_cpu_per_gbit), and each run's CPU shares and retransmits in
+ * details.tcp.
+ *
  * The customer firewall's counters are read around every run: they must rise for the full and no-GRE paths and
  * stay still for the baseline, or the benchmark fails; during a flood they must count at least every frame that
  * reached the host.
@@ -57,7 +62,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { CUSTOMER_VETH, HOST_LINK_ADDRESS, customerNetns, hostVethName } from '../src/agent/desired/node.js';
 import { getLink, readLinkFeatures, setLinkFeatures } from '../src/kernel/links.js';
@@ -139,8 +144,15 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
+/** USER_HZ: the unit of /proc/stat's times (100 on every Linux architecture we run on). */
+const CLOCK_TICKS = 100;
+
 interface IperfEnd {
-  end?: { sum_received?: { bits_per_second: number }; sum?: { packets?: number; lost_packets?: number; seconds?: number } };
+  end?: {
+    sum_received?: { bits_per_second: number; bytes?: number };
+    sum_sent?: { retransmits?: number };
+    sum?: { packets?: number; lost_packets?: number; seconds?: number };
+  };
   error?: string;
 }
 
@@ -179,11 +191,51 @@ async function iperfOnce(dst: string, args: string[], seconds: number): Promise<
   return j;
 }
 
-async function tcpGbps(dst: string, seconds: number): Promise<number> {
-  const j = await iperf(dst, [], seconds);
+/** A CPU other than `cpu` for the TCP server (the lowest-numbered one). */
+function otherCpu(cpu: number): number {
+  const n = cpus().length;
+  if (n < 2) throw new Error('full-path needs 2 CPUs: the TCP client and server are pinned to different ones');
+  return cpu === 0 ? 1 : 0;
+}
+
+/** Busy and total jiffies of each CPU (/proc/stat: everything but idle and iowait counts as busy). */
+async function cpuJiffies(): Promise<{ busy: number; total: number }[]> {
+  const out: { busy: number; total: number }[] = [];
+  for (const line of (await readFile('/proc/stat', 'utf8')).split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[2]!.trim().split(/\s+/).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    out[Number(m[1])] = { busy: total - v[3]! - (v[4] ?? 0), total };
+  }
+  return out;
+}
+
+interface TcpRun {
+  gbps: number;
+  /** Each CPU's busy share during the run (0–1). */
+  cpuBusy: number[];
+  /** CPU-seconds (all CPUs) spent per gigabit delivered: the whole lab's cost of moving the stream. */
+  cpuSecondsPerGbit: number;
+  retransmits: number;
+}
+
+/**
+ * One TCP run, client and server pinned (iperf3 -A CLIENT,SERVER): the client's CPU carries the stream's whole
+ * forward path (every hop up to the server's socket runs in softirq on the CPU that sent it), the server's CPU its
+ * copy and the ACKs. Unpinned, the scheduler put both processes on one CPU in some runs and on two in others, and
+ * the ratio of a round's pair swung 0.64–0.95 with the placement rather than the path.
+ */
+async function tcpRun(dst: string, seconds: number, cpus: [number, number]): Promise<TcpRun> {
+  const before = await cpuJiffies();
+  const j = await iperf(dst, ['-A', `${cpus[0]},${cpus[1]}`], seconds);
+  const after = await cpuJiffies();
   const bps = j.end?.sum_received?.bits_per_second;
-  if (!bps) throw new Error(`iperf3 TCP to ${dst}: no sum_received in the result`);
-  return bps / 1e9;
+  const bytes = j.end?.sum_received?.bytes;
+  if (!bps || !bytes) throw new Error(`iperf3 TCP to ${dst}: no sum_received in the result`);
+  const cpuBusy = after.map((a, i) => (a.total - before[i]!.total > 0 ? (a.busy - before[i]!.busy) / (a.total - before[i]!.total) : 0));
+  const busySeconds = after.reduce((sum, a, i) => sum + (a.busy - before[i]!.busy), 0) / CLOCK_TICKS;
+  return { gbps: bps / 1e9, cpuBusy, cpuSecondsPerGbit: busySeconds / ((bytes * 8) / 1e9), retransmits: j.end?.sum_sent?.retransmits ?? 0 };
 }
 
 /**
@@ -472,6 +524,10 @@ registerBenchmark({
     // The generator's CPU (taskset): flood_cpu=N; default 0.
     const floodCpu = Number(ctx.params['flood_cpu'] ?? '0');
     if (!Number.isInteger(floodCpu) || floodCpu < 0) throw new Error(`--set full-path.flood_cpu=${ctx.params['flood_cpu']}: a CPU number`);
+    // TCP runs per path in each round (interleaved full, baseline, no-GRE, …): one stream swings more than a flood.
+    const tcpPerRound = Math.round(numberParam(ctx, 'tcp_per_round', 2, 1));
+    // The TCP client runs on the generator's CPU, the server on another (tcpRun says why).
+    const tcpCpus: [number, number] = [floodCpu, otherCpu(floodCpu)];
     // iperf3_udp=0 skips the old iperf3 UDP goodput (informational) to save seconds × 3 × repeats.
     const iperfUdp = (ctx.params['iperf3_udp'] ?? '1') !== '0';
     LAB = ctx.params['lab'] ?? DEFAULT_LAB;
@@ -524,7 +580,7 @@ registerBenchmark({
       for (const dst of [HOST_ADDR, BASELINE_ADDR, NOGRE_ADDR]) {
         await waitFor(`a TCP test to ${dst} to pass`, 30_000, async () => {
           try {
-            await tcpGbps(dst, 1);
+            await tcpRun(dst, 1, tcpCpus);
             return true;
           } catch {
             return undefined;
@@ -568,6 +624,7 @@ registerBenchmark({
       type Path = 'full' | 'base' | 'nogre';
       const runs = {
         full_tcp_gbps: [] as number[], base_tcp_gbps: [] as number[], nogre_tcp_gbps: [] as number[],
+        full_tcp_cpu_s_per_gbit: [] as number[], base_tcp_cpu_s_per_gbit: [] as number[], nogre_tcp_cpu_s_per_gbit: [] as number[],
         full_flood_kpps: [] as number[], base_flood_kpps: [] as number[], nogre_flood_kpps: [] as number[],
         full_arrived: [] as number[], base_arrived: [] as number[], nogre_arrived: [] as number[],
         full_iperf3_udp_kpps: [] as number[], base_iperf3_udp_kpps: [] as number[], nogre_iperf3_udp_kpps: [] as number[],
@@ -576,6 +633,7 @@ registerBenchmark({
       };
       const floodDetail: unknown[] = [];
       const udpDetail: unknown[] = [];
+      const tcpDetail: unknown[] = [];
       const fw: Record<Path, number> = { full: 0, base: 0, nogre: 0 };
       const spills: Record<Path, number> = { full: 0, base: 0, nogre: 0 };
       const allFloods: Record<Path, number> = { full: 0, base: 0, nogre: 0 };
@@ -592,16 +650,26 @@ registerBenchmark({
         runs.generator_only_kpps_per_cpu.push(g.sent / g.cpuSeconds / 1000);
         floodDetail.push({ path: 'generator_only', round: r + 1, sent: g.sent, seconds: g.seconds, generator_thread_cpu_s: g.cpuSeconds, first_hop_received: g.firstHop });
         const paths = [['full', HOST_ADDR], ['base', BASELINE_ADDR], ['nogre', NOGRE_ADDR]] as const;
-        for (const [path, dst] of paths) {
-          const fw0 = await firewallPackets(state, accountId);
-          ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s${iperfUdp ? `, iperf3 UDP ${seconds} s` : ''}`);
-          runs[`${path}_tcp_gbps`].push(await tcpGbps(dst, seconds));
-          if (iperfUdp) {
+        for (let t = 0; t < tcpPerRound; t++) {
+          for (const [path, dst] of paths) {
+            const fw0 = await firewallPackets(state, accountId);
+            const tcp = await tcpRun(dst, seconds, tcpCpus);
+            fw[path] += (await firewallPackets(state, accountId)) - fw0;
+            runs[`${path}_tcp_gbps`].push(tcp.gbps);
+            runs[`${path}_tcp_cpu_s_per_gbit`].push(tcp.cpuSecondsPerGbit);
+            tcpDetail.push({ path, round: r + 1, run: t + 1, gbps: tcp.gbps, cpu_busy: tcp.cpuBusy, cpu_seconds_per_gbit: tcp.cpuSecondsPerGbit, retransmits: tcp.retransmits });
+            ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) TCP ${seconds} s (${t + 1}/${tcpPerRound}): ${tcp.gbps.toFixed(2)} Gbit/s, CPU busy ${tcp.cpuBusy.map((b) => `${Math.round(100 * b)} %`).join(' / ')}, ${tcp.retransmits} retransmits`);
+          }
+        }
+        if (iperfUdp) {
+          for (const [path, dst] of paths) {
+            const fw0 = await firewallPackets(state, accountId);
+            ctx.log(`round ${r + 1}/${repeats}: ${path} path (${dst}) iperf3 UDP ${seconds} s`);
             const u = await udpKpps(dst, seconds);
             runs[`${path}_iperf3_udp_kpps`].push(u.kpps);
             udpDetail.push({ path, round: r + 1, received_kpps: u.kpps, sent_kpps: u.sentKpps, loss: u.loss });
+            fw[path] += (await firewallPackets(state, accountId)) - fw0;
           }
-          fw[path] += (await firewallPackets(state, accountId)) - fw0;
         }
         // Floods are a few seconds each: several per round, the three paths interleaved within each. The lab's own
         // processes sit on the generator's CPU meanwhile (pinLabProcesses says why), not during the TCP runs.
@@ -672,19 +740,25 @@ registerBenchmark({
         full_vs_base: perRound(runs.full_flood_kpps, runs.base_flood_kpps), full_vs_nogre: perRound(runs.full_flood_kpps, runs.nogre_flood_kpps),
         per_cpu_full_vs_base: perRound(runs.full_kpps_per_cpu, runs.base_kpps_per_cpu), per_cpu_full_vs_nogre: perRound(runs.full_kpps_per_cpu, runs.nogre_kpps_per_cpu),
         tcp_full_vs_base: perRound(runs.full_tcp_gbps, runs.base_tcp_gbps),
+        tcp_cpu_full_vs_base: perRound(runs.base_tcp_cpu_s_per_gbit, runs.full_tcp_cpu_s_per_gbit),
       };
       const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
       ctx.log(`flood kpps (median of the clean floods): full ${Math.round(m.full_flood_kpps)}, baseline ${Math.round(m.base_flood_kpps)}, no-GRE ${Math.round(m.nogre_flood_kpps)}; generator alone ${Math.round(m.generator_only_kpps)}`);
       ctx.log(`per CPU-second (kpps): full ${Math.round(m.full_kpps_per_cpu)}, baseline ${Math.round(m.base_kpps_per_cpu)}, no-GRE ${Math.round(m.nogre_kpps_per_cpu)}; generator alone ${Math.round(m.generator_only_kpps_per_cpu)}`);
       ctx.log(`arrived: full ${pct(m.full_arrived)}, baseline ${pct(m.base_arrived)}, no-GRE ${pct(m.nogre_arrived)}; ratios of adjacent floods, median (min–max): full/base ${spread(ratios.full_vs_base)} (per CPU-s ${spread(ratios.per_cpu_full_vs_base)}), full/no-GRE ${spread(ratios.full_vs_nogre)} (per CPU-s ${spread(ratios.per_cpu_full_vs_nogre)}); load ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
       // TCP varies far more than the floods (one stream, both CPUs busy): the ratio of each round's pair says how much.
-      ctx.log(`TCP full/base per round, median (min–max): ${spread(ratios.tcp_full_vs_base)}`);
+      ctx.log(`TCP full/base per pair of runs, median (min–max): ${spread(ratios.tcp_full_vs_base)}; CPU per Gbit, base/full: ${spread(ratios.tcp_cpu_full_vs_base)}`);
       const floodNote = `xdp_flood: ${floodPackets} identical 60-byte frames (UDP to port ${FLOOD_PORT}) out of the client's link at the kernel's speed; packets the customer host's interface received (rx counter, settled) ÷ flood duration, median of the ${finite(runs.full_flood_kpps).length} full / ${finite(runs.base_flood_kpps).length} baseline floods that stayed on CPU ${floodCpu} (spilled floods left out: details.flood)`;
       const metrics = [
         metric({
           name: 'tcp_throughput', value: m.full_tcp_gbps, unit: 'Gbit/s', better: 'higher',
           baseline: { label: 'plain routing, same hops', value: m.base_tcp_gbps }, goal: { on: 'ratio', op: '>=', target: 0.85 },
-          note: `iperf3 TCP, one stream, ${seconds} s, median of ${repeats}; client netns → customer host netns`,
+          note: `iperf3 TCP, one stream, ${seconds} s, median of ${runs.full_tcp_gbps.length} (${repeats} rounds × ${tcpPerRound}, paths interleaved); client netns → customer host netns; client on CPU ${tcpCpus[0]}, server on CPU ${tcpCpus[1]} (iperf3 -A)`,
+        }),
+        metric({
+          name: 'tcp_cpu_per_gbit', value: m.full_tcp_cpu_s_per_gbit, unit: 'CPU-s/Gbit', better: 'lower',
+          baseline: { label: 'plain routing, same hops', value: m.base_tcp_cpu_s_per_gbit },
+          note: 'the same TCP runs: CPU-seconds of both CPUs (/proc/stat: busy = not idle, not iowait) per gigabit delivered — the whole lab\'s cost of moving the stream (client, routers, edge, customer router, server); ratio = baseline ÷ full',
         }),
         metric({
           name: 'udp_60b_pps', value: m.full_flood_kpps, unit: 'kpps', better: 'higher',
@@ -725,7 +799,7 @@ registerBenchmark({
           : []),
       ];
       return {
-        params: { seconds, repeats, lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: frames.full.length, flood_packets: floodPackets, floods_per_round: floodsPerRound, flood_cpu: floodCpu, iperf3_udp: iperfUdp },
+        params: { seconds, repeats, tcp_per_round: tcpPerRound, tcp_cpus: tcpCpus.join(','), lan: lanMode, udp_payload_bytes: UDP_PAYLOAD, frame_bytes: frames.full.length, flood_packets: floodPackets, floods_per_round: floodsPerRound, flood_cpu: floodCpu, iperf3_udp: iperfUdp },
         metrics,
         notes: [
           'The lab shares this machine\'s CPUs (2 here) between every namespace: sender, receiver, routers and the edge all compete, so read the ratios, not the absolute figures.',
@@ -748,7 +822,7 @@ registerBenchmark({
           ...(iperfUdp ? ['udp_60b_iperf3_goodput (informational, the old figure): iperf3 -u -b 0 saturates the sender and most datagrams are lost at the receiving socket; it swung 0.33–0.65 between runs. No goal on it.'] : []),
         ],
         details: {
-          runs, flood: floodDetail, flood_ratio_per_round: ratios, iperf3_udp: udpDetail, firewall_packets: { full: fw.full, baseline: fw.base, no_gre: fw.nogre }, loadavg_before: load0, loadavg_after: load1,
+          runs, tcp: tcpDetail, flood: floodDetail, flood_ratio_per_round: ratios, iperf3_udp: udpDetail, firewall_packets: { full: fw.full, baseline: fw.base, no_gre: fw.nogre }, loadavg_before: load0, loadavg_after: load1,
           edge_fast_path: { before: fastPathBefore, after: fastPathAfter },
         },
       };
