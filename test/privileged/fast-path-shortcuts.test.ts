@@ -25,24 +25,23 @@ import {
   OT_CONFIG_F_FIB_DIRECT_GRE,
   OT_CONFIG_F_FIB_DIRECT_IN,
   OT_CONFIG_F_SRC_UNICAST,
-  Reason,
 } from '../../src/kernel/bpf/abi.generated.js';
-import { openDataplane, lpmKey, readCounters } from '../../src/kernel/bpf/dataplane.js';
-import { removeCpeDataplane, setupCustomerRouterGre, teardownCustomerRouterGre } from '../../src/kernel/bpf/cpe.js';
-import { BPFFS, unpin } from '../../src/kernel/bpf/index.js';
+import { lpmKey, type Dataplane } from '../../src/kernel/bpf/dataplane.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
 import { inNetns } from '../../src/kernel/netns.js';
 import { tsharkCapture } from '../../src/lab/tshark.js';
 import { openApi, type ApiFixture } from '../support/api-fixture.js';
-import { netnsHarness, sysctlIn } from '../support/netns.js';
+import { netnsHarness } from '../support/netns.js';
 import { buildEdgeTopology } from '../support/edge-topology.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
+import { acmeConfig, teardownAgentTest, testPinBase, withDataplane } from '../support/agent-fixture.js';
+import { countersByReason, grew } from '../support/bpf-counters.js';
+import { buildCustomerSite, startCustomerRouterGre } from '../support/customer-site.js';
 
 const harness = netnsHarness();
-const pinBase = `${BPFFS}/ot-test-fpshort-${process.pid}`;
-const cpeBase = `${BPFFS}/ot-test-fpshort-cpe-${process.pid}`;
-const CPE_NODE = 'fps';
+const pinBase = testPinBase('fpshort');
+const cpe = { node: 'fps', base: testPinBase('fpshort-cpe') };
 let api: ApiFixture;
 let agent: Agent | undefined;
 let node: NodeConfig;
@@ -67,34 +66,17 @@ function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase }, heartbeatMs: 60_000 });
 }
 
-function withDataplane<T>(fn: (dp: ReturnType<typeof openDataplane>) => T): T {
-  const dp = openDataplane({ node: node.nodeId, base: pinBase });
-  try {
-    return fn(dp);
-  } finally {
-    dp.close();
-  }
-}
+/** The agent's pinned data plane, opened for one call. */
+const dataplane = <T>(fn: (dp: Dataplane) => T): T => withDataplane({ node: node.nodeId, base: pinBase }, fn);
 
-const flags = () => withDataplane((dp) => dp.maps.config.get(0)?.flags ?? 0);
+const flags = () => dataplane((dp) => dp.maps.config.get(0)?.flags ?? 0);
 
 async function waitShortcuts(want: number, what: string): Promise<void> {
   await waitFor(`${what} (shortcut flags 0x${want.toString(16)})`, () => (flags() & ALL) === want, { context, timeoutMs: 15_000 });
 }
 
-/** Acme's counters by reason name. */
-function counters(): Record<string, number> {
-  return withDataplane((dp) => {
-    const n = dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!;
-    const out: Record<string, number> = {};
-    for (const c of readCounters(dp.maps.counters)) {
-      if (c.account !== n) continue;
-      out[Object.entries(Reason).find(([, v]) => v === c.reason)?.[0] ?? String(c.reason)] = Number(c.packets);
-    }
-    return out;
-  });
-}
-const grew = (a: Record<string, number>, b: Record<string, number>, k: string) => (b[k] ?? 0) - (a[k] ?? 0);
+/** Acme's counters by reason name (Acme's account number is its prefix's entry). */
+const counters = (): Record<string, number> => dataplane((dp) => countersByReason(dp.maps.counters, dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!));
 
 /** UDP datagrams from C (python3; with `src`, a spoofed source sent as a raw IPv4 packet). */
 async function sendUdp(dst: string, dport: number, o: { count?: number; src?: string } = {}): Promise<void> {
@@ -134,60 +116,28 @@ async function delivered(dport: number, count: number, o: { src?: string } = {})
 before(async () => {
   api = await openApi();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-fpshort-test-'));
-  let link: Awaited<ReturnType<typeof buildEdgeTopology>>['link'];
-  ({ H, C, CR, link } = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x2e }));
-  CH = await harness.create('custhost');
-  await link(CR, 'lan0', ['203.0.113.1/24'], CH, 'eth0', [`${ACME_HOST}/24`]);
-  await runIpOps(CH, [{ args: ['link', 'set', 'lo', 'up'] }, { args: ['route', 'replace', 'default', 'via', '203.0.113.1'] }]);
-  await sysctlIn(CR, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0');
-  // Complete checksums from the senders (a partial one does not survive XDP's redirect; fast-path.test.ts).
-  for (const [ns, dev] of [[C, 'eth0'], [CH, 'eth0'], [CR, 'eth0'], [CR, 'lan0']] as const) await run(inNetns(ns, ['ethtool', '-K', dev, 'tx', 'off']));
-  await setupCustomerRouterGre({
-    netns: CR,
-    node: CPE_NODE,
-    base: cpeBase,
-    uplink: 'eth0',
-    tunnels: [{ name: 'gre0', local: ROUTER, remote: ANYCAST, interfaceAddress: '10.200.0.1/31' }],
-    returnPath: 'tunnel',
-    prefixes: ['203.0.113.0/24'],
-  });
+  const topology = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x2e });
+  ({ H, C, CR } = topology);
+  CH = await buildCustomerSite(harness, topology, { host: ACME_HOST });
+  await startCustomerRouterGre(CR, cpe, { router: ROUTER, anycast: ANYCAST, prefixes: ['203.0.113.0/24'] });
   node = { ...NODE_DEFAULTS, nodeId: 'edge-fps', hostNetns: H, uplink: 'up0', netnsPrefix: `${harness.prefix}c-` };
   agent = startAgent();
   await agent.start();
   const id = (await api.createAccount('acme')).id;
-  const res = await api.call('PUT', `/v1/accounts/${id}/config`, {
-    body: {
-      account: 'acme',
-      prefixes: [{ cidr: '203.0.113.0/24', advertised: true }],
-      gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: ROUTER, edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
-      routes: [{ prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 }],
-      firewall: { default_action: 'allow', rules: [] },
-    },
-  });
+  const res = await api.call('PUT', `/v1/accounts/${id}/config`, { body: acmeConfig({ router: ROUTER, anycast: ANYCAST, firewall: { default_action: 'allow', rules: [] } }) });
   assert.equal(res.statusCode, 200, res.body);
   await waitConverged(agent, (res.json() as { revision: number }).revision, { context });
   assert.equal(agent.snapshotStatus().accounts[id]?.state, 'ok');
 });
 
-after(async () => {
-  await agent?.stop();
-  await api?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  if (CR) await teardownCustomerRouterGre({ netns: CR, node: CPE_NODE, base: cpeBase, uplink: 'eth0' }).catch(() => undefined);
-  removeCpeDataplane({ node: CPE_NODE, base: cpeBase });
-  await harness.cleanup();
-  unpin(pinBase);
-  unpin(cpeBase);
-  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
-  assert.equal(fs.existsSync(cpeBase), false, 'no customer router pins left');
-});
+after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase, customerRouter: { ...cpe, netns: CR } }));
 
 test('the kernel\'s rules and ours: every shortcut on, ot_host_local holds the host\'s addresses, UDP takes the fast path both ways', async () => {
   await waitShortcuts(ALL, 'every shortcut on');
   assert.ok(flags() & OT_CONFIG_F_FAST_PATH);
   await waitFor('the node status says so', () => agent!.snapshotStatus().dataplane?.fast_path_shortcuts?.on.length === 4, { context });
   assert.deepEqual(agent!.snapshotStatus().dataplane?.fast_path_shortcuts, { on: ['in', 'gre', 'all', 'src'], off: {} });
-  withDataplane((dp) => {
+  dataplane((dp) => {
     for (const a of [H_UPLINK, '169.254.0.1']) assert.notEqual(dp.maps.hostLocal.get(lpmKey(`${a}/32`)), undefined, `${a} is the host's`);
     assert.equal(dp.maps.hostLocal.get(lpmKey('198.51.100.77/32')), undefined);
   });
@@ -230,7 +180,7 @@ test('a policy rule added by hand: the shortcuts it may affect go off within a r
     // Why the agent must check: with the flag forced on (stale), the direct lookup skips the rule and delivers.
     await agent!.stop();
     agent = undefined;
-    withDataplane((dp) => dp.maps.config.set(0, { ...dp.maps.config.get(0)!, flags: dp.maps.config.get(0)!.flags | OT_CONFIG_F_FIB_DIRECT_IN }));
+    dataplane((dp) => dp.maps.config.set(0, { ...dp.maps.config.get(0)!, flags: dp.maps.config.get(0)!.flags | OT_CONFIG_F_FIB_DIRECT_IN }));
     const s = counters();
     assert.equal(await delivered(9105, 1), 1, 'a stale flag: delivered against the rule');
     assert.equal(grew(s, counters(), 'FORWARD_XDP'), 1);

@@ -26,11 +26,9 @@ import {
   OT_CONFIG_F_FIB_DIRECT_GRE,
   OT_CONFIG_F_FIB_DIRECT_IN,
   OT_CONFIG_F_SRC_UNICAST,
-  Reason,
 } from '../../src/kernel/bpf/abi.generated.js';
-import { openDataplane, lpmKey, readCounters } from '../../src/kernel/bpf/dataplane.js';
-import { removeCpeDataplane, setupCustomerRouterGre, teardownCustomerRouterGre } from '../../src/kernel/bpf/cpe.js';
-import { BPFFS, ifIndex, queryTc, unpin } from '../../src/kernel/bpf/index.js';
+import { lpmKey, type Dataplane } from '../../src/kernel/bpf/dataplane.js';
+import { ifIndex, queryTc } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
 import { readLinkFeatures } from '../../src/kernel/links.js';
@@ -40,11 +38,13 @@ import { openApi, type ApiFixture } from '../support/api-fixture.js';
 import { netnsHarness, sysctlIn } from '../support/netns.js';
 import { buildEdgeTopology } from '../support/edge-topology.js';
 import { waitConverged, waitFor } from '../support/agent-wait.js';
+import { acmeConfig, teardownAgentTest, testPinBase, withDataplane } from '../support/agent-fixture.js';
+import { countersByReason, grew } from '../support/bpf-counters.js';
+import { buildCustomerSite, startCustomerRouterGre } from '../support/customer-site.js';
 
 const harness = netnsHarness();
-const pinBase = `${BPFFS}/ot-test-fastpath-${process.pid}`;
-const cpeBase = `${BPFFS}/ot-test-fastpath-cpe-${process.pid}`;
-const CPE_NODE = 'fp';
+const pinBase = testPinBase('fastpath');
+const cpe = { node: 'fp', base: testPinBase('fastpath-cpe') };
 let api: ApiFixture;
 let agent: Agent | undefined;
 let node: NodeConfig;
@@ -69,8 +69,6 @@ const ACME_HOST6 = '2001:db8:100::100';
 function startAgent(): Agent {
   return new Agent({ node, store: api.store, dataDir, resyncMs: 500, countersMs: 60_000, log: (m) => logs.push(m), bpf: { pinBase } });
 }
-
-const sysctl = sysctlIn;
 
 /** Named counters in H, before the host's own chains: which packets still cross the host stack. */
 const OBSERVER = `table inet ott_observe {
@@ -113,13 +111,10 @@ const delta = (a: Record<string, number>, b: Record<string, number>) => Object.f
 before(async () => {
   api = await openApi();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ot-fastpath-test-'));
-  let link: Awaited<ReturnType<typeof buildEdgeTopology>>['link'];
-  ({ H, R, C, CR, link } = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x1f }));
-  CH = await harness.create('custhost');
-  await link(CR, 'lan0', ['203.0.113.1/24'], CH, 'eth0', [`${ACME_HOST}/24`]);
-  await runIpOps(CH, [{ args: ['link', 'set', 'lo', 'up'] }, { args: ['route', 'replace', 'default', 'via', '203.0.113.1'] }]);
-  await sysctl(R, 'net.ipv6.conf.all.forwarding=1');
-  await sysctl(CR, 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0', 'net.ipv6.conf.all.forwarding=1');
+  const topology = await buildEdgeTopology(harness, { client: CLIENT, router: ROUTER, anycast: ANYCAST, prefix: '203.0.113.0/24', macByte: 0x1f });
+  ({ H, R, C, CR } = topology);
+  CH = await buildCustomerSite(harness, topology, { host: ACME_HOST, ipv6: true });
+  await sysctlIn(R, 'net.ipv6.conf.all.forwarding=1');
   // IPv6 beside IPv4 on every link (documentation addresses, no DAD: routes must not wait for it).
   const addr6 = (ns: string, dev: string, cidr: string) => runIpOps(ns, [{ args: ['address', 'replace', cidr, 'dev', dev, 'nodad'] }]);
   await addr6(H, 'up0', '2001:db8:ff00::/127');
@@ -139,72 +134,28 @@ before(async () => {
     { args: ['route', 'replace', PREFIX6, 'via', '2001:db8:ff00::'] },
     { args: ['route', 'replace', `${CLIENT6}/128`, 'via', '2001:db8:ff00::3'] },
   ]);
-  // Complete checksums from the senders: a partial one (veth offload) does not survive XDP's decap and redirect
-  // into the customer netns (no skb metadata there), and the receiver would drop the segment. Real NICs deliver
-  // complete checksums.
-  for (const [ns, dev] of [[C, 'eth0'], [CH, 'eth0'], [CR, 'eth0'], [CR, 'lan0']] as const) await run(inNetns(ns, ['ethtool', '-K', dev, 'tx', 'off']));
-  await setupCustomerRouterGre({
-    netns: CR,
-    node: CPE_NODE,
-    base: cpeBase,
-    uplink: 'eth0',
-    tunnels: [{ name: 'gre0', local: ROUTER, remote: ANYCAST, interfaceAddress: '10.200.0.1/31' }],
-    returnPath: 'tunnel',
-    prefixes: ['203.0.113.0/24', PREFIX6],
-  });
+  await startCustomerRouterGre(CR, cpe, { router: ROUTER, anycast: ANYCAST, prefixes: ['203.0.113.0/24', PREFIX6] });
   node = { ...NODE_DEFAULTS, nodeId: 'edge-fp', hostNetns: H, uplink: 'up0', netnsPrefix: `${harness.prefix}c-` };
   agent = startAgent();
   await agent.start();
 });
 
-after(async () => {
-  await agent?.stop();
-  await api?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  if (CR) await teardownCustomerRouterGre({ netns: CR, node: CPE_NODE, base: cpeBase, uplink: 'eth0' }).catch(() => undefined);
-  removeCpeDataplane({ node: CPE_NODE, base: cpeBase });
-  await harness.cleanup();
-  unpin(pinBase);
-  unpin(cpeBase);
-  assert.equal(fs.existsSync(pinBase), false, 'no pins left');
-  assert.equal(fs.existsSync(cpeBase), false, 'no customer router pins left');
-});
+after(() => teardownAgentTest({ agent, api, dataDir, harness, pinBase, customerRouter: { ...cpe, netns: CR } }));
 
-const ACME = {
-  account: 'acme',
-  prefixes: [{ cidr: '203.0.113.0/24', advertised: true }, { cidr: PREFIX6, advertised: true }],
-  gre_tunnels: [{ name: 'acme-chi', customer_gre_endpoint: ROUTER, edge_gre_endpoint: ANYCAST, interface_address: '10.200.0.0/31' }],
-  routes: [
-    { prefix: '203.0.113.0/24', nexthop: '10.200.0.1', priority: 100 },
-    { prefix: PREFIX6, nexthop: '10.200.0.1', priority: 100 },
-  ],
-  firewall: { default_action: 'allow', rules: [] },
-};
+const ACME = acmeConfig({ router: ROUTER, anycast: ANYCAST, firewall: { default_action: 'allow', rules: [] }, morePrefixes: [PREFIX6] });
 let acmeId = '';
 let acmeNumber = 0;
 
 const context = () => logs.slice(-30).join('\n');
 
+/** The agent's pinned data plane, opened for one call. */
+const dataplane = <T>(fn: (dp: Dataplane) => T): T => withDataplane({ node: node.nodeId, base: pinBase }, fn);
+
 /** Acme's counters by reason name, read from the pinned map. */
-function acmeCounters(account = acmeNumber): Record<string, number> {
-  const dp = openDataplane({ node: node.nodeId, base: pinBase });
-  try {
-    const out: Record<string, number> = {};
-    for (const c of readCounters(dp.maps.counters)) {
-      if (c.account !== account) continue;
-      const name = Object.entries(Reason).find(([, v]) => v === c.reason)?.[0] ?? String(c.reason);
-      out[name] = Number(c.packets);
-    }
-    return out;
-  } finally {
-    dp.close();
-  }
-}
+const acmeCounters = (account = acmeNumber): Record<string, number> => dataplane((dp) => countersByReason(dp.maps.counters, account));
 
 /** The outer header's value of each field (tshark lists the quoted packet's after a comma). */
 const outer = (row: string[]) => row.map((f) => f.split(',')[0]!);
-
-const grew = (a: Record<string, number>, b: Record<string, number>, k: string) => (b[k] ?? 0) - (a[k] ?? 0);
 
 /** UDP datagrams from C (python3), with a TTL of choice. */
 async function sendUdp(dst: string, dport: number, o: { count?: number; ttl?: number; sport?: number } = {}): Promise<void> {
@@ -266,13 +217,10 @@ async function tcpTransfer(port: number, bytes: number, host = ACME_HOST): Promi
 
 /** Writes ot_config's fast-path flag (the agent is stopped meanwhile, or it would write it back). */
 function setFastPathFlag(on: boolean): void {
-  const dp = openDataplane({ node: node.nodeId, base: pinBase });
-  try {
+  dataplane((dp) => {
     const cfg = dp.maps.config.get(0)!;
     dp.maps.config.set(0, { ...cfg, flags: on ? cfg.flags | OT_CONFIG_F_FAST_PATH : cfg.flags & ~OT_CONFIG_F_FAST_PATH });
-  } finally {
-    dp.close();
-  }
+  });
 }
 
 test('the agent attaches the fast path: tc ingress on the host-side veth, the fwmark in ot_config, GRO on the peer', async () => {
@@ -281,28 +229,18 @@ test('the agent attaches the fast path: tc ingress on the host-side veth, the fw
   assert.equal(res.statusCode, 200, res.body);
   await waitConverged(agent!, (res.json() as { revision: number }).revision, { context });
   assert.equal(agent!.snapshotStatus().accounts[acmeId]?.state, 'ok');
-  const dp = openDataplane({ node: node.nodeId, base: pinBase });
-  try {
+  dataplane((dp) => {
     const veth = hostVethName(acmeId);
     assert.equal(queryTc({ ifindex: ifIndex(veth, H), netns: H, direction: 'ingress' }), dp.tcHostFwd.id, 'the one pinned fast-path program');
     assert.deepEqual({ ...dp.maps.config.get(0)!, flags: dp.maps.config.get(0)!.flags & OT_CONFIG_F_FAST_PATH }, { sample_every: 0, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark, fib_table: NODE_DEFAULTS.table });
     acmeNumber = dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!;
     assert.ok(acmeNumber >= 1);
-  } finally {
-    dp.close();
-  }
+  });
   // H's rules are the kernel's and ours, its routes plain: every shortcut of the fast path is on (direct table
   // lookups, no reverse lookup for non-local sources; fast-path-shortcuts.test.ts shows what turns them off), so
   // the tests below exercise them.
   const shortcuts = OT_CONFIG_F_FIB_DIRECT_IN | OT_CONFIG_F_FIB_DIRECT_GRE | OT_CONFIG_F_FIB_DIRECT | OT_CONFIG_F_SRC_UNICAST;
-  await waitFor('every shortcut of the fast path on', () => {
-    const dp = openDataplane({ node: node.nodeId, base: pinBase });
-    try {
-      return ((dp.maps.config.get(0)?.flags ?? 0) & shortcuts) === shortcuts;
-    } finally {
-      dp.close();
-    }
-  }, { context });
+  await waitFor('every shortcut of the fast path on', () => dataplane((dp) => ((dp.maps.config.get(0)?.flags ?? 0) & shortcuts) === shortcuts), { context });
   // XDP-redirected frames reach the customer netns only if the veth's peer has GRO on (DESIGN §2).
   assert.equal((await readLinkFeatures(customerNetns(node, acmeId), CUSTOMER_VETH)).gro, true);
   await run(inNetns(H, ['nft', '-f', '-']), { stdin: OBSERVER });
@@ -459,27 +397,13 @@ test('what the stack must answer still gets its answer: an unreachable destinati
 });
 
 test('off in ot_config: every packet is the host stack\'s again (what `--fast-path off` writes)', async () => {
-  await waitFor('the restarted agent keeps the fast path on', () => {
-    const dp = openDataplane({ node: node.nodeId, base: pinBase });
-    try {
-      return ((dp.maps.config.get(0)?.flags ?? 0) & OT_CONFIG_F_FAST_PATH) !== 0;
-    } finally {
-      dp.close();
-    }
-  }, { context });
+  await waitFor('the restarted agent keeps the fast path on', () => dataplane((dp) => ((dp.maps.config.get(0)?.flags ?? 0) & OT_CONFIG_F_FAST_PATH) !== 0), { context });
   await agent!.stop();
   agent = undefined;
   node = { ...node, fastPath: false };
   agent = startAgent();
   await agent.start();
-  await waitFor('the agent switched the fast path off', () => {
-    const dp = openDataplane({ node: node.nodeId, base: pinBase });
-    try {
-      return dp.maps.config.get(0)?.flags === 0;
-    } finally {
-      dp.close();
-    }
-  }, { context });
+  await waitFor('the agent switched the fast path off', () => dataplane((dp) => dp.maps.config.get(0)?.flags === 0), { context });
   const b = acmeCounters();
   const b0 = acmeCounters(0);
   const o = await observed();

@@ -1,4 +1,4 @@
-/** The data plane's per-account reason counters around a test step, for BPF_PROG_RUN tests. */
+/** The data plane's per-account reason counters: around a BPF_PROG_RUN step, or snapshots by reason name. */
 import { OT_REASON_SLOTS, REASON_NAMES, type Reason } from '../../src/kernel/bpf/abi.generated.js';
 import { readCounters } from '../../src/kernel/bpf/dataplane.js';
 
@@ -14,3 +14,13 @@ export function reasonCountersDelta(counters: Parameters<typeof readCounters>[0]
   }
   return out;
 }
+
+/** One account's packets by reason name (FORWARD_XDP, …), for a test to compare before and after a step. */
+export function countersByReason(counters: Parameters<typeof readCounters>[0], account: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of readCounters(counters)) if (c.account === account) out[REASON_NAMES[c.reason] ?? String(c.reason)] = Number(c.packets);
+  return out;
+}
+
+/** How many packets reason `k` gained from snapshot `a` to `b` (a reason not counted yet is 0). */
+export const grew = (a: Record<string, number>, b: Record<string, number>, k: string): number => (b[k] ?? 0) - (a[k] ?? 0);
