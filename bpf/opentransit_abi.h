@@ -35,6 +35,8 @@
 #define OT_PROG_TC_GRE "ot_tc_gre" /* the GRE encap on the customer veth's tc egress (bpf/tc_gre.c) */
 /* The fast path out of a customer netns: tc ingress of the host-side veth (bpf/tc_host_fwd.c) */
 #define OT_PROG_TC_HOST_FWD "ot_tc_host_fwd"
+/* The fast path into a customer netns after GRO: tc ingress of the uplink (bpf/tc_host_fwd.c, same object) */
+#define OT_PROG_TC_UPLINK_IN "ot_tc_uplink_in"
 /* The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): */
 #define OT_PROG_CPE_DECAP "ot_cpe_decap" /* GRE decap on the router uplink's tc ingress */
 #define OT_PROG_CPE_ENCAP "ot_cpe_encap" /* GRE encap on a tunnel device's tc egress */
@@ -98,7 +100,8 @@ enum ot_verdict {
 };
 
 /* Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that
- * sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, the others xdp_edge's. The customer router programs (cpe_gre.c)
+ * sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, (up) tc_uplink_in's (which counts only what goes to a
+ * customer prefix), the others xdp_edge's. The customer router programs (cpe_gre.c)
  * count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED,
  * DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet
  * on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
@@ -125,6 +128,10 @@ enum ot_reason {
 	OT_REASON_FORWARD_HOST = 17, /* from a customer netns: routed by the kernel's FIB and redirected out (fwd) */
 	OT_REASON_PASS_HOST = 18, /* from a customer netns: left to the host stack (not eligible, or the FIB said
 				     so: SYN, TTL, fragment, no neighbour, MTU, unreachable…) (fwd) */
+	OT_REASON_FORWARD_UPLINK = 19, /* to a customer prefix, on the uplink after GRO (a TCP super-packet counts
+					  once): routed like FORWARD_XDP and redirected to the customer's veth (up) */
+	OT_REASON_PASS_UPLINK = 20, /* to a customer prefix, on the uplink after GRO: left to the host stack, as
+				       PASS_HOST (up) */
 };
 
 /* Mitigation rule actions; 0 marks an unused rule. */

@@ -418,7 +418,8 @@ static __always_inline __u32 ot_fast_in(struct xdp_md *ctx, const struct ot_pkt 
 	 * the xdp_frame (no checksum state, no GSO), while the stack's GRO on the uplink merges a stream into super-
 	 * packets that every later hop (customer netns, encap, tc_host_fwd) handles once per 64 KB. Measured in the
 	 * full-path bench on one machine state: TCP through the customer netns without GRE 1.7 Gbit/s redirected here vs
-	 * 2.65 on the stack (plain routing 2.9). Outbound, tc_host_fwd keeps the skb and still takes TCP.
+	 * 2.65 on the stack (plain routing 2.9). After GRO, tc_uplink_in (tc_host_fwd.c) takes the super-packets into the
+	 * customer netns; outbound, tc_host_fwd keeps the skb and still takes TCP.
 	 */
 	if (p->proto == IPPROTO_TCP)
 		return 0;

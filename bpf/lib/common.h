@@ -27,6 +27,7 @@
 #define IP_DF 0x4000
 #define IP_OFFSET 0x1FFF
 
+#define TC_ACT_UNSPEC (-1) /* no verdict: the next filter decides, or the hook's default (pass) */
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 

@@ -2,8 +2,8 @@
 /*
  * The fast path: route a packet of customer traffic the way the host's stack would (the kernel's own FIB, policy
  * rules, the node's fwmark), and hand it straight to the output device — without the pass through the host
- * netns's IP stack (ip_rcv, netfilter, ip_forward, ip_output). Shared by xdp_edge (uplink → customer veth) and
- * tc_host_fwd (customer veth → out).
+ * netns's IP stack (ip_rcv, netfilter, ip_forward, ip_output). Shared by xdp_edge (uplink → customer veth),
+ * tc_host_fwd (customer veth → out) and tc_uplink_in (uplink after GRO → customer veth, tc_host_fwd.c).
  *
  * The rule: take a packet only when the stack would surely forward it, to the very device and neighbour
  * bpf_fib_lookup names, with no other effect than TTL - 1; hand everything else to the stack untouched (the slow

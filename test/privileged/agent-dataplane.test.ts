@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { CUSTOMER_VETH, NODE_DEFAULTS, customerNetns, type NodeConfig } from '../../src/agent/desired/node.js';
+import { UPLINK_TC_FILTER } from '../../src/agent/reconcile/dataplane.js';
 import { openDataplane, lpmKey, ipv4Be32 } from '../../src/kernel/bpf/dataplane.js';
 import { detachTc, ifIndex, netnsCookie, queryTc, queryXdp } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
@@ -308,17 +309,23 @@ test('an expiring rule leaves the map when it expires (the agent re-plans then),
   assert.equal((await api.call('DELETE', `/v1/mitigations/${id}`)).statusCode, 204);
 });
 
-test('drift: a tunnel entry deleted and tc detached by hand come back within a resync', async () => {
+test('drift: a tunnel entry deleted and tc detached by hand (edge0 and the uplink) come back within a resync', async () => {
   const ns = customerNetns(node, acmeId);
   const dp = openDataplane({ node: node.nodeId, base: pinBase });
   try {
+    const uplinkTc = { ifindex: ifIndex('up0', H), netns: H, direction: 'ingress' as const, ...UPLINK_TC_FILTER };
+    assert.equal(queryTc(uplinkTc), dp.tcUplinkIn.id, 'tc_uplink_in on the uplink, at its own filter');
     const [key] = dp.maps.tunnels.entries()[0]!;
     dp.maps.tunnels.delete(key);
     detachTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' });
-    await eventually('tunnel entry and tc filter restored', () =>
-      dp.maps.tunnels.entries().length === 1 && queryTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' }) === dp.tcGre.id,
+    assert.ok(detachTc(uplinkTc), 'the uplink filter was there');
+    await eventually('tunnel entry and tc filters restored', () =>
+      dp.maps.tunnels.entries().length === 1 &&
+      queryTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' }) === dp.tcGre.id &&
+      queryTc(uplinkTc) === dp.tcUplinkIn.id,
     );
     assert.ok(logs.some((l) => /attach tc egress/.test(l)));
+    assert.ok(logs.some((l) => /attach tc ingress \(handle 20308 prio 49152\) ot_tc_uplink_in/.test(l)), logs.join('\n'));
   } finally {
     dp.close();
   }
@@ -397,6 +404,7 @@ test('an upgrade (new objects) replaces XDP and tc atomically under traffic: new
     assert.notEqual(xdpAfter, xdpBefore, 'a new XDP program');
     assert.equal(xdpAfter, dp.xdpEdge.id);
     assert.equal(queryTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' }), dp.tcGre.id);
+    assert.equal(queryTc({ ifindex: ifIndex('up0', H), netns: H, direction: 'ingress', ...UPLINK_TC_FILTER }), dp.tcUplinkIn.id, 'the uplink filter runs the new tc_uplink_in');
     assert.ok(logs.some((l) => /replace XDP on up0: prog \d+ → \d+ \(atomic\)/.test(l)), logs.join('\n'));
     assert.ok(logs.some((l) => /replace tc egress prog/.test(l)), logs.join('\n'));
     assert.ok(!logs.some((l) => /bpf: (add|update|delete) ot_(prefixes|gre_peers|delivery|tunnels)/.test(l)), 'the maps were kept as they were');

@@ -1,14 +1,15 @@
 /**
  * The eBPF fast path (bpf/lib/fastpath.h) against the real kernel, with the real agent and a real customer router:
  *
- *   client C ── R ── H.up0 (agent's host netns: XDP ot_xdp_edge; tc ingress ot_tc_host_fwd on the customer veth)
+ *   client C ── R ── H.up0 (agent's host netns: XDP ot_xdp_edge and tc ingress ot_tc_uplink_in on up0; tc ingress
+ *                 │                  ot_tc_host_fwd on the customer veth)
  *   198.51.100.50 │                 └─ veth ─ customer netns (firewall, routes, tc ot_tc_gre on edge0)
  *                 └── customer router CR (198.51.100.2: GRE decap/encap, return through the tunnel) ── host CH
  *                                                                                        203.0.113.100
  * What the fast path must prove, beside "it forwards": it changes nothing the host stack would have decided. An
  * observer nft table in H (prerouting, priority -300, named counters) shows which packets still cross the host
- * stack: SYNs and SYN-ACKs must (the host's `mss` chain clamps them, and both ends see the clamped MSS), and so do
- * inbound TCP segments (xdp_edge leaves TCP to the stack's GRO); nothing else of a TCP stream or a UDP flow may. TTLs are compared with the slow path (fast path switched
+ * stack: SYNs and SYN-ACKs must (the host's `mss` chain clamps them, and both ends see the clamped MSS); nothing
+ * else of a TCP stream or a UDP flow may (xdp_edge leaves inbound TCP to GRO, after which tc_uplink_in takes it). TTLs are compared with the slow path (fast path switched
  * off in ot_config); a destination the customer table says is unreachable and a TTL that expires at the host get
  * the stack's ICMP errors. Everything lives in namespaces and bpffs directories of this run, removed at the end.
  */
@@ -28,6 +29,7 @@ import {
   OT_CONFIG_F_SRC_UNICAST,
 } from '../../src/kernel/bpf/abi.generated.js';
 import { lpmKey, type Dataplane } from '../../src/kernel/bpf/dataplane.js';
+import { UPLINK_TC_FILTER } from '../../src/agent/reconcile/dataplane.js';
 import { ifIndex, queryTc } from '../../src/kernel/bpf/index.js';
 import { run } from '../../src/kernel/exec.js';
 import { runIpOps } from '../../src/kernel/ip.js';
@@ -223,7 +225,7 @@ function setFastPathFlag(on: boolean): void {
   });
 }
 
-test('the agent attaches the fast path: tc ingress on the host-side veth, the fwmark in ot_config, GRO on the peer', async () => {
+test('the agent attaches the fast path: tc ingress on the host-side veth and on the uplink, the fwmark in ot_config, GRO on the peer', async () => {
   acmeId = (await api.createAccount('acme')).id;
   const res = await api.call('PUT', `/v1/accounts/${acmeId}/config`, { body: ACME });
   assert.equal(res.statusCode, 200, res.body);
@@ -232,6 +234,7 @@ test('the agent attaches the fast path: tc ingress on the host-side veth, the fw
   dataplane((dp) => {
     const veth = hostVethName(acmeId);
     assert.equal(queryTc({ ifindex: ifIndex(veth, H), netns: H, direction: 'ingress' }), dp.tcHostFwd.id, 'the one pinned fast-path program');
+    assert.equal(queryTc({ ifindex: ifIndex('up0', H), netns: H, direction: 'ingress', ...UPLINK_TC_FILTER }), dp.tcUplinkIn.id, 'the fast path in, at its own filter on the uplink');
     assert.deepEqual({ ...dp.maps.config.get(0)!, flags: dp.maps.config.get(0)!.flags & OT_CONFIG_F_FAST_PATH }, { sample_every: 0, flags: OT_CONFIG_F_FAST_PATH, fwmark: NODE_DEFAULTS.fwmark, fib_table: NODE_DEFAULTS.table });
     acmeNumber = dp.maps.prefixes.get(lpmKey('203.0.113.0/24'))!;
     assert.ok(acmeNumber >= 1);
@@ -264,7 +267,7 @@ test('UDP to Acme takes the fast path in XDP and out of the host (GRE): no pass 
   assert.deepEqual([d.in_udp, d.out_gre], [0, 0], `the host stack saw none of them: ${JSON.stringify(d)}`);
 });
 
-test('TCP: inbound segments take the host stack (GRO there), SYN and SYN-ACK arrive clamped, the rest of the return path takes the fast path', async () => {
+test('TCP: inbound super-packets go from the uplink straight into the customer netns (tc_uplink_in, after GRO), SYN and SYN-ACK cross the host stack and arrive clamped, the return path takes the fast path', async () => {
   const b = acmeCounters();
   const o = await observed();
   const synAtHost = await tsharkCapture({ netns: CH, dev: 'eth0', filter: 'tcp port 8080 and tcp[tcpflags] & tcp-syn != 0', fields: ['tcp.flags.ack', 'tcp.options.mss_val'] });
@@ -276,9 +279,12 @@ test('TCP: inbound segments take the host stack (GRO there), SYN and SYN-ACK arr
   const a = acmeCounters();
   const d = delta(o, await observed());
   assert.ok(d.in_tcp_syn! >= 1 && d.out_tcp_syn! >= 1, `SYN and SYN-ACK took the host stack: ${JSON.stringify(d)}`);
-  // Inbound TCP is the host stack's (xdp_edge leaves it there: GRO on the uplink beats redirecting frame by frame).
-  assert.ok(d.in_tcp_other! > 10, `the inbound stream crossed the host stack: ${JSON.stringify(d)}`);
+  // xdp_edge leaves inbound TCP to the uplink's GRO (redirecting frame by frame would skip it); tc_uplink_in then
+  // takes the super-packets, and the SYN it leaves to the host stack (the `mss` chain) counts as PASS_UPLINK.
   assert.equal(grew(b, a, 'FORWARD_XDP'), 0, `XDP redirected no TCP segment: ${JSON.stringify(a)}`);
+  assert.ok(grew(b, a, 'FORWARD_UPLINK') >= 10, `tc_uplink_in forwarded the inbound stream: ${JSON.stringify(a)}`);
+  assert.ok(grew(b, a, 'PASS_UPLINK') >= 1, `tc_uplink_in left the SYN to the host stack: ${JSON.stringify(a)}`);
+  assert.equal(d.in_tcp_other, 0, `no other inbound TCP segment crossed the host stack: ${JSON.stringify(d)}`);
   assert.equal(d.out_tcp_other, 0, `no other returning TCP segment did: ${JSON.stringify(d)}`);
   assert.ok(d.out_gre! <= d.in_tcp_syn!, `of the GRE out, at most the SYNs' crossed the stack: ${JSON.stringify(d)}`);
   assert.ok(grew(b, a, 'FORWARD_HOST') > 10, JSON.stringify(a));
@@ -312,7 +318,7 @@ test('TCP super-packets keep their segment size through the encap: on the wire, 
   }
 });
 
-test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP on the way out; the SYN crosses the host stack, clamped', async () => {
+test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP too (inbound after GRO); the SYN crosses the host stack, clamped', async () => {
   await warmUp(ACME_HOST6); // the host resolves the customer veth's IPv6 neighbour
   const b = acmeCounters();
   const o = await observed();
@@ -329,7 +335,9 @@ test('IPv6 (inside the IPv4 tunnel): UDP takes the fast path both ways, TCP on t
   assert.equal(grew(b, a, 'FORWARD_XDP'), 50, `XDP redirected the datagrams, no TCP segment: ${JSON.stringify(a)}`);
   assert.ok(grew(b, a, 'FORWARD_HOST') >= 60, JSON.stringify(a));
   assert.equal(d.in6_udp, 0, `no datagram crossed the host stack: ${JSON.stringify(d)}`);
-  assert.ok(d.in6_tcp_syn! >= 1 && d.in6_tcp_other! > 10, `the inbound stream crossed the host stack: ${JSON.stringify(d)}`);
+  assert.ok(d.in6_tcp_syn! >= 1, `the SYN crossed the host stack: ${JSON.stringify(d)}`);
+  assert.ok(grew(b, a, 'FORWARD_UPLINK') >= 10, `tc_uplink_in forwarded the inbound stream: ${JSON.stringify(a)}`);
+  assert.equal(d.in6_tcp_other, 0, `no other inbound TCP segment crossed the host stack: ${JSON.stringify(d)}`);
   assert.equal(d.out6_tcp_other, 0, `no returning TCP segment but the SYN-ACK crossed the host stack: ${JSON.stringify(d)}`);
 });
 
@@ -410,7 +418,7 @@ test('off in ot_config: every packet is the host stack\'s again (what `--fast-pa
   assert.equal(await tcpTransfer(8081, 200_000), '200000');
   const a = acmeCounters();
   const d = delta(o, await observed());
-  assert.deepEqual([grew(b, a, 'FORWARD_XDP'), grew(b, a, 'FORWARD_HOST')], [0, 0], JSON.stringify(a));
+  assert.deepEqual([grew(b, a, 'FORWARD_XDP'), grew(b, a, 'FORWARD_HOST'), grew(b, a, 'FORWARD_UPLINK')], [0, 0, 0], JSON.stringify(a));
   assert.ok(d.in_tcp_other! > 10 && d.out_tcp_other! > 10 && d.out_gre! > 10, JSON.stringify(d));
   // Switched off, tc_host_fwd stops before it looks the destination up: it counts under "no account".
   assert.ok(grew(b0, acmeCounters(0), 'PASS_HOST') > 10, 'tc_host_fwd counted what it left to the stack');

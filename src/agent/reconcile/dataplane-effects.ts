@@ -141,14 +141,21 @@ export interface DataplaneEffects {
   saveNumbers(numbers: DataplaneNumbers): void;
   attachXdp(o: { ifindex: number; netns: string; prog: ProgRef; mode: XdpMode; replace: BpfProgram | null }): void;
   detachXdp(o: { ifindex: number; netns: string; mode: XdpMode; expected: BpfProgram }): void;
-  attachTc(o: { ifindex: number; netns: string; direction: TcDirection; prog: ProgRef }): void;
+  /** `filter`: the filter's handle and priority (default 1 and 1). */
+  attachTc(o: { ifindex: number; netns: string; direction: TcDirection; prog: ProgRef; filter?: TcFilterRef }): void;
   setGro(netns: string, dev: string): Promise<void>;
   /** A device's ifindex; plan: undefined when the device (or its namespace) does not exist yet. */
   ifindex(dev: string, netns: string): number | undefined;
   /** A namespace's cookie; plan: undefined when it does not exist yet. */
   cookie(netns: string): bigint | undefined;
   /** The program attached at a tc hook (0: none; also when the device is still to be created). */
-  queryTc(o: { ifindex: number | undefined; netns: string; direction: TcDirection }): number;
+  queryTc(o: { ifindex: number | undefined; netns: string; direction: TcDirection; filter?: TcFilterRef }): number;
+}
+
+/** Which tc filter (handle, priority) on a hook. */
+export interface TcFilterRef {
+  handle: number;
+  priority: number;
 }
 
 function requireProg(p: ProgRef): BpfProgram {
@@ -174,11 +181,11 @@ export function kernelEffects(): DataplaneEffects {
     saveNumbers: (numbers) => numbers.save(),
     attachXdp: (o) => attachXdp({ ...o, prog: requireProg(o.prog) }),
     detachXdp: (o) => detachXdp(o),
-    attachTc: (o) => void attachTc({ ...o, prog: requireProg(o.prog) }),
+    attachTc: ({ filter, ...o }) => void attachTc({ ...o, ...filter, prog: requireProg(o.prog) }),
     setGro: (netns, dev) => setLinkFeatures(netns, dev, { gro: true }),
     ifindex: (dev, netns) => ifIndex(dev, netns),
     cookie: (netns) => netnsCookie(netns),
-    queryTc: (o) => queryTc({ ...o, ifindex: o.ifindex! }),
+    queryTc: ({ filter, ...o }) => queryTc({ ...o, ...filter, ifindex: o.ifindex! }),
   };
 }
 
@@ -210,6 +217,6 @@ export function planEffects(): DataplaneEffects {
     setGro: async () => {},
     ifindex: (dev, netns) => absent(() => ifIndex(dev, netns)),
     cookie: (netns) => absent(() => netnsCookie(netns)),
-    queryTc: (o) => (o.ifindex === undefined ? 0 : (absent(() => queryTc({ ...o, ifindex: o.ifindex! })) ?? 0)),
+    queryTc: ({ filter, ...o }) => (o.ifindex === undefined ? 0 : (absent(() => queryTc({ ...o, ...filter, ifindex: o.ifindex! })) ?? 0)),
   };
 }

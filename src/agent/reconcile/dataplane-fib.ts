@@ -12,7 +12,7 @@
  *     class and is not inverted (selectors are ANDed in fib_rule_match, so whatever else it carries only narrows
  *     it further): `oif` (our lookups are input lookups: flowi_oif 0), `iif` naming another device, a `fwmark`
  *     the class's mark fails, a `to` prefix disjoint from every destination of the class.
- *       _FIB_DIRECT_IN  (xdp_edge: from the uplink, to a key of ot_prefixes, mark F): R, and every foreign rule
+ *       _FIB_DIRECT_IN  (xdp_edge and tc_uplink_in: from the uplink, to a key of ot_prefixes, mark F): R, and every foreign rule
  *                       of either family excluded for that class; L for the keys of ot_prefixes.
  *       _FIB_DIRECT_GRE (tc_host_fwd: from a customer veth, IPv4 to a key of ot_gre_peers, mark 0): R, every
  *                       foreign IPv4 rule excluded for that class; L for the keys of ot_gre_peers.

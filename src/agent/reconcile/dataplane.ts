@@ -36,6 +36,7 @@ import {
   OT_CONFIG_F_FAST_PATH,
   OT_PROG_TC_GRE,
   OT_PROG_TC_HOST_FWD,
+  OT_PROG_TC_UPLINK_IN,
   OT_PROG_XDP_EDGE,
   OT_REASON_SLOTS,
   OT_RULES_PER_PREFIX,
@@ -68,7 +69,7 @@ import { FIB_BITS, fibDirectVerdict, localOverlap, RTN_OF, RULE_BITS, SHORTCUT_B
 import { dataplanePlan, type AccountDataplane, type DataplanePlan, type DataplanePlanInput, type GlobalDataplane } from '../desired/dataplane.js';
 import { CUSTOMER_VETH, HOST_LINK_ADDRESS, HOST_LINK_ADDRESS6, customerNetns, hostVethName, type NodeConfig } from '../desired/node.js';
 import { DataplaneNumbers } from './dataplane-numbers.js';
-import { kernelEffects, planEffects, type DataplaneEffects, type MapAccess, type PlaneMaps, type ProgRef } from './dataplane-effects.js';
+import { kernelEffects, planEffects, type DataplaneEffects, type MapAccess, type PlaneMaps, type ProgRef, type TcFilterRef } from './dataplane-effects.js';
 import { errorText } from './engine.js';
 
 export interface DataplaneOptions {
@@ -95,6 +96,8 @@ interface Plane {
   tcGre: ProgRef;
   /** The fast path out of customer netns (tc ingress of each host-side veth, bpf/tc_host_fwd.c). */
   tcHostFwd: ProgRef;
+  /** The fast path into customer netns after GRO (tc ingress of the uplink, bpf/tc_host_fwd.c). */
+  tcUplinkIn: ProgRef;
   root: string;
 }
 
@@ -110,7 +113,12 @@ interface ObjectsRecord {
   tc_gre: { sha256: string; prog_id: number };
   /** Missing in records of older runs: the objects are loaded again. */
   tc_host_fwd?: { sha256: string; prog_id: number };
+  /** The second program of tc_host_fwd.o; missing in older records likewise. */
+  tc_uplink_in?: { prog_id: number };
 }
+
+/** tc_uplink_in's filter on the uplink's tc ingress ("OT" as the handle; after an operator's own filters). */
+export const UPLINK_TC_FILTER: TcFilterRef = { handle: 0x4f54, priority: 0xc000 };
 
 /** Expiry times are recomputed from wall-clock time by every run; within this much they are the same rule. */
 const EXPIRY_TOLERANCE_NS = 2_000_000_000n;
@@ -235,11 +243,11 @@ export class DataplaneManager {
       }
       const sameObjects = record?.xdp_edge?.sha256 === hashes.xdp && record.tc_gre?.sha256 === hashes.tc && record.tc_host_fwd?.sha256 === hashes.fwd;
       let dp = sameObjects && dataplaneExists(where) ? tryOpen(where) : undefined;
-      if (dp && (dp.xdpEdge.id !== record!.xdp_edge.prog_id || dp.tcGre.id !== record!.tc_gre.prog_id || dp.tcHostFwd.id !== record!.tc_host_fwd?.prog_id)) {
+      if (dp && (dp.xdpEdge.id !== record!.xdp_edge.prog_id || dp.tcGre.id !== record!.tc_gre.prog_id || dp.tcHostFwd.id !== record!.tc_host_fwd?.prog_id || dp.tcUplinkIn.id !== record!.tc_uplink_in?.prog_id)) {
         dp.close();
         dp = undefined;
       }
-      const planeOf = (d: Dataplane): Plane => ({ maps: this.fx.maps(d), xdpEdge: progRef(d.xdpEdge), tcGre: progRef(d.tcGre), tcHostFwd: progRef(d.tcHostFwd), root: d.layout.root });
+      const planeOf = (d: Dataplane): Plane => ({ maps: this.fx.maps(d), xdpEdge: progRef(d.xdpEdge), tcGre: progRef(d.tcGre), tcHostFwd: progRef(d.tcHostFwd), tcUplinkIn: progRef(d.tcUplinkIn), root: d.layout.root });
       let plane: Plane;
       if (dp) {
         plane = planeOf(dp);
@@ -256,13 +264,14 @@ export class DataplaneManager {
             xdpEdge: { id: -1, name: OT_PROG_XDP_EDGE },
             tcGre: { id: -1, name: OT_PROG_TC_GRE },
             tcHostFwd: { id: -1, name: OT_PROG_TC_HOST_FWD },
+            tcUplinkIn: { id: -1, name: OT_PROG_TC_UPLINK_IN },
             root: pinLayout(where.node, where.base).root,
           };
         }
-        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: plane.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: plane.tcGre.id }, tc_host_fwd: { sha256: hashes.fwd, prog_id: plane.tcHostFwd.id } };
+        const next: ObjectsRecord = { xdp_edge: { sha256: hashes.xdp, prog_id: plane.xdpEdge.id }, tc_gre: { sha256: hashes.tc, prog_id: plane.tcGre.id }, tc_host_fwd: { sha256: hashes.fwd, prog_id: plane.tcHostFwd.id }, tc_uplink_in: { prog_id: plane.tcUplinkIn.id } };
         this.fx.writeFile(this.recordPath(), JSON.stringify(next, null, 1) + '\n');
         const maps = loaded ? '' : dp ? ' (reusing the pinned maps)' : ' (creating its maps)';
-        changes.push(`bpf: load ${progLabel(plane.xdpEdge)}, ${progLabel(plane.tcGre)} and ${progLabel(plane.tcHostFwd)}, pinned under ${plane.root}${maps}`);
+        changes.push(`bpf: load ${progLabel(plane.xdpEdge)}, ${progLabel(plane.tcGre)}, ${progLabel(plane.tcHostFwd)} and ${progLabel(plane.tcUplinkIn)}, pinned under ${plane.root}${maps}`);
       }
       this.dp = dp;
       this.plane = plane;
@@ -422,6 +431,17 @@ export class DataplaneManager {
 
   // --- global ------------------------------------------------------------------------------------------------------
 
+  /**
+   * The uplink's programs: XDP, and tc_uplink_in on its tc ingress (the fast path in after GRO, bpf/tc_host_fwd.c).
+   * The tc filter sits at its own handle and a late priority (UPLINK_TC_FILTER): an operator's own filters there run
+   * first and keep theirs; the program hands back what it does not take as TC_ACT_UNSPEC, so later filters run too.
+   */
+  private ensureUplink(dp: Plane, changes: string[]): void {
+    this.ensureXdp(dp, changes);
+    const { hostNetns: netns, uplink } = this.o.node;
+    this.ensureTc(netns, uplink, this.fx.ifindex(uplink, netns), 'ingress', dp.tcUplinkIn, changes, UPLINK_TC_FILTER);
+  }
+
   /** XDP on the uplink: attached, or atomically replaced when an older program of ours runs there. */
   private ensureXdp(dp: Plane, changes: string[]): void {
     const { hostNetns: netns, uplink } = this.o.node;
@@ -480,7 +500,7 @@ export class DataplaneManager {
     const version = stable(g);
     const last = this.globalSynced;
     if (!o.force && last?.version === version && (last.pruned || !o.prune)) {
-      this.ensureXdp(dp, changes);
+      this.ensureUplink(dp, changes);
       return;
     }
     this.globalSynced = undefined;
@@ -514,8 +534,8 @@ export class DataplaneManager {
       }
       if (released) this.fx.saveNumbers(this.numbers);
     }
-    // The program after its maps: an upgraded program may read maps (ot_bl4_*) its predecessor never filled.
-    this.ensureXdp(dp, changes);
+    // The programs after their maps: an upgraded program may read maps (ot_bl4_*) its predecessor never filled.
+    this.ensureUplink(dp, changes);
     this.globalSynced = { version, pruned: o.prune };
   }
 
@@ -630,11 +650,12 @@ export class DataplaneManager {
    * tc attach goes through here (and so through the effects: a plan only describes it). `ifindex` undefined: the
    * device is still to be created (a plan).
    */
-  private ensureTc(netns: string, dev: string, ifindex: number | undefined, direction: TcDirection, prog: ProgRef, changes: string[]): void {
-    const attached = this.fx.queryTc({ ifindex, netns, direction });
+  private ensureTc(netns: string, dev: string, ifindex: number | undefined, direction: TcDirection, prog: ProgRef, changes: string[], filter?: TcFilterRef): void {
+    const attached = this.fx.queryTc({ ifindex, netns, direction, filter });
     if (attached === prog.id) return;
-    if (ifindex !== undefined) this.fx.attachTc({ ifindex, netns, direction, prog });
-    changes.push(`${netns}: ${attached ? `replace tc ${direction} prog ${attached} →` : `attach tc ${direction}`} ${progLabel(prog)} on ${dev}${ifindex === undefined ? ` ${TO_BE_CREATED}` : ''}`);
+    if (ifindex !== undefined) this.fx.attachTc({ ifindex, netns, direction, prog, filter });
+    const at = filter ? ` (handle ${filter.handle} prio ${filter.priority})` : '';
+    changes.push(`${netns}: ${attached ? `replace tc ${direction}${at} prog ${attached} →` : `attach tc ${direction}${at}`} ${progLabel(prog)} on ${dev}${ifindex === undefined ? ` ${TO_BE_CREATED}` : ''}`);
   }
 
   /**

@@ -19,6 +19,8 @@ export const OT_PROG_XDP_EDGE = 'ot_xdp_edge';
 export const OT_PROG_TC_GRE = 'ot_tc_gre';
 /** The fast path out of a customer netns: tc ingress of the host-side veth (bpf/tc_host_fwd.c) */
 export const OT_PROG_TC_HOST_FWD = 'ot_tc_host_fwd';
+/** The fast path into a customer netns after GRO: tc ingress of the uplink (bpf/tc_host_fwd.c, same object) */
+export const OT_PROG_TC_UPLINK_IN = 'ot_tc_uplink_in';
 /** The customer router side of a tunnel (the lab's and tests' customer routers, bpf/cpe_gre.c): GRE decap on the router uplink's tc ingress */
 export const OT_PROG_CPE_DECAP = 'ot_cpe_decap';
 /** GRE encap on a tunnel device's tc egress */
@@ -96,7 +98,7 @@ export const VERDICT_NAMES: Readonly<Record<Verdict, string>> = {
   4: 'FORWARD',
 };
 
-/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, the others xdp_edge's. The customer router programs (cpe_gre.c) count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED, DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
+/** Why: the second index of the counters. Each packet is counted under exactly one reason, once per program that sees it; the reasons marked (tc) are tc_gre's, (fwd) tc_host_fwd's, (up) tc_uplink_in's (which counts only what goes to a customer prefix), the others xdp_edge's. The customer router programs (cpe_gre.c) count under account 0 with the same reasons: PASS (not GRE to one of its tunnels), DROP_MALFORMED, DROP_GRE_UNSUPPORTED, REDIRECT_GRE (decapsulated onto the tunnel device), ENCAP_GRE, DROP_TUNNEL_MISS (a packet on a tunnel device without a tunnel), DROP_ENCAP_FAILED. */
 export const Reason = {
   /** IP traffic that passed every check */
   PASS: 0,
@@ -136,6 +138,10 @@ export const Reason = {
   FORWARD_HOST: 17,
   /** from a customer netns: left to the host stack (not eligible, or the FIB said so: SYN, TTL, fragment, no neighbour, MTU, unreachable…) (fwd) */
   PASS_HOST: 18,
+  /** to a customer prefix, on the uplink after GRO (a TCP super-packet counts once): routed like FORWARD_XDP and redirected to the customer's veth (up) */
+  FORWARD_UPLINK: 19,
+  /** to a customer prefix, on the uplink after GRO: left to the host stack, as PASS_HOST (up) */
+  PASS_UPLINK: 20,
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 /** The C name (without OT_REASON_) of each Reason value. */
@@ -159,6 +165,8 @@ export const REASON_NAMES: Readonly<Record<Reason, string>> = {
   16: 'FORWARD_XDP',
   17: 'FORWARD_HOST',
   18: 'PASS_HOST',
+  19: 'FORWARD_UPLINK',
+  20: 'PASS_UPLINK',
 };
 
 /** Mitigation rule actions; 0 marks an unused rule. */
@@ -233,6 +241,8 @@ export const REASON_VERDICT: Readonly<Record<Reason, Verdict>> = {
   16: Verdict.FORWARD,
   17: Verdict.FORWARD,
   18: Verdict.PASS,
+  19: Verdict.FORWARD,
+  20: Verdict.PASS,
 };
 
 // --- structs ---

@@ -4,6 +4,7 @@
  *   /sys/fs/bpf/opentransit/<node>/maps/<map>     every map of bpf/opentransit_abi.h (ot_counters, ot_blocklist…)
  *   /sys/fs/bpf/opentransit/<node>/progs/<prog>   ot_xdp_edge (uplink XDP), ot_tc_gre (customer veth tc egress),
  *                                                  ot_tc_host_fwd (host-side customer veth tc ingress: fast path)
+ *                                                  ot_tc_uplink_in (uplink tc ingress: fast path in, after GRO)
  *
  * Every object declares every map pinned by name, and are loaded with the node's maps directory as libbpf's pin
  * root: the first load creates and pins the maps, every later load (the other object, an upgrade, an agent
@@ -24,6 +25,7 @@ import {
   OT_LPM_V4_OFFSET,
   OT_PROG_TC_GRE,
   OT_PROG_TC_HOST_FWD,
+  OT_PROG_TC_UPLINK_IN,
   OT_PROG_XDP_EDGE,
   OT_REASON_SLOTS,
   OT_TUNNEL_MAC_0,
@@ -99,6 +101,8 @@ export interface Dataplane {
   tcGre: BpfProgram;
   /** The fast path out of customer netns (tc ingress on each host-side customer veth). */
   tcHostFwd: BpfProgram;
+  /** The fast path into customer netns after GRO (tc ingress on the uplink; from tc_host_fwd.o). */
+  tcUplinkIn: BpfProgram;
   maps: DataplaneMaps;
   /** Closes every fd; the pins (and attachments) stay. */
   close(): void;
@@ -188,7 +192,7 @@ export interface DataplaneObjects {
 }
 
 /**
- * Loads xdp_edge.o, tc_gre.o and tc_host_fwd.o for `node` and pins them (`bpftool prog loadall … pinmaps …`),
+ * Loads xdp_edge.o, tc_gre.o and tc_host_fwd.o (two programs) for `node` and pins them (`bpftool prog loadall … pinmaps …`),
  * reusing the node's pinned maps when they exist. Idempotent: loading again replaces the program pins (attachments
  * keep running the programs they were given until re-attached) and keeps the maps and their contents.
  */
@@ -208,8 +212,9 @@ export function loadDataplane(o: { node: string; base?: string; objects?: Datapl
     const xdpEdge = xdp.programs.get(OT_PROG_XDP_EDGE);
     const tcGre = tc.programs.get(OT_PROG_TC_GRE);
     const tcHostFwd = fwd.programs.get(OT_PROG_TC_HOST_FWD);
-    if (!xdpEdge || !tcGre || !tcHostFwd)
-      throw new Error(`the BPF objects lack ${!xdpEdge ? OT_PROG_XDP_EDGE : !tcGre ? OT_PROG_TC_GRE : OT_PROG_TC_HOST_FWD}`);
+    const tcUplinkIn = fwd.programs.get(OT_PROG_TC_UPLINK_IN);
+    if (!xdpEdge || !tcGre || !tcHostFwd || !tcUplinkIn)
+      throw new Error(`the BPF objects lack ${!xdpEdge ? OT_PROG_XDP_EDGE : !tcGre ? OT_PROG_TC_GRE : !tcHostFwd ? OT_PROG_TC_HOST_FWD : OT_PROG_TC_UPLINK_IN}`);
     for (const name of ALL_MAP_NAMES) {
       for (const other of [tc, fwd]) {
         if (!xdp.maps.has(name) || !other.maps.has(name)) throw new Error(`the BPF objects do not all define map ${name}`);
@@ -219,9 +224,10 @@ export function loadDataplane(o: { node: string; base?: string; objects?: Datapl
     pinReplacing(xdpEdge, layout.progs, OT_PROG_XDP_EDGE);
     pinReplacing(tcGre, layout.progs, OT_PROG_TC_GRE);
     pinReplacing(tcHostFwd, layout.progs, OT_PROG_TC_HOST_FWD);
+    pinReplacing(tcUplinkIn, layout.progs, OT_PROG_TC_UPLINK_IN);
     const maps = wrapMaps((name) => xdp.maps.get(name)!);
     // Keep the programs and one fd per map; release the rest.
-    const keptProgs = new Set([xdpEdge, tcGre, tcHostFwd]);
+    const keptProgs = new Set([xdpEdge, tcGre, tcHostFwd, tcUplinkIn]);
     for (const p of [...xdp.programs.values(), ...tc.programs.values(), ...fwd.programs.values()]) if (!keptProgs.has(p)) p.close();
     for (const m of [...tc.maps.values(), ...fwd.maps.values()]) m.close();
     // Maps the edge does not use (.rodata, the customer router's ot_cpe_*) are closed too.
@@ -232,11 +238,13 @@ export function loadDataplane(o: { node: string; base?: string; objects?: Datapl
       xdpEdge,
       tcGre,
       tcHostFwd,
+      tcUplinkIn,
       maps,
       close() {
         xdpEdge.close();
         tcGre.close();
         tcHostFwd.close();
+        tcUplinkIn.close();
         closeMaps(maps);
       },
     };
@@ -284,8 +292,8 @@ export function openPinned<M>(
 /** Opens a node's data plane from its pins (an agent restart), without loading anything. */
 export function openDataplane(o: { node: string; base?: string }): Dataplane {
   const layout = pinLayout(o.node, o.base);
-  const { programs, maps, close } = openPinned(layout, [OT_PROG_XDP_EDGE, OT_PROG_TC_GRE, OT_PROG_TC_HOST_FWD], wrapMaps);
-  return { layout, xdpEdge: programs[0]!, tcGre: programs[1]!, tcHostFwd: programs[2]!, maps, close };
+  const { programs, maps, close } = openPinned(layout, [OT_PROG_XDP_EDGE, OT_PROG_TC_GRE, OT_PROG_TC_HOST_FWD, OT_PROG_TC_UPLINK_IN], wrapMaps);
+  return { layout, xdpEdge: programs[0]!, tcGre: programs[1]!, tcHostFwd: programs[2]!, tcUplinkIn: programs[3]!, maps, close };
 }
 
 /**
