@@ -45,7 +45,7 @@
  * mostly the iperf3 receiver and CPU scheduling.
  *
  * TCP (tcp_throughput): one iperf3 stream per run, client on the generator's CPU and server on the other (tcpRun
- * says why), `--set full-path.tcp_per_round=N` runs per path per round (default 2), the paths interleaved; also the
+ * says why), `--set full-path.tcp_per_round=N` runs per path per round (default 4: one stream's figure swings ±8 % from run to run, so 12 pairs rather than 6), the paths interleaved; also the
  * CPU-seconds per gigabit of the same runs (tcp_cpu_per_gbit), and each run's CPU shares and retransmits in
  * details.tcp.
  *
@@ -525,7 +525,7 @@ registerBenchmark({
     const floodCpu = Number(ctx.params['flood_cpu'] ?? '0');
     if (!Number.isInteger(floodCpu) || floodCpu < 0) throw new Error(`--set full-path.flood_cpu=${ctx.params['flood_cpu']}: a CPU number`);
     // TCP runs per path in each round (interleaved full, baseline, no-GRE, …): one stream swings more than a flood.
-    const tcpPerRound = Math.round(numberParam(ctx, 'tcp_per_round', 2, 1));
+    const tcpPerRound = Math.round(numberParam(ctx, 'tcp_per_round', 4, 1));
     // The TCP client runs on the generator's CPU, the server on another (tcpRun says why).
     const tcpCpus: [number, number] = [floodCpu, otherCpu(floodCpu)];
     // iperf3_udp=0 skips the old iperf3 UDP goodput (informational) to save seconds × 3 × repeats.
