@@ -17,7 +17,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { customerNetns } from '../../src/agent/desired/node.js';
 import { readRuleCounters } from '../../src/kernel/nft.js';
 import { listNetns } from '../../src/kernel/netns.js';
-import { edgeNetnsPrefix } from '../../src/lab/agents.js';
+import { edgeNetnsPrefix, labAgentPinBase } from '../../src/lab/agents.js';
+import { openDataplane } from '../../src/kernel/bpf/dataplane.js';
+import { dropsByReason } from '../support/bpf-counters.js';
 import { etcdLeaderIndex } from '../../src/lab/etcd.js';
 import { labDown, labExec, labRestartAgent, labStatus, labUp, readAgentLocalStatus, type LabStatus } from '../../src/lab/lab.js';
 import { labPaths, nodeEntryArgv } from '../../src/lab/paths.js';
@@ -217,8 +219,23 @@ interface StreamResult {
 const siteBirdLog = () => `${labPaths(name).birdDir}/chi-router.log`;
 const logSize = async (file: string) => (await readFile(file, 'utf8').catch(() => '')).length;
 
+/** Each edge's data-plane drops by reason (its pinned ot_counters), to say where a lost datagram went. */
+function edgeDrops(): Record<string, Record<string, number>> {
+  return Object.fromEntries(
+    EDGES.map((edge) => {
+      const dp = openDataplane({ node: edge, base: labAgentPinBase(name) });
+      try {
+        return [edge, dropsByReason(dp.maps.counters)];
+      } finally {
+        dp.close();
+      }
+    }),
+  );
+}
+
 async function startStream(): Promise<{ stop(): Promise<StreamResult> }> {
   const birdFrom = await logSize(siteBirdLog());
+  const dropsFrom = edgeDrops();
   const clientNetns = state.plan.hosts.find((h) => h.name === 'client')!.netns;
   const child = spawn('ip', ['netns', 'exec', clientNetns, 'python3', '-u', '-c', STREAM_PY, ACME], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -241,6 +258,11 @@ async function startStream(): Promise<{ stop(): Promise<StreamResult> }> {
         // Most likely cause on a loaded machine: a BIRD starved past the lab's BFD time (150 ms) drops every edge.
         const bird = (await readFile(siteBirdLog(), 'utf8').catch(() => '')).slice(birdFrom).split('\n').filter((l) => /edge_|bfd|BFD/.test(l));
         result.errors.push(`chi-router BIRD meanwhile: ${bird.slice(0, 8).join(' | ') || '(nothing about the edges)'}`);
+        // A drop the data plane counted names its edge and reason (none: the loss was elsewhere — a ring, a hop).
+        const drops = Object.entries(edgeDrops()).flatMap(([edge, now]) =>
+          Object.entries(now).filter(([k, n]) => n > (dropsFrom[edge]?.[k] ?? 0)).map(([k, n]) => `${edge} ${k} +${n - (dropsFrom[edge]?.[k] ?? 0)}`),
+        );
+        result.errors.push(`edge data-plane drops meanwhile: ${drops.join(', ') || 'none'}`);
       }
       return result;
     },

@@ -1,5 +1,5 @@
 /** The data plane's per-account reason counters: around a BPF_PROG_RUN step, or snapshots by reason name. */
-import { OT_REASON_SLOTS, REASON_NAMES, type Reason } from '../../src/kernel/bpf/abi.generated.js';
+import { OT_REASON_SLOTS, REASON_NAMES, REASON_VERDICT, Verdict, type Reason } from '../../src/kernel/bpf/abi.generated.js';
 import { readCounters } from '../../src/kernel/bpf/dataplane.js';
 
 /** What `run` added to the counters, one "account N REASON +d" line per slot that moved. */
@@ -24,3 +24,14 @@ export function countersByReason(counters: Parameters<typeof readCounters>[0], a
 
 /** How many packets reason `k` gained from snapshot `a` to `b` (a reason not counted yet is 0). */
 export const grew = (a: Record<string, number>, b: Record<string, number>, k: string): number => (b[k] ?? 0) - (a[k] ?? 0);
+
+/** Packets every drop reason counted so far, over all accounts: "REASON" → packets (a loss report's evidence). */
+export function dropsByReason(counters: Parameters<typeof readCounters>[0]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of readCounters(counters)) {
+    if (REASON_VERDICT[c.reason] !== Verdict.DROP) continue;
+    const k = REASON_NAMES[c.reason] ?? String(c.reason);
+    out[k] = (out[k] ?? 0) + Number(c.packets);
+  }
+  return out;
+}
