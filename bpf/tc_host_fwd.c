@@ -17,8 +17,9 @@
  * chain, the policy rule walk, ip_forward) and, with bpf_redirect_peer, the veth's transmit, ring and the peer's
  * NAPI poll: measured in the full-path bench (TCP, client and server pinned, 16 interleaved rounds, twice): +7 % and
  * +5 % throughput (median of per-round ratios), full ÷ plain routing 0.851 → 0.915 and 0.813 → 0.900; a plain
- * bpf_redirect (veth and NAPI kept) gained nothing measurable. Only destinations in ot_prefixes: anything else on the uplink (the
- * node's own traffic, BGP, transit) is not its business and is neither touched nor counted (xdp_edge counted it).
+ * bpf_redirect (veth and NAPI kept) gained nothing measurable. Only destinations in ot_prefixes: anything else on
+ * the uplink (the node's own traffic, BGP, transit) is not its business and is neither touched nor counted
+ * (xdp_edge counted it).
  * Counted under FORWARD_UPLINK or PASS_UPLINK (per skb: a super-packet counts once; xdp_edge counted its segments).
  */
 #include "lib/common.h"
