@@ -226,19 +226,6 @@ function addressesAsKernel(dev: string, specs: readonly AddressSpec[]): Address[
 }
 
 /** Brings the kernel to `d` for one customer. Errors are collected, not thrown, so every step gets its chance. */
-/**
- * GRO on both ends of the customer's veth. The customer end: XDP redirects decapsulated frames into the host side,
- * and without GRO on its peer they vanish (DESIGN §2). The host end: what the customer netns sends back (GRE
- * super-packets from tc_gre) otherwise enters the host through the per-CPU backlog, whose 64-packet quota it then
- * shares with the client's segments arriving on the uplink, shrinking the uplink's GRO batches; with GRO on, the
- * veth polls its own NAPI instance. Measured in the full-path lab, TCP through the customer and back, 44 interleaved
- * A/B rounds over two sessions: on won 30, median +2 % and +5 %.
- */
-async function setVethGro(hostNetns: string, d: CustomerDesired): Promise<void> {
-  await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
-  await setLinkFeatures(hostNetns, d.veth.name, { gro: true });
-}
-
 export async function reconcileCustomer(
   node: NodeConfig,
   d: CustomerDesired,
@@ -281,7 +268,8 @@ export async function reconcileCustomer(
     if (!dryRun) {
       const ok = await step('veth', async () => {
         await ensureVeth(d.veth);
-        await setVethGro(node.hostNetns, d);
+        // XDP redirects decapsulated frames into the host side: the peer needs GRO on or they vanish (DESIGN §2).
+        await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
       });
       if (!ok) return { accountId: d.accountId, changes, errors };
       // In a namespace made by this pass the veth is all there is: its links are lo (down) and edge0, and it has no
@@ -290,15 +278,12 @@ export async function reconcileCustomer(
       state = created ? EMPTY_STATE : await readIpState(d.netns, { rules: false });
     }
   } else if (exists && !created && checkSlow) {
-    // GRO on either end is drift like any other: someone's `ethtool -K edge0 gro off` makes XDP-redirected frames
-    // vanish (DESIGN §2), and off on the host side costs throughput (see setVethGro). Two in-process ethtool requests
-    // per pass; a veth made or repaired above got GRO there.
+    // GRO on the peer is drift like any other: someone's `ethtool -K edge0 gro off` makes XDP-redirected frames
+    // vanish (DESIGN §2). One in-process ethtool request per pass; a veth made or repaired above got GRO there.
     await step('gro', async () => {
-      for (const [ns, dev] of [[d.netns, CUSTOMER_VETH], [node.hostNetns, d.veth.name]] as const) {
-        if ((await readLinkFeatures(ns, dev)).gro) continue;
-        changes.push(`${ns}: set gro on ${dev}`);
-        if (!dryRun) await setLinkFeatures(ns, dev, { gro: true });
-      }
+      if ((await readLinkFeatures(d.netns, CUSTOMER_VETH)).gro) return;
+      changes.push(`${d.netns}: set gro on ${CUSTOMER_VETH}`);
+      if (!dryRun) await setLinkFeatures(d.netns, CUSTOMER_VETH, { gro: true });
     });
   }
   const lo = state.links.find((l) => l.name === 'lo');
