@@ -282,12 +282,12 @@ async function settled(what: string, read: () => Promise<number>): Promise<numbe
  * The rx counter once it has stopped moving: what the softirq work left behind after the generator returned
  * (frames still in a veth ring or a backlog queue) is counted before we read.
  */
-const settledRxPackets = (netns: string, dev: string) => settled(`rx counter of ${dev} in ${netns} after a flood`, () => rxPackets(netns, dev));
+const settledRxPackets = (netns: string, dev: string) => settled(`rx counter of ${dev} in ${netns}`, () => rxPackets(netns, dev));
 
 /**
  * The customer firewall's counters once they have stopped moving: the last packets of a TCP run (the client's
  * final ACK, a FIN) can cross the firewall just after iperf3 returns, and would otherwise be counted in the next
- * run's window — seen once: a baseline run charged with 1 packet, failing the plain-routing check.
+ * run's window. The likely cause of a failure seen once: a baseline run charged with 1 packet.
  */
 const settledFirewallPackets = (state: LabState, accountId: string) => settled('the customer firewall counters', () => firewallPackets(state, accountId));
 
