@@ -319,13 +319,14 @@ test('drift: a tunnel entry deleted and tc detached by hand (edge0 and the uplin
     dp.maps.tunnels.delete(key);
     detachTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' });
     assert.ok(detachTc(uplinkTc), 'the uplink filter was there');
-    await eventually('tunnel entry and tc filters restored', () =>
+    // The repairs' log lines too: a pass logs its changes when it ends, after its writes.
+    await eventually('tunnel entry and tc filters restored, and the repairs logged', () =>
       dp.maps.tunnels.entries().length === 1 &&
       queryTc({ ifindex: ifIndex(CUSTOMER_VETH, ns), netns: ns, direction: 'egress' }) === dp.tcGre.id &&
-      queryTc(uplinkTc) === dp.tcUplinkIn.id,
+      queryTc(uplinkTc) === dp.tcUplinkIn.id &&
+      logs.some((l) => /attach tc egress/.test(l)) &&
+      logs.some((l) => /attach tc ingress \(handle 20308 prio 49152\) ot_tc_uplink_in/.test(l)),
     );
-    assert.ok(logs.some((l) => /attach tc egress/.test(l)));
-    assert.ok(logs.some((l) => /attach tc ingress \(handle 20308 prio 49152\) ot_tc_uplink_in/.test(l)), logs.join('\n'));
   } finally {
     dp.close();
   }
