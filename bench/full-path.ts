@@ -56,8 +56,8 @@
  * with call chains, the client's own sends): 23.6 bursts per MB on the full path vs 20.5 on plain routing with
  * 128 KiB writes (34 % vs 25 % of them under 8 KB), 16.2 for both with 1 MiB writes (0.4 % and 4.9 % small); 8
  * interleaved rounds in the kept lab: full ÷ plain 0.857 with 128 KiB, 0.948 with 1 MiB (plain routing itself
- * unchanged: 2.43 vs 2.42 Gbit/s); the first full bench with it, in a noisy phase, gave 0.855 with 1 MiB and 0.870
- * with 128 KiB (3 pairs): what it removes is an MSS artifact, its effect on the ratio is within this machine's
+ * unchanged: 2.43 vs 2.42 Gbit/s); the first two benches with it gave 0.855 and 0.862 with 1 MiB, 0.870 and 0.803
+ * with 128 KiB (3 pairs each): what it removes is an MSS artifact, its effect on the ratio is within this machine's
  * noise. The default-write figure stays as an informational metric (tcp_throughput_128k_writes,
  * `--set full-path.tcp_128k_per_round=0` skips it).
  *
