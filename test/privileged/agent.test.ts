@@ -71,7 +71,7 @@ async function putConfig(accountId: string, config: unknown): Promise<number> {
 }
 
 const converged = (revision: number, timeoutMs?: number) => waitConverged(agent, revision, { timeoutMs });
-const eventually = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs });
+const eventually = (what: string, check: () => Promise<boolean> | boolean, timeoutMs?: number) => waitFor(what, check, { timeoutMs, context: () => logs.slice(-5).join('\n') });
 
 /** One TCP connection attempt from the client (a few SYNs; no answer is expected: there is no customer here). */
 async function syn(dst: string, port: number, from = client): Promise<void> {
@@ -211,9 +211,7 @@ test('drift: a route, the firewall table, GRO on edge0 and the veth changed by h
   // The agent logs a pass's changes when the pass ends, after its writes: GRO can read back on before the line is
   // there (seen in CI on a slow machine, 2 runs of 5), so wait for both rather than assert the log the moment GRO is on.
   const groLogged = () => logs.some((l) => l.includes(`${ns}: set gro on ${CUSTOMER_VETH}`));
-  await waitFor('gro on edge0 restored and the repair logged', async () => (await readLinkFeatures(ns, CUSTOMER_VETH)).gro && groLogged(), {
-    context: () => logs.slice(-5).join('\n'),
-  });
+  await eventually('gro on edge0 restored and the repair logged', async () => (await readLinkFeatures(ns, CUSTOMER_VETH)).gro && groLogged());
   await runIpOps(node.hostNetns, [{ args: ['link', 'delete', hostVethName(acmeId)] }]);
   await eventually('veth and host route restored', async () =>
     (await listRoutes(node.hostNetns, { table: NODE_DEFAULTS.table })).some((x) => x.dst === '203.0.113.0/24'),
@@ -228,13 +226,13 @@ test('drift in the slow tier: sysctls changed by hand in the customer netns and 
   await run(inNetns(node.hostNetns, ['sysctl', '-q', '-w', `net.ipv4.conf.${veth}.accept_local=0`]));
   const read = async (where: string, keys: string[]) => (await run(inNetns(where, ['sysctl', '-n', ...keys]))).stdout.trim().split('\n');
   // Values and the log line both: a pass logs its changes when it ends, after its writes (the GRO drift test says so).
-  await waitFor(
+  await eventually(
     'sysctls restored and the repair logged',
     async () =>
       (await read(ns, ['net.ipv4.conf.all.send_redirects', 'net.ipv4.fib_multipath_hash_policy', `net.ipv4.conf.${CUSTOMER_VETH}.rp_filter`])).join() === '0,1,0' &&
       (await read(node.hostNetns, [`net.ipv4.conf.${veth}.accept_local`])).join() === '1' &&
       logs.some((l) => l.includes(`${ns}: sysctl`) && l.includes('send_redirects=0')),
-    { timeoutMs: 10_000, context: () => logs.slice(-5).join('\n') },
+    10_000,
   );
 });
 
