@@ -11,12 +11,12 @@ import { KernelError, KernelInputError, resetSpawnStats, run, spawnStats } from 
 import { runIpOps } from '../../src/kernel/ip.js';
 import { ensureVeth, linkSetOp, macFromKey } from '../../src/kernel/links.js';
 import {
-  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, nftVersionsRemembered, readNftTable, readNftTableVersion, readRuleCounters, replaceNftTable,
-  type NftTableSpec,
+  applyNftDocument, createNftTable, deleteNftTableIfPresent, listNftTables, nftExpr as x, nftReplaceTableDocument, nftUpdateTableDocument, nftVersionsRemembered, readNftTable, readNftTableVersion, readRuleCounters, replaceNftTable,
+  type NftChainSpec, type NftTableSpec,
 } from '../../src/kernel/nft.js';
 import { nftGeneration } from '../../src/kernel/netlink/socket.js';
 import { deleteNetnsIfPresent } from '../../src/kernel/netns.js';
-import { icmpEcho, netnsHarness } from '../support/netns.js';
+import { icmpEcho, netnsHarness, udpFlood } from '../support/netns.js';
 
 const h = netnsHarness();
 after(() => h.cleanup());
@@ -28,10 +28,8 @@ const SERVER = '10.250.1.1';
 
 /**
  * A customer-style firewall: allow from a set (counted, commented with the rule id), drop the rest by policy.
- * `literal`: the allow rule matches the first allowed address itself instead of the set (see the replace-under-
- * traffic test for why).
  */
-function firewall(version: string, allowed: string[], extraRule = false, allowIcmp = true, literal = false): NftTableSpec {
+function firewall(version: string, allowed: string[], extraRule = false, allow: 'icmp' | 'udp' | null = 'icmp'): NftTableSpec {
   return {
     family: 'inet',
     name: 'ot_fw',
@@ -42,7 +40,7 @@ function firewall(version: string, allowed: string[], extraRule = false, allowIc
         name: 'input',
         base: { type: 'filter', hook: 'input', prio: 0, policy: 'drop' },
         rules: [
-          ...(allowIcmp ? [{ comment: 'rule:allow-icmp', expr: [x.match(x.payload('ip', 'saddr'), '==', literal ? allowed[0]! : x.setRef('allowed')), x.match(x.meta('l4proto'), '==', 'icmp'), x.counter(), x.accept()] }] : []),
+          ...(allow ? [{ comment: `rule:allow-${allow}`, expr: [x.match(x.payload('ip', 'saddr'), '==', x.setRef('allowed')), x.match(x.meta('l4proto'), '==', allow), x.counter(), x.accept()] }] : []),
           ...(extraRule ? [{ comment: 'rule:tcp-web', expr: [x.match(x.payload('tcp', 'dport'), '==', x.set([80, 443])), x.counter(), x.jump('web')] }] : []),
         ],
       },
@@ -59,7 +57,7 @@ before(async () => {
   await runIpOps(fw, [linkSetOp({ name: 'lo', up: true }), addressReplaceOp({ dev: 'vb', cidr: `${SERVER}/31` })]);
 });
 
-test('replace builds the table; a second replace with other contents swaps it whole; both read back via nft -j', async () => {
+test('replace builds the table; a second replace with other contents makes it exactly that; both read back via nft -j', async () => {
   await replaceNftTable(fw, firewall('v1', ['198.51.100.7', '203.0.113.0/25']));
   let t = await readNftTable(fw, 'inet', 'ot_fw');
   assert.ok(t);
@@ -96,31 +94,96 @@ test('counters count the traffic a rule accepted, mapped back by comment', async
 });
 
 test('the firewall filters: without the allow rule, the policy drops the echo', async () => {
-  await replaceNftTable(fw, firewall('v4', [CLIENT], false, false));
+  await replaceNftTable(fw, firewall('v4', [CLIENT], false, null));
   const r = await icmpEcho(cl, SERVER, { count: 2, timeoutS: 0.3 });
   assert.equal(r.received, 0);
   await replaceNftTable(fw, firewall('v5', [CLIENT]));
   assert.equal((await icmpEcho(cl, SERVER, { count: 2 })).received, 2);
 });
 
-// The allow rule matches the client's address itself, not the set: with `ip saddr @allowed` this test lost one echo
-// of 400 in 3 of 12 runs on this kernel (6.18), with the literal match in none of 12 — a lookup in the interval set
-// can miss an element that both the old and the new table hold while the replace commits. That is a known issue of
-// ours (the customer table matches its prefixes through such sets), recorded in docs/ARCHITECTURE.md ("Known
-// issues"), to be fixed by a replace that leaves unchanged sets alone, with its own test.
-test('replacing the table while traffic flows through a policy-drop chain loses no packet', async () => {
-  const echo = icmpEcho(cl, SERVER, { count: 400, gapS: 0.002, timeoutS: 1 });
-  let done = false;
-  echo.then(() => (done = true), () => (done = true));
-  let replaced = 0;
-  while (!done) {
-    await replaceNftTable(fw, firewall(`r${replaced}`, [CLIENT, `198.51.100.${replaced % 250}`], replaced % 2 === 0, true, true));
-    replaced++;
+// A flood through the table while it is replaced back to back: UDP from the client through the input chain (policy
+// drop; the allow rule matches `ip saddr @allowed`, an interval set holding the client in every version; every
+// replace swaps another element and adds or removes a rule). A counting table of its own, at the input hook before
+// (priority -200) and after (+200) the firewall, says exactly how many packets the replaced table dropped. Replacing
+// the whole table (add, delete, re-create) lost 173 and 174 of ~460,000 in two runs of this test (kernel 6.18,
+// ~1,570 replaces each): it fails on that; the update in place (nftUpdateTableDocument) lost none in 6 runs.
+test('replacing the table while a flood crosses its policy-drop chain loses no packet; the table is updated in place', async () => {
+  const port = 9999;
+  const counting = (name: string, prio: number): NftChainSpec => ({
+    name, base: { type: 'filter', hook: 'input', prio }, rules: [{ comment: name, expr: [x.match(x.payload('udp', 'dport'), '==', port), x.counter()] }],
+  });
+  await replaceNftTable(fw, { family: 'ip', name: 'ot_count', chains: [counting('before', -200), counting('after', 200)] });
+  const count = async () => Object.fromEntries((await readRuleCounters(fw, 'ip', 'ot_count')).map((c) => [c.comment, c.packets]));
+  try {
+    await replaceNftTable(fw, firewall('f0', [CLIENT], false, 'udp'));
+    const handle = (await readNftTable(fw, 'inet', 'ot_fw'))!.handle;
+    const c0 = await count();
+    const flood = udpFlood(cl, SERVER, port, 3);
+    let done = false;
+    flood.then(() => (done = true), () => (done = true));
+    let replaced = 0;
+    while (!done) {
+      replaced++;
+      await replaceNftTable(fw, firewall(`f${replaced}`, [CLIENT, `198.51.100.${replaced % 250}`], replaced % 2 === 0, 'udp'));
+    }
+    const sent = await flood;
+    let c1 = await count();
+    for (let settled = await count(); JSON.stringify(settled) !== JSON.stringify(c1); settled = await count()) c1 = settled;
+    const before = c1.before! - c0.before!;
+    const after = c1.after! - c0.after!;
+    console.log(`# ${replaced} replaces during a flood of ${sent} datagrams: ${before} reached the firewall, ${after} passed it`);
+    assert.ok(replaced >= 100 && before >= 10_000, `too little overlap to tell: ${replaced} replaces, ${before} packets`);
+    assert.equal(before - after, 0, 'packets dropped by the firewall while it was replaced');
+    assert.equal((await readNftTable(fw, 'inet', 'ot_fw'))!.handle, handle, 'the table was replaced whole, not updated in place');
+  } finally {
+    await deleteNftTableIfPresent(fw, 'ip', 'ot_count');
   }
-  const r = await echo;
-  console.log(`# ${replaced} atomic replaces during ${r.sent} echoes; received ${r.received}`);
-  assert.ok(replaced >= 2, 'the echoes ended before the replaces overlapped them');
-  assert.deepEqual(r, { sent: 400, received: 400, error: '' });
+});
+
+test('an update in place keeps the table and its unchanged sets, drops what the spec no longer has, and a change of hook replaces it whole', async () => {
+  const t = 'ot_fw_update';
+  await deleteNftTableIfPresent(fw, 'inet', t);
+  const allowed = { name: 'allowed', type: 'ipv4_addr', flags: ['interval'] as const, autoMerge: true, elements: [CLIENT, x.prefix('192.0.2.0', 24)] };
+  const input = (policy: 'accept' | 'drop', prio = 0, rules: NftChainSpec['rules'] = []): NftChainSpec => ({
+    name: 'input', base: { type: 'filter', hook: 'input', prio, policy },
+    rules: [{ comment: 'allowed', expr: [x.match(x.payload('ip', 'saddr'), '==', x.setRef('allowed')), x.counter(), x.accept()] }, ...rules],
+  });
+  const v1: NftTableSpec = {
+    family: 'inet', name: t, version: 'u1',
+    sets: [allowed, { name: 'old', type: 'ipv4_addr', elements: ['198.51.100.1'] }],
+    chains: [input('drop', 0, [{ comment: 'old', expr: [x.match(x.payload('ip', 'saddr'), '==', x.setRef('old')), x.jump('gone')] }]), { name: 'gone', rules: [{ expr: [x.accept()] }] }],
+  };
+  await replaceNftTable(fw, v1);
+  const t1 = (await readNftTable(fw, 'inet', t))!;
+  assert.deepEqual([t1.version, t1.sets.map((s) => s.name), t1.chains.map((c) => c.name)], ['u1', ['allowed', 'old'], ['input', 'gone']]);
+
+  // Without the set `old` and the chain `gone` (a flushed rule referred to both), another policy, a new chain, no version.
+  const v2: NftTableSpec = { family: 'inet', name: t, sets: [allowed], chains: [input('accept', 0, [{ comment: 'fresh', expr: [x.jump('fresh')] }]), { name: 'fresh', rules: [{ expr: [x.counter()] }] }] };
+  const doc = nftUpdateTableDocument(v2, t1)!;
+  assert.ok(!doc.nftables.some((c) => 'set' in (c.flush ?? {}) || 'element' in (c.add ?? {}) || 'set' in (c.add ?? {})), 'the unchanged set is left alone');
+  await replaceNftTable(fw, v2);
+  const t2 = (await readNftTable(fw, 'inet', t))!;
+  assert.equal(t2.handle, t1.handle, 'updated in place');
+  assert.equal(t2.version, undefined);
+  assert.deepEqual(t2.sets, [t1.sets[0]]);
+  assert.deepEqual(t2.chains.map((c) => [c.name, c.base?.policy]), [['input', 'accept'], ['fresh', undefined]]);
+  assert.deepEqual(t2.rules.map((r) => r.comment ?? r.chain), ['allowed', 'fresh', 'fresh']);
+  assert.equal((await readNftTable(fw, 'inet', t))!.rules.length, 3);
+
+  // Other elements: the set is refilled in place.
+  await replaceNftTable(fw, { ...v2, version: 'u3', sets: [{ ...allowed, elements: [x.prefix('10.250.1.0', 31)] }] });
+  const t3 = (await readNftTable(fw, 'inet', t))!;
+  assert.equal(t3.handle, t1.handle);
+  assert.deepEqual([t3.version, t3.sets[0]!.elements], ['u3', [{ prefix: { addr: '10.250.1.0', len: 31 } }]]);
+
+  // Another priority cannot be changed in place: the table is replaced whole.
+  const v4 = { ...v2, version: 'u4', chains: [input('drop', 10)] };
+  assert.equal(nftUpdateTableDocument(v4, t3), null);
+  await replaceNftTable(fw, v4);
+  const t4 = (await readNftTable(fw, 'inet', t))!;
+  assert.notEqual(t4.handle, t1.handle);
+  assert.deepEqual([t4.version, t4.chains.map((c) => [c.name, c.base?.prio, c.base?.policy])], ['u4', [['input', 10, 'drop']]]);
+  await deleteNftTableIfPresent(fw, 'inet', t);
 });
 
 test('delete-if-present: deletes, then succeeds when absent; read of a missing table is null', async () => {

@@ -159,6 +159,32 @@ export async function icmpEcho(ns: string, dst: string, opts: { count?: number; 
   return JSON.parse(stdout) as EchoResult;
 }
 
+// --- UDP flood ------------------------------------------------------------------------------------------------
+
+/** Python (stdlib only) UDP sender: small datagrams back to back for `secs`. argv: dst port secs. Prints the count. */
+const UDP_FLOOD_PY = `
+import socket, sys, time
+dst, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n, end = 0, time.time() + secs
+while time.time() < end:
+    for _ in range(50):
+        try:
+            s.sendto(b'opentransit-test', (dst, port)); n += 1
+        except (BlockingIOError, ConnectionRefusedError):
+            pass
+print(n)
+`;
+
+/**
+ * Sends 16-byte UDP datagrams from namespace `ns` to dst:port as fast as one Python process can (~150,000 per
+ * second on the 2-core VM) for `secs` seconds; resolves to how many were sent. Count what arrives with nft counters.
+ */
+export async function udpFlood(ns: string, dst: string, port: number, secs: number): Promise<number> {
+  const { stdout } = await run(inNetns(ns, ['python3', '-c', UDP_FLOOD_PY, dst, String(port), String(secs)]));
+  return Number(stdout.trim());
+}
+
 /**
  * A linker of namespaces for one test file: each call makes a veth between `a` and `b` with the given addresses on
  * both ends. MACs are 02:00:00:00:<macByte>:<n>, so test files that give distinct bytes never share a MAC.

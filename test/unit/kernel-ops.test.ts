@@ -10,7 +10,7 @@ import { decodeLink, linkSetOp, macFromKey, ownerAlias, ownerOfAlias, vethOps } 
 import { ipBytes, ipText, parseAttrs } from '../../src/kernel/netlink/codec.js';
 import { netnsAddOp } from '../../src/kernel/netns.js';
 import { decodeNeighbours, neighbourReplaceOp } from '../../src/kernel/neighbours.js';
-import { nftExpr as x, nftReplaceTableDocument, parseNftTable } from '../../src/kernel/nft.js';
+import { nftExpr as x, nftReplaceTableDocument, nftUpdateTableDocument, parseNftTable, type NftTableSpec, type NftTableState } from '../../src/kernel/nft.js';
 import { decodeRoutes, encodeRoute, normalizeRoute, routeDeleteOp, routeKey, routeReplaceOp, RT_PROTO_OPENTRANSIT, sameRoute } from '../../src/kernel/routes.js';
 import { decodeRules, encodeRule, normalizeRule, ruleAddOp, ruleDeleteOp, sameRule } from '../../src/kernel/rules.js';
 
@@ -180,6 +180,59 @@ test('addresses, neighbours, netns ops', () => {
   ]);
   assert.deepEqual(netnsAddOp('ot-acme'), { args: ['netns', 'add', 'ot-acme'], tolerate: ['EEXIST'] });
   assert.throws(() => netnsAddOp('a b'), (e: unknown) => e instanceof KernelInputError && e.field === 'netns');
+});
+
+test('nftUpdateTableDocument: chains flushed and refilled, unchanged sets left alone, what went away deleted after every flush', () => {
+  const spec: NftTableSpec = {
+    family: 'inet', name: 't', version: 'v2',
+    sets: [
+      { name: 'same', type: 'ipv4_addr', flags: ['interval'], elements: [x.prefix('203.0.113.0', 24), '192.0.2.1'] },
+      { name: 'other', type: 'ipv4_addr', elements: ['192.0.2.9'] },
+      { name: 'new', type: 'ipv4_addr', elements: [] },
+    ],
+    chains: [
+      { name: 'in', base: { type: 'filter', hook: 'input', prio: 0, policy: 'drop' }, rules: [{ expr: [x.match(x.payload('ip', 'saddr'), '==', x.setRef('same')), x.jump('web')] }] },
+      { name: 'web', rules: [{ expr: [x.accept()] }] },
+    ],
+  };
+  const current: NftTableState = {
+    family: 'inet', name: 't', handle: 7, version: 'v1',
+    // As nft lists them: other order, keys in another order.
+    sets: [
+      { name: 'same', type: 'ipv4_addr', flags: ['interval'], elements: ['192.0.2.1', { prefix: { len: 24, addr: '203.0.113.0' } }] },
+      { name: 'other', type: 'ipv4_addr', flags: [], elements: ['192.0.2.8'] },
+      { name: 'gone', type: 'ipv4_addr', flags: [], elements: [] },
+    ],
+    chains: [{ name: 'in', handle: 1, base: { type: 'filter', hook: 'input', prio: 0, policy: 'accept' } }, { name: 'old', handle: 2 }],
+    rules: [],
+  };
+  const doc = nftUpdateTableDocument(spec, current)!;
+  const shape = doc.nftables.map((c) => { const [verb, obj] = Object.entries(c)[0]!; const [kind, v] = Object.entries(obj as object)[0]!; return `${verb} ${kind} ${(v as { name?: string; chain?: string }).name ?? (v as { chain?: string }).chain ?? ''}`.trim(); });
+  assert.deepEqual(shape, [
+    'metainfo json_schema_version', 'add table t',
+    'flush set other', 'add element other', 'add set new',
+    'add chain in', 'flush chain in', 'add chain web', 'flush chain old', 'add chain ot_version', 'flush chain ot_version',
+    'delete set gone', 'delete chain old',
+    'add rule in', 'add rule web', 'add rule ot_version',
+  ]);
+  assert.deepEqual(doc.nftables[5], { add: { chain: { family: 'inet', table: 't', name: 'in', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } } }, 'the policy is updated');
+  // Without a version, the version chain is emptied and deleted.
+  assert.ok(nftUpdateTableDocument({ ...spec, version: undefined }, current)!.nftables.some((c) => c.delete?.chain && (c.delete.chain as { name: string }).name === 'ot_version'));
+  // What cannot change in place: null (the caller replaces the table whole).
+  const base = spec.chains[0]!.base!;
+  for (const changed of [
+    { ...spec, sets: [{ ...spec.sets![0]!, type: 'ipv6_addr' }] },
+    { ...spec, sets: [{ ...spec.sets![0]!, flags: [] }] },
+    { ...spec, sets: [{ ...spec.sets![0]!, flags: ['interval', 'constant'] as const }] },
+    { ...spec, chains: [{ ...spec.chains[0]!, base: { ...base, prio: 10 } }] },
+    { ...spec, chains: [{ ...spec.chains[0]!, base: { ...base, hook: 'forward' as const } }] },
+    { ...spec, chains: [{ ...spec.chains[0]!, base: undefined }] },
+  ]) assert.equal(nftUpdateTableDocument(changed, current), null, JSON.stringify(changed.sets?.[0] ?? changed.chains[0]));
+  // A constant set can stay when its elements do not change.
+  const constant = { ...current, sets: [{ ...current.sets[0]!, flags: ['constant', 'interval'] }] };
+  assert.ok(nftUpdateTableDocument({ ...spec, sets: [{ ...spec.sets![0]!, flags: ['interval', 'constant'] }] }, constant));
+  assert.equal(nftUpdateTableDocument({ ...spec, sets: [{ ...spec.sets![0]!, flags: ['interval', 'constant'], elements: [] }] }, constant), null);
+  assert.throws(() => nftUpdateTableDocument(spec, { ...current, name: 'u' }), /current is table inet u/);
 });
 
 test('nftReplaceTableDocument: one transaction in the right order; set references checked', () => {
