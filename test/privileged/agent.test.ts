@@ -184,7 +184,13 @@ test('a firewall change, a new priority and a second tunnel (ECMP) are followed 
     ],
     firewall: { default_action: 'block', rules: [{ action: 'allow', expression: 'tcp.dstport in {21 22}' }] },
   };
+  const table = (await readNftTable(ns, 'inet', 'opentransit'))!;
   await converged(await putConfig(acmeId, changed));
+  // The firewall is updated in place (kernel/nft.ts nftUpdateTableDocument): same table, its prefix set untouched.
+  const updated = (await readNftTable(ns, 'inet', 'opentransit'))!;
+  assert.notEqual(updated.version, table.version);
+  assert.equal(updated.handle, table.handle, 'the customer table was replaced whole rather than updated in place');
+  assert.deepEqual(updated.sets, table.sets);
   const routes = (await listRoutes(ns, { table: 254 })).filter((r) => r.dst === '203.0.113.0/24');
   assert.equal(routes.length, 1, `the metric-100 route is gone: ${JSON.stringify(routes)}`);
   assert.equal(routes[0]!.metric, 50);
