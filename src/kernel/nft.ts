@@ -205,11 +205,17 @@ function tableParts(spec: NftTableSpec): TableParts {
 
 const METAINFO = { metainfo: { json_schema_version: 1 } } as unknown as NftCommand;
 
+/** `add set` of a set that does not exist yet, with its elements. */
+const addSetCommand = (s: TableParts['sets'][number]): NftCommand => ({
+  add: { set: s.elements.length ? { ...s.def, elem: s.elements } : s.def },
+});
+
 /**
  * The JSON document that replaces table `spec` whole, as one transaction: add table, delete table, add table, then
- * sets, chains and rules. Exposed so callers can inspect or log it. replaceNftTable runs it only where an update
- * in place cannot express the change (nftUpdateTableDocument): a whole-table replace is atomic, but packets
- * matched against the table's sets around its commit can miss (see the module comment).
+ * sets, chains and rules. Exposed so callers can inspect or log it. replaceNftTable runs it only for a table that
+ * does not exist yet, a change an update in place cannot express (nftUpdateTableDocument returns null), or an update
+ * the kernel refused: a whole-table replace is atomic, but packets matched against the table's sets around its
+ * commit can miss (see nftUpdateTableDocument).
  *
  * With `create`, the document makes a table that must not exist yet (`create table`: the whole transaction fails
  * with EEXIST when it does, so it can never append to a live table) instead of add + delete + add. Why it exists:
@@ -225,7 +231,7 @@ export function nftReplaceTableDocument(spec: NftTableSpec, opts: { create?: boo
     // add + delete + add: the delete needs the table to exist; all three are one transaction.
     ...(opts.create ? [{ create: { table: t } }] : [{ add: { table: t } }, { delete: { table: t } }, { add: { table: t } }]),
   ];
-  for (const s of p.sets) cmds.push({ add: { set: s.elements.length ? { ...s.def, elem: s.elements } : s.def } });
+  for (const s of p.sets) cmds.push(addSetCommand(s));
   // All chains before any rule: a rule may jump to a chain defined later.
   for (const c of p.chains) cmds.push({ add: { chain: c.def } });
   cmds.push(...p.rules);
@@ -244,6 +250,13 @@ function canonicalJson(v: NftJson): string {
 
 const sameMembers = (a: readonly NftJson[], b: readonly NftJson[]) =>
   a.length === b.length && JSON.stringify(a.map(canonicalJson).sort()) === JSON.stringify(b.map(canonicalJson).sort());
+
+/** Same key type and flags, what an existing set cannot change (nft lists one type as a string, a concatenation as a list). */
+const sameSetKind = (had: NftTableState['sets'][number], s: TableParts['sets'][number]) => {
+  const type = (t: NftJson) => canonicalJson(Array.isArray(t) ? t : [t]);
+  const flags = (f: readonly string[]) => canonicalJson([...f].sort());
+  return type(had.type) === type(s.def.type!) && flags(had.flags) === flags(s.flags);
+};
 
 const sameHook = (a: NftBaseChain | undefined, b: NftBaseChain | undefined) =>
   a === undefined || b === undefined
@@ -281,12 +294,10 @@ export function nftUpdateTableDocument(spec: NftTableSpec, current: NftTableStat
   for (const s of p.sets) {
     const had = setsHad.get(s.name);
     if (!had) {
-      cmds.push({ add: { set: s.elements.length ? { ...s.def, elem: s.elements } : s.def } });
+      cmds.push(addSetCommand(s));
       continue;
     }
-    const type = (t: NftJson) => canonicalJson(Array.isArray(t) ? t : [t]);
-    const flags = (f: readonly string[]) => canonicalJson([...f].sort());
-    if (type(had.type) !== type(s.def.type!) || flags(had.flags) !== flags(s.flags)) return null;
+    if (!sameSetKind(had, s)) return null;
     if (sameMembers(had.elements, s.elements)) continue;
     if (s.flags.includes('constant')) return null;
     cmds.push({ flush: { set: { ...at, name: s.name } } });
